@@ -1,0 +1,127 @@
+"""The `proctord` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from daemon import __version__
+from daemon.config import Config, ConfigError, load_config
+
+log = logging.getLogger("proctord")
+
+EXIT_BAD_INPUT = 2  # a bad config, a missing model, a video that cannot be read
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    try:
+        return args.handler(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except UserFacingError as exc:
+        print(f"proctord: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+class UserFacingError(Exception):
+    """An error whose message tells the user what to do; no traceback."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="proctord", description="Exam-room proctoring appliance daemon.")
+    parser.add_argument("--version", action="version", version=f"proctord {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon (camera, analysis, store, MQTT, web page)")
+    _config_option(run)
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", help="validate a config file (exit 2 on problems)")
+    check.add_argument("path", type=Path)
+    check.set_defaults(handler=_check_config)
+
+    replay = commands.add_parser("replay", help="analyse a recorded video and write its session report")
+    replay.add_argument("video", type=Path)
+    _config_option(replay)
+    replay.add_argument("--out", type=Path, default=Path("report-out"), help="output directory (default: %(default)s)")
+    replay.set_defaults(handler=_replay)
+
+    models = commands.add_parser("models", help="manage the model files")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    fetch = model_commands.add_parser("fetch", help="install the models of models/manifest.toml, verifying sha256")
+    _config_option(fetch)
+    fetch.add_argument(
+        "--from", dest="mirror", type=Path,
+        help="a local mirror directory (default: $PROCTORD_MODELS_MIRROR); needed for the COCO models",
+    )
+    fetch.set_defaults(handler=_models_fetch)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML config file (default: the embedded demo config)")
+
+
+def _run(args) -> int:
+    from daemon.service import Daemon
+
+    daemon = _build(Daemon, load_config(args.config))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: daemon.request_stop())
+    daemon.run()
+    return 0
+
+
+def _check_config(args) -> int:
+    config = load_config(args.path)
+    print(f"{args.path}: valid (camera {config.camera.kind}:{config.camera.path}, data in {config.data_dir})")
+    return 0
+
+
+def _replay(args) -> int:
+    from daemon.replay import replay, summary
+
+    if not args.video.is_file():
+        raise UserFacingError(f"{args.video}: no such video file")
+    config = load_config(args.config)
+    result = _build(replay, args.video, config, args.out, progress=sys.stderr.isatty())
+    print(summary(result))
+    return 0
+
+
+def _models_fetch(args) -> int:
+    from daemon.modelstore import MANIFEST_PATH, MIRROR_ENV, fetch_models
+
+    config: Config = load_config(args.config)
+    mirror = args.mirror or (Path(os.environ[MIRROR_ENV]) if os.environ.get(MIRROR_ENV) else None)
+    report = _build(fetch_models, MANIFEST_PATH, config.models_dir, mirror)
+    print(report)
+    return 0
+
+
+def _build(factory, *args, **kwargs):
+    """Call a constructor or command, turning the errors a user can fix into one clear line."""
+    from daemon.capture.sources import SourceError
+    from daemon.modelstore import ModelError
+
+    try:
+        return factory(*args, **kwargs)
+    except (ModelError, SourceError, ValueError) as exc:
+        raise UserFacingError(str(exc)) from exc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

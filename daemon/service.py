@@ -1,0 +1,176 @@
+"""The daemon: wires camera -> inference -> session rules -> store -> MQTT / web, runs until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass
+
+from daemon import __version__
+from daemon.capture.grabber import FrameGrabber
+from daemon.capture.sources import open_source
+from daemon.clock import Clock, SystemClock
+from daemon.config import Config
+from daemon.events.rules import Instant
+from daemon.inference.analyzer import FrameAnalyzer, required_models
+from daemon.modelstore import MANIFEST_PATH, verify_models
+from daemon.pipeline import FramePipeline
+from daemon.session import SessionController, SessionError
+from daemon.store.db import Store, StoreReader
+from daemon.store.records import CandidateInfo
+from daemon.store.writer import StoreWriter
+from daemon.sync.contract import Topics
+from daemon.sync.mqtt import MqttPublisher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A snapshot for the status page, /api/status and (later) the MQTT status topic."""
+
+    version: str
+    kiosk: str
+    site: str
+    state: str  # starting | running | source_ended | stopping
+    source: str
+    nominal_fps: float
+    measured_fps: float
+    frames_analysed: int
+    frames_captured: int
+    frames_dropped: int
+    seconds_since_last_frame: float | None
+    faces_in_view: int
+    inference_ms: dict[str, float]
+    face_model: str
+    session: dict | None
+    mqtt: dict
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Daemon:
+    def __init__(self, config: Config, clock: Clock = SystemClock()):
+        self.config = config
+        self.clock = clock
+        self._stop = threading.Event()
+        self._state = "starting"
+
+        verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
+        self.topics = Topics.from_config(config)
+        self.reader = StoreReader(config.database_path)
+        self.writer = StoreWriter(Store(config.database_path, kiosk=config.kiosk.name))
+        self.publisher = (
+            MqttPublisher(config.mqtt, self.topics, self.reader, self._acknowledge, clock)
+            if config.mqtt.enabled else None
+        )
+        self.sessions = SessionController(
+            config.rules, self.writer, self.reader, self.topics, on_committed=self._outbox_changed
+        )
+        self.analyzer = FrameAnalyzer(config.inference, config.models_dir)
+        self.pipeline = FramePipeline(self.analyzer, self.sessions)
+        self.source = open_source(config.camera, clock)
+        self.grabber = FrameGrabber(self.source)
+        self.web = None
+        if config.web.enabled:
+            from webui.server import WebServer  # the web layer is optional; import it only when used
+
+            self.web = WebServer.for_daemon(config, self.status, self.reader)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def now(self) -> Instant:
+        return Instant(self.clock.monotonic(), self.clock.time())
+
+    def run(self) -> None:
+        self._recover_interrupted_sessions()
+        if self.publisher:
+            self.publisher.start()
+        if self.web:
+            self.web.start()
+        self.grabber.start()
+        if self.config.session.auto_start:
+            s = self.config.session
+            self.sessions.start(CandidateInfo(s.candidate_name, s.candidate_id, s.exam_id), self.now())
+        self._state = "running"
+        try:
+            self._analyse_until_stopped()
+        finally:
+            self._shutdown()
+
+    def status(self) -> Status:
+        capture = self.grabber.stats
+        stats = self.pipeline.stats
+        session = self.sessions.active
+        last = stats.last_frame_mono
+        return Status(
+            version=__version__,
+            kiosk=self.config.kiosk.name,
+            site=self.config.kiosk.site,
+            state=self._state,
+            source=self.source.name,
+            nominal_fps=self.source.nominal_fps,
+            measured_fps=round(stats.fps, 2),
+            frames_analysed=stats.frames,
+            frames_captured=capture.captured,
+            frames_dropped=capture.dropped,
+            seconds_since_last_frame=None if last is None else round(self.clock.monotonic() - last, 3),
+            faces_in_view=stats.faces,
+            inference_ms={stage: round(ms, 2) for stage, ms in stats.timings_ms.items()},
+            face_model=self.analyzer.face_model,
+            session=asdict(session) if session else None,
+            mqtt={
+                "enabled": self.publisher is not None,
+                "broker": f"{self.config.mqtt.host}:{self.config.mqtt.port}",
+                "connected": bool(self.publisher and self.publisher.connected),
+                "outbox_backlog": self.reader.outbox_backlog(),
+            },
+        )
+
+    def _analyse_until_stopped(self) -> None:
+        while not self._stop.is_set():
+            frame = self.grabber.next_frame(timeout=0.5)
+            if frame is not None:
+                self.pipeline.process(frame)
+            elif self.grabber.stats.ended:
+                self._source_ended()
+                self._stop.wait()
+
+    def _source_ended(self) -> None:
+        self._state = "source_ended"
+        log.info("video source %s ended; still serving status and reports", self.source.name)
+        if self.config.session.stop_at_end_of_source and self.sessions.active:
+            self.sessions.stop()
+
+    def _recover_interrupted_sessions(self) -> None:
+        def close_and_announce():
+            for session in self.writer.store.close_interrupted():
+                self.sessions.announce_finished(session)
+
+        self.writer.submit(close_and_announce).result()
+
+    def _acknowledge(self, message_ids: list[str]) -> None:
+        self.writer.submit(self.writer.store.ack, message_ids)
+
+    def _outbox_changed(self) -> None:
+        if self.publisher:
+            self.publisher.wake()
+            session = self.sessions.active
+            self.publisher.set_session(session.id if session else None)
+
+    def _shutdown(self) -> None:
+        self._state = "stopping"
+        log.info("stopping")
+        self.grabber.stop()
+        try:
+            # A shutdown is not the end a supervisor chose: the session is marked interrupted.
+            self.sessions.stop(state="interrupted")
+        except SessionError:
+            pass
+        if self.publisher:
+            self.publisher.stop()
+        if self.web:
+            self.web.stop()
+        self.writer.close()

@@ -1,0 +1,128 @@
+"""The session lifecycle: start, per-frame rules, stop; and what each step commits and announces.
+
+Thread-safe: the pipeline thread feeds frames while the web page or an MQTT command starts and stops
+sessions. Every change is committed (with its outgoing MQTT messages, in one transaction) on the
+store thread before it is announced.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+from daemon.config import RulesConfig
+from daemon.events.model import EventChange
+from daemon.events.rules import Instant, RuleEngine
+from daemon.inference.analysis import FrameAnalysis
+from daemon.report import build_report
+from daemon.store.db import StoreReader
+from daemon.store.records import CandidateInfo, SessionRecord
+from daemon.store.writer import StoreWriter
+from daemon.sync.contract import Topics
+
+log = logging.getLogger(__name__)
+
+# How often a running session's progress (last known time, frame count) is committed: the most a
+# crash can take off the end of an interrupted session.
+PROGRESS_EVERY_S = 2.0
+
+
+class SessionError(Exception):
+    """A request that does not fit the current state, e.g. starting while a session runs."""
+
+
+class SessionController:
+    def __init__(
+        self,
+        rules: RulesConfig,
+        writer: StoreWriter,
+        reader: StoreReader,
+        topics: Topics,
+        on_committed: Callable[[], None] = lambda: None,
+    ):
+        self._rules = rules
+        self._writer = writer
+        self._reader = reader
+        self._topics = topics
+        self._on_committed = on_committed  # new outbox rows are ready to send
+        self._lock = threading.Lock()
+        self._session: SessionRecord | None = None
+        self._engine: RuleEngine | None = None
+        self._frames = 0
+        self._last_progress = 0.0
+        self._last_seen = Instant(0.0, 0.0)
+
+    @property
+    def active(self) -> SessionRecord | None:
+        return self._session
+
+    def start(self, info: CandidateInfo, at: Instant) -> SessionRecord:
+        with self._lock:
+            if self._session is not None:
+                raise SessionError(f"session {self._session.id} is already running")
+            session = self._writer.submit(self._write_start, info, at.wall).result()
+            self._session = session
+            self._engine = RuleEngine(self._rules, session.id, lambda: uuid.uuid4().hex)
+            self._frames, self._last_progress, self._last_seen = 0, at.mono, at
+        log.info("session %s started (candidate %r, exam %r)", session.id, info.candidate_id, info.exam_id)
+        self._on_committed()
+        return session
+
+    def stop(self, at: Instant | None = None, state: str = "completed") -> SessionRecord:
+        """End the running session at `at` (default: the last analysed frame) and close its open events."""
+        with self._lock:
+            if self._session is None or self._engine is None:
+                raise SessionError("no session is running")
+            at = at or self._last_seen
+            closing = self._engine.close(at)
+            future = self._writer.submit(self._write_stop, self._session.id, closing, at.wall, self._frames, state)
+            self._session, self._engine = None, None
+        finished = future.result()
+        log.info("session %s %s after %.1f s", finished.id, state, finished.duration)
+        self._on_committed()
+        return finished
+
+    def observe(self, analysis: FrameAnalysis) -> None:
+        """Feed one analysed frame to the running session's rules (no-op without a session)."""
+        with self._lock:
+            if self._engine is None or self._session is None:
+                return
+            self._frames += 1
+            self._last_seen = Instant(analysis.mono, analysis.wall)
+            changes = self._engine.update(analysis)
+            for change in changes:
+                future = self._writer.submit(self._write_change, change)
+                future.add_done_callback(lambda _: self._on_committed())
+                log.info("event %s %s (%s)", change.event.type, change.kind, change.event.id)
+            if analysis.mono - self._last_progress >= PROGRESS_EVERY_S:
+                self._last_progress = analysis.mono
+                self._writer.submit(self._writer.store.touch_session, self._session.id, analysis.wall, self._frames)
+
+    # The _write_* methods run on the store thread.
+
+    def _write_start(self, info: CandidateInfo, at: float) -> SessionRecord:
+        store = self._writer.store
+        session = store.start_session(info, at)
+        store.enqueue([self._topics.session_message(session, "start")])
+        return session
+
+    def _write_change(self, change: EventChange) -> None:
+        self._writer.store.record_event(change, [self._topics.alert_message(change)])
+
+    def _write_stop(
+        self, session_id: str, closing: list[EventChange], at: float, frames: int, state: str
+    ) -> SessionRecord:
+        store = self._writer.store
+        for change in closing:
+            self._write_change(change)
+        finished = store.finish_session(session_id, at, frames, state)
+        self.announce_finished(finished)
+        return finished
+
+    def announce_finished(self, session: SessionRecord) -> None:
+        """Queue the session's stop message with its report summary (store thread)."""
+        report = build_report(session, self._reader.events(session.id), self._rules)
+        summary = {"integrity_score": report["integrity"]["score"], "event_counts": report["event_counts"]}
+        self._writer.store.enqueue([self._topics.session_message(session, "stop", summary)])

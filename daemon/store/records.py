@@ -1,0 +1,43 @@
+"""Rows of the store as typed records: what the store hands to the report, sync and web layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateInfo:
+    candidate_name: str = ""
+    candidate_id: str = ""
+    exam_id: str = ""
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: str
+    kiosk: str
+    candidate_name: str
+    candidate_id: str
+    exam_id: str
+    notes: str
+    state: str  # running | completed | interrupted
+    started_at: float
+    ended_at: float | None
+    last_seen_at: float  # the last time the pipeline was known to be analysing this session
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        return (self.ended_at or self.last_seen_at) - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message waiting for the broker's acknowledgement. `message_id` is stable across retries."""
+
+    message_id: str
+    topic: str
+    payload: str
+    retain: bool = False
+    id: int | None = None  # the outbox row, which fixes the sending order
