@@ -19,3 +19,4 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+SYSTEM_CLOCK = SystemClock()

@@ -77,8 +77,10 @@ def summary(result: ReplayResult) -> str:
     lines = [
         f"session    {session['id']}  ({session['state']})",
         f"video      {report['source']['video']}",
-        f"frames     {result.frames} in {session['duration_seconds']:.1f} s of video, analysed in "
-        f"{result.seconds:.1f} s ({result.frames / max(result.seconds, 1e-9):.0f} fps)",
+        (
+            f"frames     {result.frames} in {session['duration_seconds']:.1f} s of video, analysed in "
+            f"{result.seconds:.1f} s ({result.frames / max(result.seconds, 1e-9):.0f} fps)"
+        ),
         f"integrity  {report['integrity']['score']:.1f} / 100",
         f"events     {len(report['events'])}",
     ]

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from daemon import __version__
 from daemon.capture.grabber import FrameGrabber
 from daemon.capture.sources import open_source
-from daemon.clock import Clock, SystemClock
+from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import Config
 from daemon.events.rules import Instant
 from daemon.inference.analyzer import FrameAnalyzer, required_models
@@ -51,7 +51,7 @@ class Status:
 
 
 class Daemon:
-    def __init__(self, config: Config, clock: Clock = SystemClock()):
+    def __init__(self, config: Config, clock: Clock = SYSTEM_CLOCK):
         self.config = config
         self.clock = clock
         self._stop = threading.Event()

@@ -1,6 +1,148 @@
-"""Shared pytest configuration."""
+"""Shared pytest fixtures: the shared media and models, a real mosquitto, a daemon subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from daemon.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PROCTORD_SHARED_DIR", REPO.parent / "shared"))
 
 
 def pytest_configure(config):
     # Tests that reach PyPI or other public servers; deselect offline with -m "not network".
     config.addinivalue_line("markers", "network: needs internet access (PyPI)")
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not (SHARED / "media").is_dir():
+        pytest.skip(f"shared media not found at {SHARED} (set PROCTORD_SHARED_DIR)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """The models `./run test` installed with `proctord models fetch`."""
+    path = Config().models_dir
+    if not (path / "face_detection_short_range.tflite").is_file():
+        pytest.skip(f"models not installed in {path}: run `proctord models fetch --from ../shared/models`")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+    """Poll until `predicate()` is truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Mosquitto:
+    """A real broker on a loopback port, started and stopped by the test."""
+
+    def __init__(self, workdir: Path, port: int | None = None):
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            pytest.skip("mosquitto is not installed (./run test installs it)")
+        self.port = port or free_port()
+        self._conf = workdir / f"mosquitto-{self.port}.conf"
+        self._conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self._binary = binary
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> Mosquitto:
+        self._process = subprocess.Popen(
+            [self._binary, "-c", str(self._conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_until(self._accepts, 10, f"mosquitto on port {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+    def _accepts(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    yield broker
+    broker.stop()
+
+
+# The scenario video: real faces from a shared clip, cut into segments whose ground truth we know.
+SCENARIO_FPS = 10
+SCENARIO = [  # (segment, seconds)
+    ("one_face", 3.0),
+    ("no_face", 4.0),
+    ("one_face", 3.0),
+    ("two_faces", 4.0),
+    ("one_face", 2.0),
+]
+
+
+def scenario_times(segment: str) -> list[tuple[float, float]]:
+    """Start and end (seconds from the video start) of each segment of that kind."""
+    spans, t = [], 0.0
+    for name, seconds in SCENARIO:
+        if name == segment:
+            spans.append((t, t + seconds))
+        t += seconds
+    return spans
+
+
+@pytest.fixture(scope="session")
+def scenario_video(shared, tmp_path_factory) -> Path:
+    """A 16 s, 10 fps video: one face, an empty desk (no face), one face, two faces, one face."""
+    capture = cv2.VideoCapture(str(shared / "media/videos/proctoring_ai/center_focus.mp4"))
+    faces = []
+    while (ok_frame := capture.read())[0]:
+        faces.append(ok_frame[1])
+    capture.release()
+    height, width = faces[0].shape[:2]
+    desk = cv2.resize(cv2.imread(str(shared / "media/images/coco/coco_val2017_000000017182.jpg")), (2 * width, height))
+
+    def one_face(i: int) -> np.ndarray:
+        canvas = np.full((height, 2 * width, 3), 90, np.uint8)
+        canvas[:, width // 2 : width // 2 + width] = faces[i % len(faces)]
+        return canvas
+
+    def two_faces(i: int) -> np.ndarray:
+        return np.hstack([faces[i % len(faces)], faces[(i + 100) % len(faces)]])
+
+    make = {"one_face": one_face, "no_face": lambda i: desk, "two_faces": two_faces}
+    path = tmp_path_factory.mktemp("media") / "scenario.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), SCENARIO_FPS, (2 * width, height))
+    index = 0
+    for segment, seconds in SCENARIO:
+        for _ in range(round(seconds * SCENARIO_FPS)):
+            writer.write(make[segment](index))
+            index += 1
+    writer.release()
+    return path

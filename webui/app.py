@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, abort, jsonify, render_template
 from werkzeug.exceptions import HTTPException
@@ -28,7 +28,7 @@ def create_app(status: Callable[[], object], reader: StoreReader, rules: RulesCo
     def when(epoch: float | None) -> str:
         if epoch is None:
             return "—"
-        return datetime.fromtimestamp(epoch, timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return datetime.fromtimestamp(epoch, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
     def report_for(session_id: str) -> dict:
         session = reader.session(session_id)

@@ -9,7 +9,7 @@ from typing import Protocol
 import cv2
 
 from daemon.capture.frame import Frame
-from daemon.clock import Clock, SystemClock
+from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import CameraConfig
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class VideoFileSource:
     timeline, so a replay gives the same events on any machine.
     """
 
-    def __init__(self, path: Path, *, realtime: bool, loop: bool = False, clock: Clock = SystemClock()):
+    def __init__(self, path: Path, *, realtime: bool, loop: bool = False, clock: Clock = SYSTEM_CLOCK):
         self.name = str(path)
         self._path = path
         self._realtime = realtime
@@ -76,7 +76,7 @@ class VideoFileSource:
 class OpenCVCameraSource:
     """A V4L2/USB camera by index ("0") or device path ("/dev/video0")."""
 
-    def __init__(self, device: str, *, width: int, height: int, fps: float, clock: Clock = SystemClock()):
+    def __init__(self, device: str, *, width: int, height: int, fps: float, clock: Clock = SYSTEM_CLOCK):
         self.name = device
         self.nominal_fps = fps
         self._clock = clock
@@ -99,7 +99,7 @@ class OpenCVCameraSource:
         self._capture.release()
 
 
-def open_source(camera: CameraConfig, clock: Clock = SystemClock()) -> FrameSource:
+def open_source(camera: CameraConfig, clock: Clock = SYSTEM_CLOCK) -> FrameSource:
     if camera.kind == "file":
         path = Path(camera.path)
         if not path.is_file():

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from daemon.clock import Clock, SystemClock
+from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import MqttConfig
 from daemon.store.db import StoreReader
 from daemon.sync.contract import Topics
@@ -33,7 +33,7 @@ class MqttPublisher:
         topics: Topics,
         reader: StoreReader,
         acknowledge: Callable[[list[str]], None],
-        clock: Clock = SystemClock(),
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self._config = config
         self._topics = topics

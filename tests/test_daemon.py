@@ -1,0 +1,177 @@
+"""`proctord run` as a real process: a video as the camera, a real mosquitto, the web page over HTTP."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from conftest import Mosquitto, free_port, wait_until
+
+SITE, KIOSK = "test-site", "kiosk-7"
+
+
+class Subscriber:
+    """A supervisor's view of the broker: every message on the kiosk's topics, in arrival order."""
+
+    def __init__(self, port: int):
+        self.messages: list[tuple[str, dict, bool]] = []
+        self._lock = threading.Lock()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-supervisor")
+        self._client.on_message = self._on_message
+        self._client.on_connect = lambda c, *_: c.subscribe("proctor/#", qos=1)
+        self._client.connect("127.0.0.1", port)
+        self._client.loop_start()
+
+    def _on_message(self, client, userdata, message):
+        with self._lock:
+            self.messages.append((message.topic, json.loads(message.payload), message.retain))
+
+    def on(self, leaf: str) -> list[dict]:
+        with self._lock:
+            return [payload for topic, payload, _ in self.messages if topic == f"proctor/{SITE}/{KIOSK}/{leaf}"]
+
+    def close(self):
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+class DaemonProcess:
+    def __init__(self, tmp_path: Path, video: Path, models_dir: Path, mqtt_port: int):
+        self.web_port = free_port()
+        config = tmp_path / "proctord.toml"
+        config.write_text(
+            f"""
+[kiosk]
+site = "{SITE}"
+name = "{KIOSK}"
+[paths]
+data_dir = "{tmp_path / 'data'}"
+models_dir = "{models_dir}"
+[camera]
+kind = "file"
+path = "{video}"
+[session]
+auto_start = true
+candidate_name = "Ada Lovelace"
+candidate_id = "c-42"
+exam_id = "math-101"
+[mqtt]
+port = {mqtt_port}
+[web]
+port = {self.web_port}
+"""
+        )
+        self.log = tmp_path / "daemon.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+            stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+        )
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def status(self) -> dict | None:
+        try:
+            return json.loads(self.get("/api/status")[1])
+        except OSError:
+            return None
+
+    def wait_for_state(self, state: str, timeout: float = 90) -> dict:
+        return wait_until(
+            lambda: (s := self.status()) and s["state"] == state and s, timeout, f"daemon state {state!r}"
+        )
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def start_daemon(tmp_path, scenario_video, models_dir):
+    started = []
+
+    def start(mqtt_port: int) -> DaemonProcess:
+        daemon = DaemonProcess(tmp_path, scenario_video, models_dir, mqtt_port)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()
+
+
+def test_daemon_proctors_the_video_publishes_alerts_and_serves_the_report(mosquitto, start_daemon):
+    supervisor = Subscriber(mosquitto.port)
+    daemon = start_daemon(mosquitto.port)
+    try:
+        status = daemon.wait_for_state("source_ended")
+        assert status["frames_analysed"] > 100
+        assert status["session"] is None  # closed at the end of the video
+        wait_until(lambda: daemon.status()["mqtt"]["outbox_backlog"] == 0, 20, "the outbox to drain")
+        wait_until(lambda: len(supervisor.on("session")) == 2, 20, "session start and stop messages")
+
+        alerts = supervisor.on("alert")
+        assert [(a["event"]["type"], a["kind"]) for a in alerts] == [
+            ("no_face", "start"), ("no_face", "end"), ("multiple_faces", "start"), ("multiple_faces", "end"),
+        ]
+        assert len({a["id"] for a in alerts}) == 4
+        assert all(a["site"] == SITE and a["kiosk"] == KIOSK and a["event"]["severity"] == "high" for a in alerts)
+        start, stop = supervisor.on("session")
+        assert (start["kind"], stop["kind"]) == ("start", "stop")
+        assert start["session"]["candidate_id"] == "c-42"
+        assert stop["summary"]["event_counts"] == {"multiple_faces": 1, "no_face": 1}
+        assert supervisor.on("status")[-1]["state"] == "online"
+
+        session_id = start["session"]["id"]
+        code, page = daemon.get(f"/sessions/{session_id}")
+        assert code == 200 and "Ada Lovelace" in page and "multiple_faces" in page
+        code, body = daemon.get(f"/api/sessions/{session_id}/report.json")
+        assert code == 200 and json.loads(body)["integrity"]["score"] == stop["summary"]["integrity_score"]
+        assert daemon.get("/sessions/no-such-session")[0] == 404
+        assert daemon.get("/healthz") == (200, '{"ok":true}\n')
+
+        assert daemon.terminate() == 0
+        wait_until(lambda: supervisor.on("status")[-1]["state"] == "offline", 10, "the offline status")
+    finally:
+        supervisor.close()
+
+
+def test_daemon_keeps_proctoring_without_a_broker_and_delivers_the_backlog_later(tmp_path, start_daemon):
+    broker = Mosquitto(tmp_path)  # its port is chosen, nothing listens there yet
+    daemon = start_daemon(broker.port)
+    try:
+        status = daemon.wait_for_state("source_ended")
+        assert status["mqtt"]["connected"] is False
+        # session start + 2 x (start, end) alerts + session stop, all kept for later
+        assert status["mqtt"]["outbox_backlog"] == 6
+
+        broker.start()
+        supervisor = Subscriber(broker.port)
+        wait_until(lambda: daemon.status()["mqtt"]["outbox_backlog"] == 0, 60, "the backlog to drain")
+        wait_until(lambda: len(supervisor.on("alert")) == 4, 10, "the 4 queued alerts")
+        kinds = [(a["event"]["type"], a["kind"]) for a in supervisor.on("alert")]
+        assert kinds == [
+            ("no_face", "start"), ("no_face", "end"), ("multiple_faces", "start"), ("multiple_faces", "end"),
+        ]
+        supervisor.close()
+        assert daemon.terminate() == 0
+    finally:
+        broker.stop()

@@ -1,0 +1,396 @@
+"""Tests for the rule engine (daemon.events.rules) on synthetic FrameAnalysis streams.
+
+Streams run at 8 fps: a frame period of 0.125 s is exact in binary floating point, so "the condition
+held for exactly onset_s" is an exact comparison and the boundary tests test the rule, not rounding.
+`mono` starts at an arbitrary camera uptime and `wall` is `mono` plus a constant offset, so any mix-up
+of the two clocks shows in the asserts.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from daemon.config import RulesConfig, RuleTiming
+from daemon.events.model import EventChange
+from daemon.events.rules import ConditionTracker, Instant, Observation, RuleEngine
+from daemon.inference.analysis import Box, Face, FrameAnalysis
+
+FPS = 8
+PERIOD = 1 / FPS
+MONO0 = 5000.0
+WALL_OFFSET = 1_700_000_000.0
+SESSION = "session-1"
+
+# onset 1.0 s = 8 frame periods, release 0.5 s = 4 frame periods.
+TIMING = RuleTiming(onset_s=1.0, release_s=0.5, severity="medium")
+ONSET_FRAMES = 8
+RELEASE_FRAMES = 4
+
+# How many faces make each rule's condition hold, and how many make it go away.
+RULE_FACES = {"no_face": (0, 1), "multiple_faces": (2, 1)}
+
+
+def mono(i: int) -> float:
+    return MONO0 + i * PERIOD
+
+
+def wall(i: int) -> float:
+    return mono(i) + WALL_OFFSET
+
+
+def at(i: int) -> Instant:
+    return Instant(mono(i), wall(i))
+
+
+def face(score: float = 0.9) -> Face:
+    return Face(Box(100.0, 80.0, 120.0, 120.0), score, keypoints=())
+
+
+def frame(i: int, scores: tuple[float, ...] = (), *, wall_step: float = 0.0) -> FrameAnalysis:
+    """Frame `i` with one face per score; `wall_step` shifts this frame's wall clock (an NTP step)."""
+    faces = tuple(face(score) for score in scores)
+    return FrameAnalysis(seq=i, mono=mono(i), wall=wall(i) + wall_step, width=640, height=480, faces=faces)
+
+
+def clip(rule: str, pattern: str) -> list[FrameAnalysis]:
+    """One frame per character: '#' the rule's condition holds, '.' it does not."""
+    holds, gone = RULE_FACES[rule]
+    return [frame(i, (0.9,) * (holds if c == "#" else gone)) for i, c in enumerate(pattern)]
+
+
+def id_factory(prefix: str = "ev"):
+    counter = itertools.count()
+    return lambda: f"{prefix}-{next(counter)}"
+
+
+def engine(rules: RulesConfig | None = None) -> RuleEngine:
+    return RuleEngine(rules or RulesConfig(), SESSION, id_factory())
+
+
+def custom_rules() -> RulesConfig:
+    return RulesConfig(no_face=TIMING, multiple_faces=TIMING)
+
+
+def run(rule_engine: RuleEngine, frames: list[FrameAnalysis]) -> list[tuple[int, EventChange]]:
+    """Feed every frame; return (frame index, change) for each change, in order."""
+    return [(f.seq, change) for f in frames for change in rule_engine.update(f)]
+
+
+def tracker(timing: RuleTiming = TIMING) -> ConditionTracker:
+    return ConditionTracker("no_face", timing, id_factory(), SESSION)
+
+
+def drive(condition: ConditionTracker, pattern: str, first: int = 0) -> list[tuple[int, EventChange]]:
+    """Feed one observation per character ('#' active, '.' not) from frame `first` on."""
+    changes = []
+    for i, c in enumerate(pattern, start=first):
+        observation = Observation(True, 1.0, {"faces": 0}) if c == "#" else Observation(False)
+        if (change := condition.update(at(i), observation)) is not None:
+            changes.append((i, change))
+    return changes
+
+
+def kinds(changes: list[tuple[int, EventChange]]) -> list[tuple[int, str]]:
+    return [(i, change.kind) for i, change in changes]
+
+
+# --- ConditionTracker ------------------------------------------------------------------------------
+
+
+def test_tracker_single_active_frame_raises_nothing():
+    assert drive(tracker(), ".#" + "." * 20) == []
+
+
+def test_tracker_flicker_faster_than_onset_raises_nothing():
+    assert drive(tracker(), "#." * 40) == []
+    assert drive(tracker(), ("#" * ONSET_FRAMES + ".") * 5) == []
+
+
+def test_tracker_starts_exactly_at_onset_backdated_to_first_active_frame():
+    condition = tracker()
+    assert drive(condition, "..." + "#" * ONSET_FRAMES) == []  # held for 0.875 s: not yet
+
+    changes = drive(condition, "#", first=3 + ONSET_FRAMES)  # held for exactly 1.0 s
+
+    assert kinds(changes) == [(3 + ONSET_FRAMES, "start")]
+    event = changes[0][1].event
+    assert event.start == wall(3)
+    assert event.end is None
+    assert condition.open_event == event
+
+
+def test_tracker_zero_onset_starts_on_the_first_active_frame():
+    timing = RuleTiming(onset_s=0, release_s=0.5, severity="low")
+    assert kinds(drive(tracker(timing), "..#")) == [(2, "start")]
+
+
+def test_tracker_gap_shorter_than_release_keeps_one_event():
+    gap = "." * (RELEASE_FRAMES - 1)
+    changes = drive(tracker(), "#" * 12 + gap + "#" * 12 + "." * 10)
+
+    assert kinds(changes) == [(ONSET_FRAMES, "start"), (27 + RELEASE_FRAMES, "end")]
+    assert changes[0][1].event.id == changes[1][1].event.id
+
+
+def test_tracker_ends_exactly_at_release_backdated_to_first_inactive_frame():
+    condition = tracker()
+    drive(condition, "#" * 12)
+    assert drive(condition, "." * RELEASE_FRAMES, first=12) == []  # gone for 0.375 s: not yet
+
+    changes = drive(condition, ".", first=12 + RELEASE_FRAMES)  # gone for exactly 0.5 s
+
+    assert kinds(changes) == [(12 + RELEASE_FRAMES, "end")]
+    event = changes[0][1].event
+    assert (event.start, event.end) == (wall(0), wall(12))
+    assert event.duration == 12 * PERIOD
+    assert condition.open_event is None
+
+
+def test_tracker_needs_a_full_onset_again_after_an_event_ended():
+    condition = tracker()
+    drive(condition, "#" * 10 + "." * 5)
+    assert drive(condition, "#" * ONSET_FRAMES, first=15) == []
+    assert kinds(drive(condition, "#", first=15 + ONSET_FRAMES)) == [(15 + ONSET_FRAMES, "start")]
+
+
+def test_tracker_close_ends_an_open_event_at_the_given_instant():
+    condition = tracker()
+    drive(condition, "#" * 12)
+
+    change = condition.close(at(20))
+
+    assert change.kind == "end"
+    assert (change.event.start, change.event.end) == (wall(0), wall(20))
+    assert condition.open_event is None
+    assert condition.close(at(21)) is None
+
+
+def test_tracker_close_while_releasing_ends_when_the_condition_went_away():
+    condition = tracker()
+    drive(condition, "#" * 12 + "." * (RELEASE_FRAMES - 1))
+
+    change = condition.close(at(40))
+
+    assert change.kind == "end"
+    assert change.event.end == wall(12)
+
+
+@pytest.mark.parametrize("pattern", ["", "....", "###"], ids=["idle", "idle-after-frames", "pending"])
+def test_tracker_close_with_nothing_open_returns_none(pattern):
+    condition = tracker()
+    drive(condition, pattern)
+    assert condition.close(at(10)) is None
+
+
+def test_tracker_close_while_pending_discards_the_pending_onset():
+    condition = tracker()
+    drive(condition, "#" * (ONSET_FRAMES - 1))
+    condition.close(at(ONSET_FRAMES - 1))
+    assert drive(condition, "#", first=ONSET_FRAMES) == []
+
+
+def test_tracker_peak_and_evidence_follow_the_most_confident_observation():
+    condition = tracker()
+    confidences = [0.4, 0.7, 0.5] + [0.6] * ONSET_FRAMES + [0.9, 0.3]
+    changes = []
+    for i, confidence in enumerate(confidences):
+        change = condition.update(at(i), Observation(True, confidence, {"seen": confidence}))
+        changes += [change] if change else []
+    changes.append(condition.close(at(len(confidences))))
+
+    start, end = (change.event for change in changes)
+    assert (start.peak_confidence, start.evidence) == (0.7, {"seen": 0.7})
+    assert end.peak_confidence == 0.9
+
+
+def test_tracker_takes_event_ids_from_the_injected_factory():
+    condition = tracker()
+    changes = drive(condition, ("#" * 10 + "." * 5) * 2)
+
+    assert [(change.kind, change.event.id) for _, change in changes] == [
+        ("start", "ev-0"), ("end", "ev-0"), ("start", "ev-1"), ("end", "ev-1"),
+    ]
+    assert {change.event.session_id for _, change in changes} == {SESSION}
+    assert {change.event.severity for _, change in changes} == {"medium"}
+
+
+@pytest.mark.parametrize("step", [3600.0, -3600.0], ids=["forward", "backward"])
+def test_tracker_measures_onset_and_release_on_mono_when_wall_steps(step):
+    condition = tracker()
+
+    def observe(i: int, active: bool, wall_step: float) -> EventChange | None:
+        return condition.update(Instant(mono(i), wall(i) + wall_step), Observation(active, 1.0))
+
+    starts = [i for i in range(12) if observe(i, True, step if i >= 4 else 0.0)]
+    ends = [i for i in range(12, 30) if observe(i, False, step)]
+
+    assert starts == [ONSET_FRAMES]
+    assert ends == [12 + RELEASE_FRAMES]
+
+
+# --- RuleEngine, per rule --------------------------------------------------------------------------
+
+
+@pytest.fixture(params=sorted(RULE_FACES))
+def rule(request) -> str:
+    return request.param
+
+
+def test_engine_single_frame_raises_nothing(rule):
+    assert run(engine(custom_rules()), clip(rule, "..#......")) == []
+
+
+def test_engine_flicker_faster_than_onset_raises_nothing(rule):
+    assert run(engine(custom_rules()), clip(rule, "#." * 40)) == []
+
+
+def test_engine_starts_at_onset_backdated_to_the_first_frame(rule):
+    changes = run(engine(custom_rules()), clip(rule, "..." + "#" * (ONSET_FRAMES + 1)))
+
+    assert kinds(changes) == [(3 + ONSET_FRAMES, "start")]
+    event = changes[0][1].event
+    assert (event.type, event.start, event.end) == (rule, wall(3), None)
+
+
+def test_engine_gap_shorter_than_release_does_not_split_the_event(rule):
+    pattern = "#" * 12 + "." * (RELEASE_FRAMES - 1) + "#" * 12 + "." * 10
+    changes = run(engine(custom_rules()), clip(rule, pattern))
+
+    assert kinds(changes) == [(ONSET_FRAMES, "start"), (27 + RELEASE_FRAMES, "end")]
+
+
+def test_engine_ends_after_release_backdated_to_the_first_clear_frame(rule):
+    changes = run(engine(custom_rules()), clip(rule, "#" * 12 + "." * RELEASE_FRAMES))
+    assert kinds(changes) == [(ONSET_FRAMES, "start")]
+
+    changes = run(engine(custom_rules()), clip(rule, "#" * 12 + "." * (RELEASE_FRAMES + 1)))
+    assert kinds(changes) == [(ONSET_FRAMES, "start"), (12 + RELEASE_FRAMES, "end")]
+    assert (changes[1][1].event.start, changes[1][1].event.end) == (wall(0), wall(12))
+
+
+def test_engine_close_ends_open_events_at_the_given_instant(rule):
+    rule_engine = engine(custom_rules())
+    run(rule_engine, clip(rule, "#" * 12))
+
+    changes = rule_engine.close(at(30))
+
+    assert [(c.kind, c.event.type, c.event.end) for c in changes] == [("end", rule, wall(30))]
+    assert rule_engine.open_events == []
+
+
+def test_engine_close_while_releasing_ends_when_the_condition_went_away(rule):
+    rule_engine = engine(custom_rules())
+    run(rule_engine, clip(rule, "#" * 12 + "." * 2))
+
+    [change] = rule_engine.close(at(30))
+
+    assert change.event.end == wall(12)
+
+
+def test_engine_close_with_nothing_open_returns_nothing(rule):
+    rule_engine = engine(custom_rules())
+    run(rule_engine, clip(rule, "..###"))
+    assert rule_engine.close(at(10)) == []
+
+
+def test_engine_open_events_lists_the_running_event(rule):
+    rule_engine = engine(custom_rules())
+    [(_, start)] = run(rule_engine, clip(rule, "#" * 12))
+    assert rule_engine.open_events == [start.event]
+
+
+def test_engine_wall_clock_step_keeps_mono_timing(rule):
+    holds, gone = RULE_FACES[rule]
+    step = 7200.0
+    frames = [frame(i, (0.9,) * holds, wall_step=step if i >= 5 else 0.0) for i in range(12)]
+    frames += [frame(i, (0.9,) * gone, wall_step=step) for i in range(12, 20)]
+
+    changes = run(engine(custom_rules()), frames)
+
+    assert kinds(changes) == [(ONSET_FRAMES, "start"), (12 + RELEASE_FRAMES, "end")]
+    assert changes[1][1].event.start == wall(0)  # stamped before the step
+    assert changes[1][1].event.end == wall(12) + step  # stamped after it
+
+
+# --- RuleEngine, rule specifics and configuration --------------------------------------------------
+
+
+def test_default_rules_no_face_after_two_seconds_with_high_severity():
+    changes = run(engine(), clip("no_face", "#" * (2 * FPS + 1)))
+
+    assert kinds(changes) == [(2 * FPS, "start")]
+    event = changes[0][1].event
+    assert (event.type, event.severity, event.start, event.session_id) == ("no_face", "high", wall(0), SESSION)
+    assert event.evidence["faces"] == 0
+    assert event.peak_confidence == 1.0
+
+
+def test_default_rules_multiple_faces_after_one_second():
+    assert run(engine(), clip("multiple_faces", "#" * FPS)) == []
+    assert kinds(run(engine(), clip("multiple_faces", "#" * (FPS + 1)))) == [(FPS, "start")]
+
+
+def test_default_rules_end_after_one_second_clear():
+    pattern = "#" * (2 * FPS + 4) + "." * (FPS + 1)
+    changes = run(engine(), clip("no_face", pattern))
+    assert kinds(changes) == [(2 * FPS, "start"), (3 * FPS + 4, "end")]
+
+
+def test_one_face_raises_no_event():
+    assert run(engine(custom_rules()), clip("no_face", "." * 100)) == []
+
+
+def test_multiple_faces_peak_is_the_highest_second_best_score():
+    scores = [(0.9, 0.6)] * 3 + [(0.95, 0.7, 0.8)] + [(0.99, 0.65)] * 10 + [(0.9,)] * 5
+    frames = [frame(i, s) for i, s in enumerate(scores)]
+
+    changes = run(engine(custom_rules()), frames)
+
+    assert [c.kind for _, c in changes] == ["start", "end"]
+    assert changes[0][1].event.peak_confidence == 0.8
+    assert changes[1][1].event.peak_confidence == 0.8
+
+
+def test_multiple_faces_evidence_names_the_face_count():
+    frames = [frame(i, (0.9, 0.8, 0.7)) for i in range(ONSET_FRAMES + 1)]
+    [(_, start)] = run(engine(custom_rules()), frames)
+    assert start.event.evidence["faces"] == 3
+
+
+def test_custom_rules_set_timing_and_severity_per_rule():
+    rules = RulesConfig(
+        no_face=RuleTiming(onset_s=0.5, release_s=0.25, severity="low"),
+        multiple_faces=RuleTiming(onset_s=3.0, release_s=1.0, severity="medium"),
+    )
+
+    no_face = run(engine(rules), clip("no_face", "#" * 6 + "." * 3))
+    multiple = run(engine(rules), clip("multiple_faces", "#" * 20))
+
+    assert [(i, c.kind, c.event.severity) for i, c in no_face] == [(4, "start", "low"), (8, "end", "low")]
+    assert multiple == []
+
+
+def test_rules_from_a_partial_table_keep_their_other_defaults():
+    rules = RulesConfig.model_validate({"no_face": {"onset_s": 0.5}})
+    changes = run(engine(rules), clip("no_face", "#" * 5 + "." * (FPS + 1)))
+    assert [(i, c.kind, c.event.severity) for i, c in changes] == [(4, "start", "high"), (5 + FPS, "end", "high")]
+
+
+def test_rules_hand_over_from_no_face_to_multiple_faces():
+    frames = [frame(i) for i in range(12)] + [frame(i, (0.9, 0.8)) for i in range(12, 30)]
+
+    changes = run(engine(custom_rules()), frames)
+
+    assert [(i, c.event.type, c.kind) for i, c in changes] == [
+        (ONSET_FRAMES, "no_face", "start"),
+        (12 + RELEASE_FRAMES, "no_face", "end"),
+        (12 + ONSET_FRAMES, "multiple_faces", "start"),
+    ]
+
+
+def test_engine_event_ids_come_from_the_injected_factory():
+    rule_engine = RuleEngine(custom_rules(), SESSION, id_factory("custom"))
+    frames = [frame(i) for i in range(12)] + [frame(i, (0.9, 0.8)) for i in range(12, 30)]
+    assert [c.event.id for _, c in run(rule_engine, frames)] == ["custom-0", "custom-0", "custom-1"]
