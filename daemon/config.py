@@ -7,6 +7,7 @@ as one line naming the key, the bad value and what is allowed.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,8 @@ DEFAULT_CONFIG_NAME = "default_config.toml"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "10" is not a number and "yes" not a boolean; a quoted value is a typo to report.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 Seconds = Annotated[float, Field(ge=0)]
@@ -45,6 +47,13 @@ class CameraConfig(_Section):
     fps: Annotated[float, Field(gt=0, le=120)] = 15.0
     width: Annotated[int, Field(ge=64, le=4096)] = 640
     height: Annotated[int, Field(ge=64, le=4096)] = 480
+    @field_validator("path")
+    @classmethod
+    def _path_is_given(cls, path: str) -> str:
+        if not path.strip():
+            raise ValueError("a device index, device path or video file is required")
+        return path
+
     # file only: pace frames at the file's own rate, as a camera would deliver them.
     realtime: bool = True
     loop: bool = False
@@ -116,13 +125,6 @@ class Config(_Section):
     mqtt: MqttConfig = MqttConfig()
     web: WebConfig = WebConfig()
 
-    @field_validator("camera", mode="after")
-    @classmethod
-    def _file_source_needs_a_path(cls, camera: CameraConfig) -> CameraConfig:
-        if camera.kind == "file" and not camera.path:
-            raise ValueError("camera.kind = 'file' needs camera.path")
-        return camera
-
     @property
     def data_dir(self) -> Path:
         if self.paths.data_dir:
@@ -169,19 +171,39 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from exc
+    unset: list[str] = []
+    expanded = _expand_env(raw, (), unset)
     try:
-        return Config.model_validate(_expand_env(raw))
+        config = Config.model_validate(expanded)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(err) for err in exc.errors()]) from exc
+        raise ConfigError(source, unset + [_describe(err) for err in exc.errors()]) from exc
+    if unset:
+        raise ConfigError(source, unset)
+    return config
 
 
-def _expand_env(value):
-    """Expand ${VAR} in strings, so one file serves a kiosk (${STATE_DIRECTORY}) and a laptop."""
+# ${VAR}, or ${VAR:-fallback} as in the shell.
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(value, key: tuple, unset: list[str]):
+    """Expand ${VAR} in strings, so one file serves a kiosk (${STATE_DIRECTORY}) and a laptop.
+    A variable that is not set is a problem to report, not an empty string."""
     if isinstance(value, dict):
-        return {key: _expand_env(item) for key, item in value.items()}
-    if isinstance(value, str):
-        return os.path.expandvars(value)
-    return value
+        return {name: _expand_env(item, (*key, name), unset) for name, item in value.items()}
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        name, fallback = match.groups()
+        if name not in os.environ and fallback is not None:
+            return fallback
+        if name not in os.environ:
+            unset.append(f"{'.'.join(key)}: {value!r} names the environment variable {name}, which is not set")
+            return match.group(0)
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(substitute, value)
 
 
 def _describe(err) -> str:

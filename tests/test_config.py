@@ -109,7 +109,28 @@ def test_invalid_toml_is_one_clear_problem():
 
 
 def test_file_source_needs_a_path():
-    assert "camera.kind = 'file' needs camera.path" in only_problem('[camera]\nkind = "file"\npath = ""\n')
+    problem = only_problem('[camera]\nkind = "file"\npath = ""\n')
+    assert problem.startswith("camera.path: '' is not allowed: a device index, device path or video file")
+
+
+def test_quoted_numbers_and_booleans_are_typos_not_values():
+    found = problems('[camera]\nrealtime = "yes"\nfps = "10"\n')
+    assert "camera.fps: '10' is not allowed: Input should be a valid number" in found
+    assert "camera.realtime: 'yes' is not allowed: Input should be a valid boolean" in found
+
+
+def test_an_unset_environment_variable_is_named(monkeypatch):
+    monkeypatch.delenv("PROCTORD_TEST_UNSET", raising=False)
+    problem = only_problem('[camera]\npath = "${PROCTORD_TEST_UNSET}/a.mp4"\n')
+    assert problem == (
+        "camera.path: '${PROCTORD_TEST_UNSET}/a.mp4' names the environment variable PROCTORD_TEST_UNSET,"
+        " which is not set"
+    )
+
+
+def test_an_unset_environment_variable_can_fall_back(monkeypatch):
+    monkeypatch.delenv("PROCTORD_TEST_UNSET", raising=False)
+    assert parse_config('[camera]\npath = "${PROCTORD_TEST_UNSET:-/dev/video2}"\n').camera.path == "/dev/video2"
 
 
 def test_missing_file_is_a_config_error_naming_the_path(tmp_path):

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-
 from conftest import Mosquitto, free_port, wait_until
+from paho.mqtt.enums import CallbackAPIVersion
 
 SITE, KIOSK = "test-site", "kiosk-7"
 

@@ -8,8 +8,8 @@ import sys
 
 import cv2
 import pytest
-
 from conftest import SCENARIO_FPS, scenario_times
+
 from daemon.config import Config, PathsConfig
 from daemon.replay import replay
 
@@ -67,7 +67,7 @@ def test_replay_command_on_a_clip_with_a_face_in_every_frame(shared, models_dir,
     out = tmp_path / "report-out"
     result = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "replay", str(video), "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        check=False, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
@@ -82,7 +82,7 @@ def test_replay_command_on_a_clip_with_a_face_in_every_frame(shared, models_dir,
 def test_replay_command_refuses_a_missing_video(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "replay", str(tmp_path / "nope.mp4")],
-        capture_output=True, text=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2
     assert "nope.mp4: no such video file" in result.stderr

@@ -202,7 +202,17 @@ def test_tracker_peak_and_evidence_follow_the_most_confident_observation():
 
     start, end = (change.event for change in changes)
     assert (start.peak_confidence, start.evidence) == (0.7, {"seen": 0.7})
-    assert end.peak_confidence == 0.9
+    assert (end.peak_confidence, end.evidence) == (0.9, {"seen": 0.9})
+
+
+def test_onset_is_not_a_frame_late_at_10_fps():
+    """0.1 s steps do not add up exactly (2.3 - 0.3 < 2.0); the event still starts on the 2 s frame."""
+    condition = ConditionTracker("no_face", RuleTiming(onset_s=2.0, release_s=1.0, severity="high"), lambda: "e", "s")
+    started = [
+        i for i in range(3, 30)
+        if condition.update(Instant(i / 10, i / 10), Observation(True, 1.0))
+    ]
+    assert started == [23]
 
 
 def test_tracker_takes_event_ids_from_the_injected_factory():

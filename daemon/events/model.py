@@ -17,8 +17,8 @@ class Event:
     peak_confidence: float
     evidence: dict = field(default_factory=dict)
 
-    def ended(self, end: float, peak_confidence: float) -> Event:
-        return replace(self, end=end, peak_confidence=peak_confidence)
+    def ended(self, end: float, peak_confidence: float, evidence: dict) -> Event:
+        return replace(self, end=end, peak_confidence=peak_confidence, evidence=evidence)
 
     @property
     def duration(self) -> float | None:

@@ -62,6 +62,12 @@ class _State(Enum):
     RELEASING = "releasing"  # event open, condition gone, release not yet reached
 
 
+def _reached(elapsed: float, delay: float) -> bool:
+    # Frame times are sums of float steps (2.3 - 0.3 < 2.0): a microsecond of slack keeps an event
+    # from starting one frame late.
+    return elapsed >= delay - 1e-6
+
+
 class ConditionTracker:
     """The state machine of one event type."""
 
@@ -101,7 +107,7 @@ class ConditionTracker:
             self._peak, self._evidence = observation.confidence, observation.evidence or {}
         if self._state is _State.RELEASING:
             self._state = _State.ACTIVE
-        if self._state is _State.PENDING and t.mono - self._since.mono >= self._timing.onset_s:
+        if self._state is _State.PENDING and _reached(t.mono - self._since.mono, self._timing.onset_s):
             self._state = _State.ACTIVE
             self._event = Event(
                 id=self._new_id(),
@@ -121,13 +127,13 @@ class ConditionTracker:
             self._state = _State.IDLE
         elif self._state is _State.ACTIVE:
             self._state, self._since = _State.RELEASING, t
-        if self._state is _State.RELEASING and t.mono - self._since.mono >= self._timing.release_s:
+        if self._state is _State.RELEASING and _reached(t.mono - self._since.mono, self._timing.release_s):
             return self._finish(self._since)
         return None
 
     def _finish(self, end: Instant) -> EventChange:
         assert self._event is not None
-        change = EventChange("end", self._event.ended(end.wall, self._peak))
+        change = EventChange("end", self._event.ended(end.wall, self._peak, self._evidence))
         self._state, self._event = _State.IDLE, None
         return change
 

@@ -99,7 +99,11 @@ class Store:
         self.path = path
         self.kiosk = kiosk
         self._conn = connect(path)
-        migrate(self._conn, path)
+        try:
+            migrate(self._conn, path)
+        except BaseException:
+            self._conn.close()
+            raise
         self._db = sqlite_utils.Database(self._conn)
 
     def close(self) -> None:
@@ -165,7 +169,10 @@ class Store:
     def _insert_outbox(self, messages: list[OutboxMessage]) -> None:
         now = time.time()
         self._conn.executemany(
-            "INSERT OR IGNORE INTO outbox (message_id, topic, payload, retain, created_at) VALUES (?, ?, ?, ?, ?)",
+            # Only a duplicate id is skipped (a re-sent change); any other constraint error aborts the
+            # transaction, event included, rather than lose the alert.
+            "INSERT INTO outbox (message_id, topic, payload, retain, created_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(message_id) DO NOTHING",
             [(m.message_id, m.topic, m.payload, int(m.retain), now) for m in messages],
         )
 
