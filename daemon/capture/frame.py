@@ -6,6 +6,18 @@ import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
+class FrameQuality:
+    """Cheap measurements of the picture itself, for the camera tamper rules (covered, blurred,
+    frozen, moved). Units and thresholds: see daemon/capture (tamper checks)."""
+
+    brightness: float  # mean luma, 0..255
+    contrast: float  # standard deviation of luma
+    sharpness: float  # variance of the Laplacian on a downscaled grey frame
+    change: float  # mean absolute luma difference to the previous frame, 0..255
+    view_shift: float | None = None  # 0 = same view as the session's reference, 1 = nothing in common
+
+
+@dataclass(frozen=True, slots=True)
 class Frame:
     """One captured picture and when it was taken.
 
@@ -17,6 +29,7 @@ class Frame:
     seq: int  # 0, 1, 2... per source opening; gaps mean dropped frames
     mono: float  # seconds
     wall: float  # seconds since the epoch
+    quality: FrameQuality | None = None
 
     @property
     def width(self) -> int:

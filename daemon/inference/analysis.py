@@ -1,6 +1,12 @@
 """What the inference stage says about one frame: the only thing the rules see."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
+
+import numpy as np
+
+from daemon.capture.frame import FrameQuality
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,7 +18,7 @@ class Box:
     w: float
     h: float
 
-    def iou(self, other: "Box") -> float:
+    def iou(self, other: Box) -> float:
         ix = max(0.0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
         iy = max(0.0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
         inter = ix * iy
@@ -21,13 +27,50 @@ class Box:
 
 
 @dataclass(frozen=True, slots=True)
+class HeadPose:
+    """Head rotation in degrees, in image terms: yaw > 0 when the nose points toward image-right,
+    pitch > 0 when it points up, roll > 0 when the head tilts clockwise in the image."""
+
+    yaw: float
+    pitch: float
+    roll: float
+
+
+@dataclass(frozen=True, slots=True)
+class Gaze:
+    """Where the eyes point, in degrees, same signs as HeadPose: the head pose plus the eyes' rotation
+    in the head (`eye_yaw`, `eye_pitch`, from the iris position between the eye corners and lids)."""
+
+    yaw: float
+    pitch: float
+    eye_yaw: float
+    eye_pitch: float
+
+
+@dataclass(frozen=True, slots=True)
 class Face:
-    """One detected face. Keypoints follow BlazeFace: right eye, left eye, nose tip, mouth, right ear, left ear
-    (the subject's right, i.e. image-left in an unmirrored frame), in frame pixels."""
+    """One face. Keypoints follow BlazeFace: right eye, left eye, nose tip, mouth, right ear, left ear
+    (the subject's right, i.e. image-left in an unmirrored frame), in frame pixels.
+
+    The rest is filled when the landmark stage ran on this face: the 468-point mesh (frame pixels,
+    z in the same scale), head pose, gaze, and eye/mouth openness (lid gap / eye width averaged over
+    both eyes; inner-lip gap / mouth width)."""
 
     box: Box
     score: float
     keypoints: tuple[tuple[float, float], ...]
+    landmarks: np.ndarray | None = None  # (468, 3) float32
+    pose: HeadPose | None = None
+    gaze: Gaze | None = None
+    eye_openness: float | None = None
+    mouth_openness: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedObject:
+    label: str  # COCO name: "person", "cell phone", "book", "laptop", ...
+    score: float
+    box: Box
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,4 +81,9 @@ class FrameAnalysis:
     width: int
     height: int
     faces: tuple[Face, ...]
+    # The object detector runs at its own, lower rate off the per-frame path: these are its latest
+    # results, found on the frame taken at `objects_mono` (None until it has run once).
+    objects: tuple[DetectedObject, ...] = ()
+    objects_mono: float | None = None
+    quality: FrameQuality | None = None  # computed by capture; None when the source does not measure it
     timings_ms: dict[str, float] = field(default_factory=dict)

@@ -38,5 +38,6 @@ class FrameAnalyzer:
             width=frame.width,
             height=frame.height,
             faces=tuple(faces),
+            quality=frame.quality,
             timings_ms={"face_detect": detect_ms},
         )
