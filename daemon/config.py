@@ -77,6 +77,8 @@ class RuleTiming(_Section):
 class RulesConfig(_Section):
     no_face: RuleTiming = RuleTiming(onset_s=2.0, release_s=1.0, severity="high", weight=1.0)
     multiple_faces: RuleTiming = RuleTiming(onset_s=1.0, release_s=1.0, severity="high", weight=1.5)
+    # Capture already waited camera.timeout_s before calling the camera lost.
+    camera_lost: RuleTiming = RuleTiming(onset_s=0.0, release_s=0.0, severity="high", weight=1.0)
 
     @model_validator(mode="before")
     @classmethod

@@ -91,14 +91,23 @@ class SessionController:
                 return
             self._frames += 1
             self._last_seen = Instant(analysis.mono, analysis.wall)
-            changes = self._engine.update(analysis)
-            for change in changes:
-                future = self._writer.submit(self._write_change, change)
-                future.add_done_callback(lambda _: self._on_committed())
-                log.info("event %s %s (%s)", change.event.type, change.kind, change.event.id)
+            self._commit_changes(self._engine.update(analysis))
             if analysis.mono - self._last_progress >= PROGRESS_EVERY_S:
                 self._last_progress = analysis.mono
                 self._writer.submit(self._writer.store.touch_session, self._session.id, analysis.wall, self._frames)
+
+    def observe_camera(self, online: bool, at: Instant) -> None:
+        """Whether the camera delivers frames (fed by the capture loop, with or without frames)."""
+        with self._lock:
+            if self._engine is None:
+                return
+            self._commit_changes(self._engine.update_camera(at, online))
+
+    def _commit_changes(self, changes: list[EventChange]) -> None:
+        for change in changes:
+            future = self._writer.submit(self._write_change, change)
+            future.add_done_callback(lambda _: self._on_committed())
+            log.info("event %s %s (%s)", change.event.type, change.kind, change.event.id)
 
     # The _write_* methods run on the store thread.
 

@@ -139,13 +139,20 @@ class ConditionTracker:
 
 
 class RuleEngine:
-    """All rules of one session, fed one FrameAnalysis at a time, in order."""
+    """All rules of one session, fed one FrameAnalysis at a time, in order, plus the camera's
+    online/offline state (frames stop arriving, so `camera_lost` cannot come from a FrameAnalysis)."""
 
     def __init__(self, rules: RulesConfig, session_id: str, new_id: Callable[[], str]):
         self._trackers = [
             (CONDITIONS[name], ConditionTracker(name, getattr(rules, name), new_id, session_id))
             for name in CONDITIONS
         ]
+        self._camera_lost = ConditionTracker("camera_lost", rules.camera_lost, new_id, session_id)
+
+    def update_camera(self, t: Instant, online: bool) -> list[EventChange]:
+        """The capture layer says whether frames are arriving (it decides "lost" after its timeout)."""
+        change = self._camera_lost.update(t, Observation(not online, 1.0, {"camera": "no frames"}))
+        return [change] if change else []
 
     def update(self, analysis: FrameAnalysis) -> list[EventChange]:
         t = Instant(analysis.mono, analysis.wall)
@@ -153,9 +160,12 @@ class RuleEngine:
         return [change for change in changes if change is not None]
 
     def close(self, t: Instant) -> list[EventChange]:
-        changes = (tracker.close(t) for _, tracker in self._trackers)
+        changes = (tracker.close(t) for tracker in self._all_trackers())
         return [change for change in changes if change is not None]
 
     @property
     def open_events(self) -> list[Event]:
-        return [tracker.open_event for _, tracker in self._trackers if tracker.open_event is not None]
+        return [tracker.open_event for tracker in self._all_trackers() if tracker.open_event is not None]
+
+    def _all_trackers(self) -> list[ConditionTracker]:
+        return [tracker for _, tracker in self._trackers] + [self._camera_lost]
