@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a local mirror directory (default: $PROCTORD_MODELS_MIRROR); needed for the COCO models",
     )
     fetch.set_defaults(handler=_models_fetch)
+
+    hash_password = commands.add_parser(
+        "hash-password",
+        help="hash a technician password for web.password_hash (asked twice on a terminal, else read from stdin)",
+    )
+    hash_password.set_defaults(handler=_hash_password)
     return parser
 
 
@@ -109,6 +115,26 @@ def _models_fetch(args) -> int:
     mirror = args.mirror or (Path(os.environ[MIRROR_ENV]) if os.environ.get(MIRROR_ENV) else None)
     report = _build(fetch_models, MANIFEST_PATH, config.models_dir, mirror)
     print(report)
+    return 0
+
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def _hash_password(args) -> int:
+    import getpass
+
+    from werkzeug.security import generate_password_hash
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Technician password: ")
+        if getpass.getpass("Again: ") != password:
+            raise UserFacingError("the two passwords differ; nothing was written")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserFacingError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    print(generate_password_hash(password))
     return 0
 
 

@@ -19,7 +19,7 @@ from daemon.events.rules import Instant
 from daemon.inference.analyzer import FrameAnalyzer, required_models
 from daemon.modelstore import MANIFEST_PATH, verify_models
 from daemon.pipeline import FramePipeline
-from daemon.report import build_report, write_report
+from daemon.report import build_report, write_reports
 from daemon.session import SessionController
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import CandidateInfo
@@ -30,7 +30,7 @@ from daemon.sync.contract import Topics
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
     report: dict
-    report_path: Path
+    report_paths: dict[str, Path]  # by format: json, html, csv, pdf
     frames: int
     seconds: float  # wall time the analysis took
 
@@ -66,9 +66,9 @@ def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -
     finally:
         source.close()
         writer.close()
-    report = build_report(session, reader.events(session.id), config.rules)
+    report = build_report(session, reader.events(session.id), config.rules, reader.metrics(session.id))
     report["source"] = {"video": str(video), "fps": source.nominal_fps, "frames": pipeline.stats.frames}
-    return ReplayResult(report, write_report(report, out_dir), pipeline.stats.frames, clock.monotonic() - started)
+    return ReplayResult(report, write_reports(report, out_dir), pipeline.stats.frames, clock.monotonic() - started)
 
 
 def summary(result: ReplayResult) -> str:
@@ -89,5 +89,10 @@ def summary(result: ReplayResult) -> str:
         lines.append(
             f"  {offset:7.1f} s  {event['type']:<16} {event['duration_seconds'] or 0:6.1f} s  {event['severity']}"
         )
-    lines.append(f"report     {result.report_path}")
+    focus = report["focus"]
+    lines.append("focus      " + ", ".join(
+        f"{name.replace('_', ' ')} {'-' if focus[name] is None else f'{100 * focus[name]:.0f} %'}"
+        for name in ("face_present", "attentive", "looking_away", "eyes_closed")
+    ))
+    lines += [f"report     {path}" for path in result.report_paths.values()]
     return "\n".join(lines)

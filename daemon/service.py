@@ -4,25 +4,35 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 
 from daemon import __version__
+from daemon.capture.frame import Frame
 from daemon.capture.grabber import FrameGrabber
 from daemon.capture.sources import open_source
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import Config
 from daemon.events.rules import Instant
+from daemon.gpio import open_panel
+from daemon.health import HealthMonitor, Vitals
 from daemon.inference.analyzer import FrameAnalyzer, required_models
+from daemon.latest_frame import LatestFrame
 from daemon.modelstore import MANIFEST_PATH, verify_models
+from daemon.notify import SystemdNotifier
 from daemon.pipeline import FramePipeline
 from daemon.session import SessionController, SessionError
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import CandidateInfo
 from daemon.store.writer import StoreWriter
-from daemon.sync.contract import Topics
+from daemon.sync.commands import CommandActions
+from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.mqtt import MqttPublisher
 
 log = logging.getLogger(__name__)
+
+# No frame for this long and the MQTT status says the camera is not ok.
+CAMERA_STALE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,28 +71,70 @@ class Daemon:
         self.topics = Topics.from_config(config)
         self.reader = StoreReader(config.database_path)
         self.writer = StoreWriter(Store(config.database_path, kiosk=config.kiosk.name))
-        self.publisher = (
-            MqttPublisher(config.mqtt, self.topics, self.reader, self._acknowledge, clock)
-            if config.mqtt.enabled else None
-        )
         self.sessions = SessionController(
             config.rules, self.writer, self.reader, self.topics, on_committed=self._outbox_changed
+        )
+        self._newest_frame: Frame | None = None  # for the MQTT snapshot command
+        self.publisher = (
+            MqttPublisher.from_config(config.mqtt, self.topics, self.reader, self._acknowledge,
+                                      self._command_actions(), clock)
+            if config.mqtt.enabled else None
         )
         self.analyzer = FrameAnalyzer(config.inference, config.models_dir)
         self.pipeline = FramePipeline(self.analyzer, self.sessions)
         self.source = open_source(config.camera, clock)
         self.grabber = FrameGrabber(self.source)
+        self.latest_frame = LatestFrame()  # for the web page's live view
         self.web = None
         if config.web.enabled:
-            from webui.server import WebServer  # the web layer is optional; import it only when used
+            # the web layer is optional; import it only when used
+            from webui.app import WebBackend
+            from webui.server import WebServer
 
-            self.web = WebServer.for_daemon(config, self.status, self.reader)
+            self.web = WebServer.for_daemon(config.web, WebBackend(
+                status=lambda: self.status().as_dict(),
+                reader=self.reader,
+                rules=config.rules,
+                start_session=lambda info: self.sessions.start(info, self.now()),
+                stop_session=self.sessions.stop,
+                latest_frame=self.latest_frame.get,
+                data_dir=config.data_dir,
+            ))
+        # systemd (READY, STATUS, WATCHDOG while frames are analysed, STOPPING) and the panel light.
+        self.panel = open_panel(config.gpio, on_press=lambda: self.health.acknowledge(), on_hold=self.toggle_session)
+        self.health = HealthMonitor(
+            self._vitals, SystemdNotifier.from_environment(), self.panel, config.service.stall_after_s, clock
+        )
 
     def request_stop(self) -> None:
         self._stop.set()
 
     def now(self) -> Instant:
         return Instant(self.clock.monotonic(), self.clock.time())
+
+    def toggle_session(self) -> None:
+        """The panel button's hold: stop the running session, or start one for the configured candidate."""
+        try:
+            if self.sessions.active:
+                self.sessions.stop()
+            else:
+                self._start_configured_session()
+        except SessionError as exc:
+            log.warning("panel button: %s", exc)
+
+    def _start_configured_session(self) -> None:
+        s = self.config.session
+        self.sessions.start(CandidateInfo(s.candidate_name, s.candidate_id, s.exam_id), self.now())
+
+    def _vitals(self) -> Vitals:
+        session = self.sessions.active
+        return Vitals(
+            phase=self._state,
+            camera_online=self.grabber.stats.error is None,
+            frames_analysed=self.pipeline.stats.frames,
+            session_id=session.id if session else None,
+            open_events=self.sessions.open_events,
+        )
 
     def run(self) -> None:
         self._recover_interrupted_sessions()
@@ -92,9 +144,9 @@ class Daemon:
             self.web.start()
         self.grabber.start()
         if self.config.session.auto_start:
-            s = self.config.session
-            self.sessions.start(CandidateInfo(s.candidate_name, s.candidate_id, s.exam_id), self.now())
+            self._start_configured_session()
         self._state = "running"
+        self.health.start()
         try:
             self._analyse_until_stopped()
         finally:
@@ -129,14 +181,34 @@ class Daemon:
             },
         )
 
+    def kiosk_status(self) -> KioskStatus:
+        """What the retained MQTT status and the ping command report."""
+        capture = self.grabber.stats
+        last = self.pipeline.stats.last_frame_mono
+        camera_ok = (not capture.ended and capture.error is None and last is not None
+                     and self.clock.monotonic() - last < CAMERA_STALE_S)
+        return KioskStatus(__version__, self.sessions.active, camera_ok, self.pipeline.stats.fps)
+
+    def _command_actions(self) -> CommandActions:
+        return CommandActions(
+            start_session=lambda info: self.sessions.start(info, self.now()),
+            stop_session=lambda: self.sessions.stop(),
+            latest_frame=lambda: self._newest_frame,
+            status=self.kiosk_status,
+            snapshot_dir=self.config.data_dir / "snapshots",
+        )
+
     def _analyse_until_stopped(self) -> None:
         while not self._stop.is_set():
+            self.health.loop_passed()
             frame = self.grabber.next_frame(timeout=0.5)
             if frame is not None:
-                self.pipeline.process(frame)
+                self.latest_frame.publish(frame, self.pipeline.process(frame))
+                self._newest_frame = frame
             elif self.grabber.stats.ended:
                 self._source_ended()
-                self._stop.wait()
+                while not self._stop.wait(0.5):
+                    self.health.loop_passed()  # nothing to analyse, but alive: keep feeding the watchdog
 
     def _source_ended(self) -> None:
         self._state = "source_ended"
@@ -151,18 +223,19 @@ class Daemon:
 
         self.writer.submit(close_and_announce).result()
 
-    def _acknowledge(self, message_ids: list[str]) -> None:
-        self.writer.submit(self.writer.store.ack, message_ids)
+    def _acknowledge(self, message_ids: list[str]) -> Future:
+        return self.writer.submit(self.writer.store.ack, message_ids)
 
     def _outbox_changed(self) -> None:
         if self.publisher:
             self.publisher.wake()
-            session = self.sessions.active
-            self.publisher.set_session(session.id if session else None)
 
     def _shutdown(self) -> None:
         self._state = "stopping"
         log.info("stopping")
+        self.health.stop()  # STOPPING to systemd, no more pings, the panel off (its button too)
+        if self.publisher:
+            self.publisher.stop_commands()  # no session starts behind the shutdown's back
         self.grabber.stop()
         try:
             # A shutdown is not the end a supervisor chose: the session is marked interrupted.

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 
 from daemon.config import RulesConfig
-from daemon.events.model import EventChange
+from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.events.rules import Instant, RuleEngine
 from daemon.inference.analysis import FrameAnalysis
 from daemon.report import build_report
@@ -58,6 +58,12 @@ class SessionController:
     def active(self) -> SessionRecord | None:
         return self._session
 
+    @property
+    def open_events(self) -> tuple[Event, ...]:
+        """The running session's events that have started and not ended (for the panel light)."""
+        with self._lock:
+            return tuple(self._engine.open_events) if self._engine else ()
+
     def start(self, info: CandidateInfo, at: Instant) -> SessionRecord:
         with self._lock:
             if self._session is not None:
@@ -77,7 +83,9 @@ class SessionController:
                 raise SessionError("no session is running")
             at = at or self._last_seen
             closing = self._engine.close(at)
-            future = self._writer.submit(self._write_stop, self._session.id, closing, at.wall, self._frames, state)
+            future = self._writer.submit(
+                self._write_stop, self._session.id, closing, at.wall, self._frames, state, self._engine.metrics
+            )
             self._session, self._engine = None, None
         finished = future.result()
         log.info("session %s %s after %.1f s", finished.id, state, finished.duration)
@@ -94,7 +102,9 @@ class SessionController:
             self._commit_changes(self._engine.update(analysis))
             if analysis.mono - self._last_progress >= PROGRESS_EVERY_S:
                 self._last_progress = analysis.mono
-                self._writer.submit(self._writer.store.touch_session, self._session.id, analysis.wall, self._frames)
+                self._writer.submit(
+                    self._write_progress, self._session.id, analysis.wall, self._frames, self._engine.metrics
+                )
 
     def observe_camera(self, online: bool, at: Instant) -> None:
         """Whether the camera delivers frames (fed by the capture loop, with or without frames)."""
@@ -120,18 +130,24 @@ class SessionController:
     def _write_change(self, change: EventChange) -> None:
         self._writer.store.record_event(change, [self._topics.alert_message(change)])
 
+    def _write_progress(self, session_id: str, at: float, frames: int, metrics: SessionMetrics) -> None:
+        self._writer.store.save_metrics(session_id, metrics)
+        self._writer.store.touch_session(session_id, at, frames)
+
     def _write_stop(
-        self, session_id: str, closing: list[EventChange], at: float, frames: int, state: str
+        self, session_id: str, closing: list[EventChange], at: float, frames: int, state: str,
+        metrics: SessionMetrics,
     ) -> SessionRecord:
         store = self._writer.store
         for change in closing:
             self._write_change(change)
+        store.save_metrics(session_id, metrics)
         finished = store.finish_session(session_id, at, frames, state)
         self.announce_finished(finished)
         return finished
 
     def announce_finished(self, session: SessionRecord) -> None:
         """Queue the session's stop message with its report summary (store thread)."""
-        report = build_report(session, self._reader.events(session.id), self._rules)
+        report = build_report(session, self._reader.events(session.id), self._rules, self._reader.metrics(session.id))
         summary = {"integrity_score": report["integrity"]["score"], "event_counts": report["event_counts"]}
         self._writer.store.enqueue([self._topics.session_message(session, "stop", summary)])

@@ -57,22 +57,28 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
 
 
 class Mosquitto:
-    """A real broker on a loopback port, started and stopped by the test."""
+    """A real broker on a loopback port, started and stopped by the test.
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    `settings` follow the listener line: listener options (TLS files), authentication, persistence."""
+
+    ANONYMOUS = "allow_anonymous true\npersistence false\n"
+
+    def __init__(self, workdir: Path, port: int | None = None, settings: str = ANONYMOUS):
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             pytest.skip("mosquitto is not installed (./run test installs it)")
         self.port = port or free_port()
         self._conf = workdir / f"mosquitto-{self.port}.conf"
-        self._conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        # As root, mosquitto would switch to the `mosquitto` user, who cannot read the test's private tmp dir.
+        run_as = "user root\n" if os.geteuid() == 0 else ""
+        self._conf.write_text(f"{run_as}listener {self.port} 127.0.0.1\n{settings}")
+        self.log = workdir / f"mosquitto-{self.port}.log"
         self._binary = binary
         self._process: subprocess.Popen | None = None
 
     def start(self) -> Mosquitto:
-        self._process = subprocess.Popen(
-            [self._binary, "-c", str(self._conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        with self.log.open("a") as log:
+            self._process = subprocess.Popen([self._binary, "-c", str(self._conf)], stdout=log, stderr=log)
         wait_until(self._accepts, 10, f"mosquitto on port {self.port}")
         return self
 
@@ -82,6 +88,8 @@ class Mosquitto:
             self._process.wait(timeout=10)
 
     def _accepts(self) -> bool:
+        if self._process and self._process.poll() is not None:
+            raise AssertionError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
         try:
             socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
             return True

@@ -59,13 +59,13 @@ def test_empty_file_is_all_defaults():
 def test_unknown_key_names_the_dotted_key_and_the_allowed_keys():
     problem = only_problem("[rules.no_face]\nonset = 3\n")
     assert problem.startswith("rules.no_face.onset: unknown key")
-    assert "allowed here: onset_s, release_s, severity, weight" in problem
+    assert "allowed here: min_duration_s, onset_s, release_s, severity, weight" in problem
 
 
 def test_unknown_section_lists_the_sections():
     problem = only_problem("[camra]\nfps = 10\n")
     assert problem.startswith("camra: unknown key")
-    assert "camera, inference, kiosk, mqtt, paths, rules, session, web" in problem
+    assert "camera, gpio, inference, kiosk, mqtt, paths, rules, service, session, web" in problem
 
 
 def test_negative_fps_names_the_key_and_the_value():

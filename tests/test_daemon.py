@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import subprocess
@@ -14,8 +15,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from conftest import Mosquitto, free_port, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
+from werkzeug.security import generate_password_hash
 
 SITE, KIOSK = "test-site", "kiosk-7"
+# The web page needs the technician password; scripts send it as HTTP Basic credentials.
+WEB_PASSWORD = "technician-password"
+WEB_AUTH = {"Authorization": "Basic " + base64.b64encode(f"technician:{WEB_PASSWORD}".encode()).decode()}
 
 
 class Subscriber:
@@ -67,6 +72,7 @@ exam_id = "math-101"
 port = {mqtt_port}
 [web]
 port = {self.web_port}
+password_hash = "{generate_password_hash(WEB_PASSWORD, method='pbkdf2:sha256:1000')}"
 """
         )
         self.log = tmp_path / "daemon.log"
@@ -77,7 +83,8 @@ port = {self.web_port}
 
     def get(self, path: str) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as response:
+            request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}", headers=WEB_AUTH)
+            with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()

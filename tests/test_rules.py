@@ -1,26 +1,24 @@
-"""Tests for the rule engine (daemon.events.rules) on synthetic FrameAnalysis streams.
+"""Tests for the rule engine (daemon.events.rules) on synthetic FrameAnalysis streams (tests/synthetic.py).
 
-Streams run at 8 fps: a frame period of 0.125 s is exact in binary floating point, so "the condition
-held for exactly onset_s" is an exact comparison and the boundary tests test the rule, not rounding.
-`mono` starts at an arbitrary camera uptime and `wall` is `mono` plus a constant offset, so any mix-up
-of the two clocks shows in the asserts.
+The state machine tests run once per frame-based event type: each type has a frame on which its
+condition holds and one on which it does not, and nothing else differs between the two.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
+from collections.abc import Callable
 
 import pytest
+from synthetic import FPS, PERIOD, WALL_OFFSET, at, face, frame, mono, scene, seen, wall
 
+from daemon.capture.frame import FrameQuality
 from daemon.config import RulesConfig, RuleTiming
 from daemon.events.model import EventChange
-from daemon.events.rules import ConditionTracker, Instant, Observation, RuleEngine
-from daemon.inference.analysis import Box, Face, FrameAnalysis
+from daemon.events.rules import EVENT_TYPES, ConditionTracker, Instant, Observation, RuleEngine
+from daemon.inference.analysis import Box, FrameAnalysis
 
-FPS = 8
-PERIOD = 1 / FPS
-MONO0 = 5000.0
-WALL_OFFSET = 1_700_000_000.0
 SESSION = "session-1"
 
 # onset 1.0 s = 8 frame periods, release 0.5 s = 4 frame periods.
@@ -28,36 +26,29 @@ TIMING = RuleTiming(onset_s=1.0, release_s=0.5, severity="medium")
 ONSET_FRAMES = 8
 RELEASE_FRAMES = 4
 
-# How many faces make each rule's condition hold, and how many make it go away.
-RULE_FACES = {"no_face": (0, 1), "multiple_faces": (2, 1)}
-
-
-def mono(i: int) -> float:
-    return MONO0 + i * PERIOD
-
-
-def wall(i: int) -> float:
-    return mono(i) + WALL_OFFSET
-
-
-def at(i: int) -> Instant:
-    return Instant(mono(i), wall(i))
-
-
-def face(score: float = 0.9) -> Face:
-    return Face(Box(100.0, 80.0, 120.0, 120.0), score, keypoints=())
-
-
-def frame(i: int, scores: tuple[float, ...] = (), *, wall_step: float = 0.0) -> FrameAnalysis:
-    """Frame `i` with one face per score; `wall_step` shifts this frame's wall clock (an NTP step)."""
-    faces = tuple(face(score) for score in scores)
-    return FrameAnalysis(seq=i, mono=mono(i), wall=wall(i) + wall_step, width=640, height=480, faces=faces)
+# For each frame-based event type: a frame on which its condition holds, and one on which it does not.
+# (talking needs movement over a window, not one frame: it has its own tests.)
+HOLDS: dict[str, Callable[..., FrameAnalysis]] = {
+    "no_face": lambda i, **kw: scene(i, faces=(), **kw),
+    "multiple_faces": lambda i, **kw: scene(i, faces=(face(0.9), face(0.8, box=Box(400.0, 60.0, 80.0, 80.0))), **kw),
+    # 60 degrees: beyond the limit even from a neutral learnt on this frame (clamped to 20 degrees).
+    "looking_away": lambda i, **kw: scene(i, faces=(face(yaw=60.0),), **kw),
+    "eyes_closed": lambda i, **kw: scene(i, faces=(face(eyes=0.02),), **kw),
+    "phone": lambda i, **kw: scene(i, objects=(seen("cell phone"),), **kw),
+    "book": lambda i, **kw: scene(i, objects=(seen("book"),), **kw),
+    "extra_person": lambda i, **kw: scene(i, objects=(seen("person"),), **kw),
+    "camera_covered": lambda i, **kw: scene(i, quality=FrameQuality(4.0, 2.0, 1.0, 0.5, 0.9), **kw),
+    "camera_blurred": lambda i, **kw: scene(i, quality=FrameQuality(120.0, 45.0, 3.0, 3.0, 0.02), **kw),
+    "camera_frozen": lambda i, **kw: scene(i, quality=FrameQuality(120.0, 45.0, 250.0, 0.0, 0.02), **kw),
+    "camera_moved": lambda i, **kw: scene(i, quality=FrameQuality(120.0, 45.0, 250.0, 3.0, 0.8), **kw),
+}
+FRAME_RULES = sorted(HOLDS)
+TIMING_TABLE = {"onset_s": 1.0, "release_s": 0.5, "min_duration_s": 0.0, "severity": "medium"}
 
 
 def clip(rule: str, pattern: str) -> list[FrameAnalysis]:
     """One frame per character: '#' the rule's condition holds, '.' it does not."""
-    holds, gone = RULE_FACES[rule]
-    return [frame(i, (0.9,) * (holds if c == "#" else gone)) for i, c in enumerate(pattern)]
+    return [HOLDS[rule](i) if c == "#" else scene(i) for i, c in enumerate(pattern)]
 
 
 def id_factory(prefix: str = "ev"):
@@ -70,7 +61,9 @@ def engine(rules: RulesConfig | None = None) -> RuleEngine:
 
 
 def custom_rules() -> RulesConfig:
-    return RulesConfig(no_face=TIMING, multiple_faces=TIMING)
+    """Every rule with TIMING; calibration on the first frame (looking_away is live from frame 0)."""
+    tables = {name: TIMING_TABLE for name in EVENT_TYPES}
+    return RulesConfig.model_validate(tables | {"calibration": {"duration_s": 0.0, "min_samples": 1}})
 
 
 def run(rule_engine: RuleEngine, frames: list[FrameAnalysis]) -> list[tuple[int, EventChange]]:
@@ -240,12 +233,107 @@ def test_tracker_measures_onset_and_release_on_mono_when_wall_steps(step):
     assert ends == [12 + RELEASE_FRAMES]
 
 
+# --- ConditionTracker: minimum duration ------------------------------------------------------------
+
+# onset 1.0 s (8 frames), release 0.5 s (4 frames), min duration 2.0 s (16 frames).
+LASTING = RuleTiming(onset_s=1.0, release_s=0.5, min_duration_s=2.0, severity="medium")
+MIN_FRAMES = 16
+
+
+def test_tracker_event_shorter_than_min_duration_is_never_published():
+    condition = tracker(LASTING)
+    assert drive(condition, "#" * (MIN_FRAMES - 1) + "." * 20) == []
+    assert condition.open_event is None
+
+
+def test_tracker_publishes_once_the_event_has_lasted_min_duration_backdated_to_its_start():
+    changes = drive(tracker(LASTING), "..." + "#" * (MIN_FRAMES + 1) + "." * (RELEASE_FRAMES + 1))
+
+    assert kinds(changes) == [(3 + MIN_FRAMES, "start"), (3 + MIN_FRAMES + 1 + RELEASE_FRAMES, "end")]
+    start, end = (change.event for _, change in changes)
+    assert (start.start, end.start, end.end) == (wall(3), wall(3), wall(3 + MIN_FRAMES + 1))
+    assert end.duration >= LASTING.min_duration_s
+
+
+def test_tracker_min_duration_counts_bridged_gaps():
+    # Onset reached at frame 8, a 3-frame gap (shorter than release), back at 13: 2.0 s after the start
+    # falls on frame 16, where the condition holds.
+    pattern = "#" * 10 + "." * 3 + "#" * 6 + "." * 10
+    changes = drive(tracker(LASTING), pattern)
+
+    assert kinds(changes) == [(MIN_FRAMES, "start"), (19 + RELEASE_FRAMES, "end")]
+    assert changes[1][1].event.end == wall(19)
+
+
+def test_tracker_min_duration_reached_during_a_gap_publishes_when_the_condition_is_back():
+    pattern = "#" * 14 + "." * 3 + "#" * 4 + "." * 10  # 2.0 s after the start falls in the gap
+    changes = drive(tracker(LASTING), pattern)
+    assert kinds(changes) == [(17, "start"), (21 + RELEASE_FRAMES, "end")]
+
+
+def test_tracker_min_duration_still_needs_the_onset_unbroken():
+    # Long in total, but never 1 s without a break: no event can begin.
+    assert drive(tracker(LASTING), ("#" * (ONSET_FRAMES - 1) + ".") * 10) == []
+
+
+def test_tracker_close_before_min_duration_drops_the_event():
+    condition = tracker(LASTING)
+    drive(condition, "#" * (MIN_FRAMES - 2))
+    assert condition.close(at(MIN_FRAMES - 2)) is None
+    assert drive(condition, "#" * 3, first=MIN_FRAMES - 2) == []  # a fresh onset is needed
+
+
+def test_tracker_min_duration_below_onset_publishes_at_onset():
+    timing = RuleTiming(onset_s=1.0, release_s=0.5, min_duration_s=0.5, severity="low")
+    assert kinds(drive(tracker(timing), "#" * (ONSET_FRAMES + 1))) == [(ONSET_FRAMES, "start")]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_tracker_invariants_on_random_streams(seed):
+    """Whatever the stream: every published event ends, ends after it starts, lasts at least
+    min_duration, starts at onset or later, never overlaps the next one, and starts and ends on frames
+    where the condition changed."""
+    rng = random.Random(seed)
+    timing = RuleTiming(
+        onset_s=rng.choice([0.0, 0.25, 1.0]), release_s=rng.choice([0.0, 0.25, 0.5]),
+        min_duration_s=rng.choice([0.0, 1.0, 2.5]), severity="low",
+    )
+    runs = [rng.choice("#.") * rng.randint(1, 30) for _ in range(20)]
+    pattern = "".join(runs)
+    condition = tracker(timing)
+    changes = drive(condition, pattern)
+    if (closing := condition.close(at(len(pattern)))) is not None:
+        changes.append((len(pattern), closing))
+
+    assert [change.kind for _, change in changes] == ["start", "end"] * (len(changes) // 2)
+    edges = {wall(0)} | {wall(i) for i in range(1, len(pattern) + 1) if i == len(pattern) or pattern[i] != pattern[i - 1]}
+    previous_end = None
+    for (started_at, start), (_, end) in zip(changes[::2], changes[1::2], strict=True):
+        event = end.event
+        assert start.event.id == event.id and start.event.start == event.start
+        assert event.duration >= timing.min_duration_s - 1e-6
+        assert mono(started_at) - (event.start - WALL_OFFSET) >= timing.onset_s - 1e-6
+        assert event.start in edges and event.end in edges
+        assert previous_end is None or event.start >= previous_end
+        previous_end = event.end
+
+
+
 # --- RuleEngine, per rule --------------------------------------------------------------------------
 
 
-@pytest.fixture(params=sorted(RULE_FACES))
+@pytest.fixture(params=FRAME_RULES)
 def rule(request) -> str:
     return request.param
+
+
+def test_every_event_type_has_a_rule_table_and_a_state_machine_test():
+    assert set(FRAME_RULES) | {"talking", "camera_lost"} == set(EVENT_TYPES)
+    assert set(EVENT_TYPES) == {name for name in RulesConfig.model_fields if name not in {"calibration", "severity_factors"}}
+
+
+def test_engine_ordinary_exam_raises_nothing():
+    assert run(engine(custom_rules()), [scene(i) for i in range(100)]) == []
 
 
 def test_engine_single_frame_raises_nothing(rule):
@@ -312,10 +400,9 @@ def test_engine_open_events_lists_the_running_event(rule):
 
 
 def test_engine_wall_clock_step_keeps_mono_timing(rule):
-    holds, gone = RULE_FACES[rule]
     step = 7200.0
-    frames = [frame(i, (0.9,) * holds, wall_step=step if i >= 5 else 0.0) for i in range(12)]
-    frames += [frame(i, (0.9,) * gone, wall_step=step) for i in range(12, 20)]
+    frames = [HOLDS[rule](i, wall_step=step if i >= 5 else 0.0) for i in range(12)]
+    frames += [scene(i, wall_step=step) for i in range(12, 20)]
 
     changes = run(engine(custom_rules()), frames)
 

@@ -1,79 +1,123 @@
-"""The technician's web page: status, sessions and reports, as HTML and JSON.
+"""The technician's web page: the Flask application factory.
 
-It reads only through the daemon's status snapshot and the store's read-only API, so a slow browser
-never touches the pipeline.
+The page reads through the daemon's status snapshot, the store's read-only API and the latest-frame
+holder, and changes nothing but through `start_session` / `stop_session`; a slow browser never touches
+the pipeline. Every page but /healthz needs the technician login (webui/auth.py); every state-changing
+request needs a CSRF token (Flask-WTF); the browser never sees a stack trace.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
-from flask import Flask, abort, jsonify, render_template
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from daemon.config import RulesConfig
-from daemon.report import build_report
+from daemon.clock import SYSTEM_CLOCK, Clock
+from daemon.config import RulesConfig, WebConfig
+from daemon.events.model import Event
+from daemon.latest_frame import AnalysedFrame
 from daemon.store.db import StoreReader
+from daemon.store.records import CandidateInfo, SessionRecord
+from webui import api, auth, pages
+from webui.host import host_figures
+from webui.live import LiveView
+from webui.metrics import DaemonCollector, metrics_registry
 
 log = logging.getLogger(__name__)
 
+MAX_FORM_BYTES = 64 * 1024
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+CSRF_MESSAGE = "The form was out of date or did not come from this page (CSRF check). Reload the page and try again."
 
-def create_app(status: Callable[[], object], reader: StoreReader, rules: RulesConfig) -> Flask:
+
+@dataclass(frozen=True)
+class WebBackend:
+    """All the web page may use of the daemon."""
+
+    status: Callable[[], dict]  # the daemon's status snapshot, as plain data
+    reader: StoreReader
+    rules: RulesConfig
+    start_session: Callable[[CandidateInfo], SessionRecord]  # raises SessionError when one runs
+    stop_session: Callable[[], SessionRecord]  # raises SessionError when none runs
+    latest_frame: Callable[[], AnalysedFrame | None]
+    data_dir: Path
+
+    def open_events(self) -> list[Event]:
+        """The running session's events that have not ended yet."""
+        session = self.status().get("session")
+        if not session:
+            return []
+        return [event for event in self.reader.events(session["id"]) if event.end is None]
+
+
+def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK) -> Flask:
+    """Raises ValueError naming the config key when the password setting cannot be used."""
     app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=auth.load_secret_key(backend.data_dir),
+        SESSION_COOKIE_NAME="proctord_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=web.session_lifetime_s,
+        SESSION_REFRESH_EACH_REQUEST=False,  # the lifetime counts from the login, not the last click
+        WTF_CSRF_TIME_LIMIT=web.session_lifetime_s,  # a form open as long as the login stays usable
+        MAX_CONTENT_LENGTH=MAX_FORM_BYTES,
+    )
+    if web.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=web.proxy_hops, x_proto=web.proxy_hops)
+    app.extensions["proctord_backend"] = backend
+    app.extensions["proctord_live"] = LiveView(backend.latest_frame, backend.open_events, web.live_fps, clock)
+    app.extensions["proctord_metrics"] = metrics_registry(
+        DaemonCollector(backend.status, lambda: host_figures(backend.data_dir), backend.reader.event_counts)
+    )
+    CSRFProtect(app)
+    auth.install(app, auth.Authenticator(auth.load_password_hash(web), web.session_lifetime_s, clock))
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    _install_responses(app)
+    return app
 
+
+def _install_responses(app: Flask) -> None:
     @app.template_filter("when")
     def when(epoch: float | None) -> str:
         if epoch is None:
             return "—"
         return datetime.fromtimestamp(epoch, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
-    def report_for(session_id: str) -> dict:
-        session = reader.session(session_id)
-        if session is None:
-            abort(404, description=f"no session {session_id!r}")
-        return build_report(session, reader.events(session_id), rules)
-
-    @app.get("/healthz")
-    def healthz():
-        return {"ok": True}
-
-    @app.get("/")
-    def status_page():
-        return render_template("status.html", status=status().as_dict())
-
-    @app.get("/api/status")
-    def status_json():
-        return jsonify(status().as_dict())
-
-    @app.get("/sessions")
-    def sessions_page():
-        return render_template("sessions.html", sessions=reader.sessions())
-
-    @app.get("/api/sessions")
-    def sessions_json():
-        return jsonify([asdict(session) for session in reader.sessions()])
-
-    @app.get("/sessions/<session_id>")
-    def session_page(session_id: str):
-        return render_template("session.html", report=report_for(session_id))
-
-    @app.get("/api/sessions/<session_id>/report.json")
-    def report_json(session_id: str):
-        response = jsonify(report_for(session_id))
-        response.headers["Content-Disposition"] = f'attachment; filename="report-{session_id}.json"'
+    @app.after_request
+    def security_headers(response):
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if request.endpoint != "static":
+            response.headers["Cache-Control"] = "no-store"  # candidate data stays out of caches
         return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return render_template("error.html", message=error.description), error.code
+        message = CSRF_MESSAGE if isinstance(error, CSRFError) else error.description
+        return _error_response(message, error.code or 500)
 
     @app.errorhandler(Exception)
     def internal_error(error: Exception):
         # The log gets the traceback; the browser never does.
         log.exception("web request failed")
-        return render_template("error.html", message="Internal error; see the daemon log."), 500
+        return _error_response("Internal error; see the daemon log.", 500)
 
-    return app
+
+def _error_response(message: str, code: int):
+    if request.path.startswith("/api/") or request.path in {"/metrics", "/healthz"}:
+        return jsonify(error=message), code
+    return render_template("error.html", message=message), code

@@ -7,20 +7,25 @@ import threading
 
 from waitress.server import create_server
 
-from webui.app import create_app
+from daemon.config import WebConfig
+from webui.app import WebBackend, create_app
 
 log = logging.getLogger(__name__)
+
+# Enough for a few browsers plus a Prometheus scrape; every request is short (no streaming response).
+THREADS = 6
 
 
 class WebServer:
     def __init__(self, host: str, port: int, app):
-        self._server = create_server(app, host=host, port=port, threads=4, ident="proctord")
+        self._server = create_server(app, host=host, port=port, threads=THREADS, ident="proctord")
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
         self.url = f"http://{host}:{self._server.effective_port}/"
 
     @classmethod
-    def for_daemon(cls, config, status, reader) -> WebServer:
-        return cls(config.web.host, config.web.port, create_app(status, reader, config.rules))
+    def for_daemon(cls, web: WebConfig, backend: WebBackend) -> WebServer:
+        """Raises ValueError naming the config key when the password setting cannot be used."""
+        return cls(web.host, web.port, create_app(backend, web))
 
     def start(self) -> None:
         self._thread.start()

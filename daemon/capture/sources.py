@@ -1,10 +1,20 @@
-"""Frame sources: one small interface over video files and OpenCV cameras."""
+"""Frame sources: one small interface over video files, V4L2/USB cameras, GStreamer pipelines, RTSP/HTTP
+streams and the Raspberry Pi camera (daemon/capture/picamera.py).
+
+A source is opened by constructing it and raises SourceError when it cannot be opened or fails; the
+grabber (daemon/capture/grabber.py) reopens it. Only a video file ends (read() returns None); a live
+source whose stream ends has failed, and is reopened like an unplugged camera.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 
@@ -39,7 +49,6 @@ class VideoFileSource:
 
     def __init__(self, path: Path, *, realtime: bool, loop: bool = False, clock: Clock = SYSTEM_CLOCK):
         self.name = str(path)
-        self._path = path
         self._realtime = realtime
         self._loop = loop
         self._clock = clock
@@ -73,24 +82,59 @@ class VideoFileSource:
         self._capture.release()
 
 
-class OpenCVCameraSource:
-    """A V4L2/USB camera by index ("0") or device path ("/dev/video0")."""
+class LiveCaptureSource:
+    """A live source read through OpenCV: a V4L2/USB camera, a GStreamer pipeline or an RTSP/HTTP URL.
 
-    def __init__(self, device: str, *, width: int, height: int, fps: float, clock: Clock = SYSTEM_CLOCK):
-        self.name = device
-        self.nominal_fps = fps
+    Frames are stamped with the clock when they arrive. A read that returns nothing (unplugged, stream
+    ended, the backend's read timeout) raises SourceError.
+    """
+
+    def __init__(
+        self, target: str | int, api: int, *, name: str, nominal_fps: float, clock: Clock = SYSTEM_CLOCK,
+        params: Sequence[int] = (), properties: dict[int, float] | None = None,
+    ):
+        self.name = name
         self._clock = clock
-        target = int(device) if device.isdigit() else device
-        self._capture = _open_capture(target, device, cv2.CAP_V4L2)
-        self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
-        self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
-        self._capture.set(cv2.CAP_PROP_FPS, fps)
+        self._capture = _open_capture(target, name, api, params)
+        # Set after opening: a backend refuses to open with open-parameters it does not consume.
+        for prop, value in (properties or {}).items():
+            self._capture.set(prop, value)
+        self.nominal_fps = nominal_fps
         self._seq = 0
 
-    def read(self) -> Frame | None:
+    @classmethod
+    def v4l2(cls, camera: CameraConfig, clock: Clock = SYSTEM_CLOCK) -> LiveCaptureSource:
+        # OpenCV's V4L2 backend waits 10 s for a frame that does not come, and ignores
+        # CAP_PROP_READ_TIMEOUT_MSEC; this variable (whole seconds, read once per process) shortens it.
+        os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(math.ceil(camera.timeout_s)))
+        target = int(camera.path) if camera.path.isdigit() else camera.path
+        size_and_rate = {
+            cv2.CAP_PROP_FRAME_WIDTH: camera.width, cv2.CAP_PROP_FRAME_HEIGHT: camera.height, cv2.CAP_PROP_FPS: camera.fps
+        }
+        return cls(
+            target, cv2.CAP_V4L2, name=camera.path, nominal_fps=camera.fps, clock=clock, properties=size_and_rate
+        )
+
+    @classmethod
+    def gstreamer(cls, camera: CameraConfig, clock: Clock = SYSTEM_CLOCK) -> LiveCaptureSource:
+        # No read timeout: older GStreamer backends (JetPack's OpenCV) refuse to open with one. A stalled
+        # pipeline is still called lost after camera.timeout_s; it is reopened once its read returns.
+        return cls(camera.path, cv2.CAP_GSTREAMER, name=camera.path, nominal_fps=camera.fps, clock=clock)
+
+    @classmethod
+    def url(cls, camera: CameraConfig, clock: Clock = SYSTEM_CLOCK) -> LiveCaptureSource:
+        # Without them a stalled stream blocks a read for FFmpeg's default of 30 s.
+        read_ms = round(camera.timeout_s * 1000)
+        params = (cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, max(read_ms, 5000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms)
+        name = redact_url(camera.path)
+        source = cls(camera.path, cv2.CAP_FFMPEG, name=name, nominal_fps=camera.fps, clock=clock, params=params)
+        source.nominal_fps = source._capture.get(cv2.CAP_PROP_FPS) or camera.fps  # what the stream says
+        return source
+
+    def read(self) -> Frame:
         ok, image = self._capture.read()
-        if not ok:
-            raise SourceError(f"camera {self.name} delivered no frame")
+        if not ok or image is None:
+            raise SourceError(f"{self.name}: no frame (unplugged, stream ended or read timed out)")
         frame = Frame(image=image, seq=self._seq, mono=self._clock.monotonic(), wall=self._clock.time())
         self._seq += 1
         return frame
@@ -99,17 +143,60 @@ class OpenCVCameraSource:
         self._capture.release()
 
 
+def check_source(camera: CameraConfig) -> None:
+    """Refuse, at start-up, a source that no retry can bring: a video file that is not there, a backend
+    this machine lacks. A camera that is merely absent is not refused: the grabber waits for it."""
+    if camera.kind == "file" and not Path(camera.path).is_file():
+        raise SourceError(f"camera.path: video file {camera.path!r} does not exist")
+    if camera.kind == "gstreamer" and not gstreamer_available():
+        raise SourceError(
+            "camera.kind = \"gstreamer\": this OpenCV build has no GStreamer support (cv2.getBuildInformation() "
+            "says 'GStreamer: NO'; the opencv-python wheels from PyPI never have it). On a Jetson, use "
+            "JetPack's OpenCV: a venv created with --system-site-packages and without opencv-python-headless."
+        )
+    if camera.kind == "picamera2":
+        from daemon.capture.picamera import check_picamera2
+
+        check_picamera2()
+
+
 def open_source(camera: CameraConfig, clock: Clock = SYSTEM_CLOCK) -> FrameSource:
+    """Open the configured source; SourceError when it cannot be opened now."""
     if camera.kind == "file":
-        path = Path(camera.path)
-        if not path.is_file():
-            raise SourceError(f"camera.path: video file {str(path)!r} does not exist")
-        return VideoFileSource(path, realtime=camera.realtime, loop=camera.loop, clock=clock)
-    return OpenCVCameraSource(camera.path, width=camera.width, height=camera.height, fps=camera.fps, clock=clock)
+        return VideoFileSource(Path(camera.path), realtime=camera.realtime, loop=camera.loop, clock=clock)
+    if camera.kind == "opencv":
+        return LiveCaptureSource.v4l2(camera, clock)
+    if camera.kind == "gstreamer":
+        return LiveCaptureSource.gstreamer(camera, clock)
+    if camera.kind == "url":
+        return LiveCaptureSource.url(camera, clock)
+    from daemon.capture.picamera import Picamera2Source  # imports picamera2: only when configured
+
+    return Picamera2Source(camera, clock)
 
 
-def _open_capture(target, name: str, api: int = cv2.CAP_ANY) -> cv2.VideoCapture:
-    capture = cv2.VideoCapture(target, api)
+def source_name(camera: CameraConfig) -> str:
+    """How the status page names the source (a URL without its password)."""
+    return redact_url(camera.path) if camera.kind == "url" else camera.path
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def gstreamer_available() -> bool:
+    return any(
+        line.strip().startswith("GStreamer:") and "YES" in line for line in cv2.getBuildInformation().splitlines()
+    )
+
+
+def _open_capture(target: str | int, name: str, api: int = cv2.CAP_ANY, params: Sequence[int] = ()) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(target, api, list(params))
     if not capture.isOpened():
         raise SourceError(f"cannot open video source {name!r}")
     log.info("opened video source %s", name)

@@ -31,3 +31,42 @@ class EventChange:
 
     kind: Literal["start", "end"]
     event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Neutral:
+    """How this candidate sits at this kiosk: the median head pose and gaze over the calibration frames,
+    in degrees (gaze None when the analyzer measured none). Looking away is measured from it."""
+
+    head_yaw: float
+    head_pitch: float
+    gaze_yaw: float | None
+    gaze_pitch: float | None
+    samples: int  # frames the medians were taken over
+    at: float  # wall-clock seconds: when calibration ended
+
+
+@dataclass(frozen=True, slots=True)
+class FocusCounts:
+    """Per-frame tallies over a session's analysed frames, for the report's focus figures.
+
+    `face_present`: at least one face. `pose_measured`: the candidate's face had a head pose.
+    `looking_away`: that pose or gaze was beyond the looking_away limits from the neutral. `attentive`:
+    measured and neither looking away nor eyes closed. `eyes_measured` / `eyes_closed`: the candidate's
+    eye openness was known / below eyes_closed.max_openness. Instantaneous, without onset or release."""
+
+    frames: int = 0
+    face_present: int = 0
+    pose_measured: int = 0
+    looking_away: int = 0
+    attentive: int = 0
+    eyes_measured: int = 0
+    eyes_closed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMetrics:
+    """What the rules measured over a session besides its events; committed with the session's progress."""
+
+    focus: FocusCounts = FocusCounts()
+    neutral: Neutral | None = None  # None until calibration ended

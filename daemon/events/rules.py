@@ -1,9 +1,19 @@
 """The rule engine: a pure function of the FrameAnalysis stream and its timestamps.
 
-Each event type is one small state machine (ConditionTracker). A condition must hold for `onset_s`
-before its event starts and be absent for `release_s` before it ends, so no event fires on a single
-frame and none flickers. The event's start and end are backdated to when the condition really began
-and stopped.
+Each event type is one small state machine (ConditionTracker) with three delays, measured on the
+monotonic clock:
+
+- onset_s: the condition must hold without a break for onset_s before an event can begin; a break
+  during onset starts the count again, so a single frame or a flicker raises nothing.
+- release_s: once begun, the event ends when the condition has been gone for release_s; a shorter gap
+  is bridged (the event goes on), so nothing flickers.
+- min_duration_s: the event is published (its "start" change) only once it has lasted min_duration_s,
+  counted from its start and with its bridged gaps, at a frame where the condition holds. An event that
+  ends sooner is dropped unpublished. With min_duration_s <= onset_s an event is published at onset.
+
+Start and end are backdated to when the condition really began (the first frame of the onset) and
+stopped (the first frame of the final gap). A published event always has an "end" change later, so
+nothing published is ever retracted, and every published event lasts at least min_duration_s.
 """
 
 from __future__ import annotations
@@ -13,37 +23,19 @@ from dataclasses import dataclass
 from enum import Enum
 
 from daemon.config import RulesConfig, RuleTiming
-from daemon.events.model import Event, EventChange
+from daemon.events.calibration import Calibrator
+from daemon.events.conditions import Condition, LookingAway, Observation, build_conditions
+from daemon.events.focus import FocusCounter
+from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.inference.analysis import FrameAnalysis
 
+__all__ = ["EVENT_TYPES", "ConditionTracker", "Instant", "Observation", "RuleEngine"]
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """What one rule reads off one frame: whether its condition holds, how sure, and on what evidence."""
-
-    active: bool
-    confidence: float = 0.0
-    evidence: dict | None = None
-
-
-def _no_face(analysis: FrameAnalysis) -> Observation:
-    if analysis.faces:
-        return Observation(False)
-    return Observation(True, 1.0, {"faces": 0, "threshold": "faces < 1"})
-
-
-def _multiple_faces(analysis: FrameAnalysis) -> Observation:
-    if len(analysis.faces) < 2:
-        return Observation(False)
-    # As sure as the second most confident face: that face is what makes it "several".
-    second = sorted((face.score for face in analysis.faces), reverse=True)[1]
-    return Observation(True, second, {"faces": len(analysis.faces), "threshold": "faces > 1"})
-
-
-CONDITIONS: dict[str, Callable[[FrameAnalysis], Observation]] = {
-    "no_face": _no_face,
-    "multiple_faces": _multiple_faces,
-}
+# Every event type, in the order of the config's [rules.*] tables: one per table holding a rule's timing.
+EVENT_TYPES: tuple[str, ...] = tuple(
+    name for name, field in RulesConfig.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, RuleTiming)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +50,8 @@ class Instant:
 class _State(Enum):
     IDLE = "idle"
     PENDING = "pending"  # condition holds, onset not yet reached
-    ACTIVE = "active"
-    RELEASING = "releasing"  # event open, condition gone, release not yet reached
+    HELD = "held"  # onset reached, condition holds (published once min_duration_s is reached)
+    RELEASING = "releasing"  # onset reached, condition gone, release not yet reached
 
 
 def _reached(elapsed: float, delay: float) -> bool:
@@ -74,13 +66,15 @@ class ConditionTracker:
     def __init__(self, event_type: str, timing: RuleTiming, new_id: Callable[[], str], session_id: str):
         self.event_type = event_type
         self._timing = timing
+        self._publish_after = max(timing.onset_s, timing.min_duration_s)
         self._new_id = new_id
         self._session_id = session_id
         self._state = _State.IDLE
-        self._since = Instant(0.0, 0.0)  # when the condition last turned on (PENDING) or off (RELEASING)
+        self._start = Instant(0.0, 0.0)  # when the condition began
+        self._gap = Instant(0.0, 0.0)  # when it went away (RELEASING)
         self._peak = 0.0
         self._evidence: dict = {}
-        self._event: Event | None = None
+        self._event: Event | None = None  # the published event, until its end
 
     @property
     def open_event(self) -> Event | None:
@@ -92,29 +86,34 @@ class ConditionTracker:
         return self._off(t)
 
     def close(self, t: Instant) -> EventChange | None:
-        """End an open event at `t` (the session stops), or at the time its condition went away."""
+        """End a published event at `t` (the session stops), or at the time its condition went away.
+        An event not yet published is dropped."""
         if self._event is None:
             self._state = _State.IDLE
             return None
-        end = self._since if self._state is _State.RELEASING else t
-        return self._finish(end)
+        return self._finish(self._gap if self._state is _State.RELEASING else t)
 
     def _on(self, t: Instant, observation: Observation) -> EventChange | None:
         if self._state is _State.IDLE:
-            self._state, self._since = _State.PENDING, t
+            self._state, self._start = _State.PENDING, t
             self._peak, self._evidence = observation.confidence, observation.evidence or {}
         elif observation.confidence > self._peak:
             self._peak, self._evidence = observation.confidence, observation.evidence or {}
         if self._state is _State.RELEASING:
-            self._state = _State.ACTIVE
-        if self._state is _State.PENDING and _reached(t.mono - self._since.mono, self._timing.onset_s):
-            self._state = _State.ACTIVE
+            self._state = _State.HELD
+        if self._state is _State.PENDING and _reached(t.mono - self._start.mono, self._timing.onset_s):
+            self._state = _State.HELD
+        if (
+            self._state is _State.HELD
+            and self._event is None
+            and _reached(t.mono - self._start.mono, self._publish_after)
+        ):
             self._event = Event(
                 id=self._new_id(),
                 session_id=self._session_id,
                 type=self.event_type,
                 severity=self._timing.severity,
-                start=self._since.wall,
+                start=self._start.wall,
                 end=None,
                 peak_confidence=self._peak,
                 evidence=self._evidence,
@@ -125,10 +124,13 @@ class ConditionTracker:
     def _off(self, t: Instant) -> EventChange | None:
         if self._state is _State.PENDING:
             self._state = _State.IDLE
-        elif self._state is _State.ACTIVE:
-            self._state, self._since = _State.RELEASING, t
-        if self._state is _State.RELEASING and _reached(t.mono - self._since.mono, self._timing.release_s):
-            return self._finish(self._since)
+        elif self._state is _State.HELD:
+            self._state, self._gap = _State.RELEASING, t
+        if self._state is _State.RELEASING and _reached(t.mono - self._gap.mono, self._timing.release_s):
+            if self._event is None:  # ended before it lasted min_duration_s: never published
+                self._state = _State.IDLE
+                return None
+            return self._finish(self._gap)
         return None
 
     def _finish(self, end: Instant) -> EventChange:
@@ -140,28 +142,42 @@ class ConditionTracker:
 
 class RuleEngine:
     """All rules of one session, fed one FrameAnalysis at a time, in order, plus the camera's
-    online/offline state (frames stop arriving, so `camera_lost` cannot come from a FrameAnalysis)."""
+    online/offline state (frames stop arriving, so `camera_lost` cannot come from a FrameAnalysis).
+    It also calibrates the candidate's neutral pose and counts the focus figures (`metrics`)."""
 
     def __init__(self, rules: RulesConfig, session_id: str, new_id: Callable[[], str]):
-        self._trackers = [
-            (CONDITIONS[name], ConditionTracker(name, getattr(rules, name), new_id, session_id))
-            for name in CONDITIONS
+        self._calibration = Calibrator(rules.calibration)
+        looking_away = LookingAway(rules.looking_away, lambda: self._calibration.neutral)
+        self._focus = FocusCounter(looking_away, rules.eyes_closed)
+        self._trackers: list[tuple[Condition, ConditionTracker]] = [
+            (condition, ConditionTracker(name, getattr(rules, name), new_id, session_id))
+            for name, condition in build_conditions(rules, looking_away).items()
         ]
         self._camera_lost = ConditionTracker("camera_lost", rules.camera_lost, new_id, session_id)
 
     def update_camera(self, t: Instant, online: bool) -> list[EventChange]:
         """The capture layer says whether frames are arriving (it decides "lost" after its timeout)."""
-        change = self._camera_lost.update(t, Observation(not online, 1.0, {"camera": "no frames"}))
+        evidence = {"camera": "no frames", "threshold": "no frame within the capture timeout"}
+        change = self._camera_lost.update(t, Observation(not online, 1.0, evidence))
         return [change] if change else []
 
     def update(self, analysis: FrameAnalysis) -> list[EventChange]:
         t = Instant(analysis.mono, analysis.wall)
+        if neutral := self._calibration.observe(analysis):
+            self._focus.calibrated(neutral)
+        self._focus.count(analysis, self._calibration.neutral)
         changes = (tracker.update(t, condition(analysis)) for condition, tracker in self._trackers)
         return [change for change in changes if change is not None]
 
     def close(self, t: Instant) -> list[EventChange]:
+        if neutral := self._calibration.finish(t.wall):
+            self._focus.calibrated(neutral)
         changes = (tracker.close(t) for tracker in self._all_trackers())
         return [change for change in changes if change is not None]
+
+    @property
+    def metrics(self) -> SessionMetrics:
+        return SessionMetrics(self._focus.counts, self._calibration.neutral)
 
     @property
     def open_events(self) -> list[Event]:
@@ -169,3 +185,4 @@ class RuleEngine:
 
     def _all_trackers(self) -> list[ConditionTracker]:
         return [tracker for _, tracker in self._trackers] + [self._camera_lost]
+

@@ -64,6 +64,7 @@ class Face:
     gaze: Gaze | None = None
     eye_openness: float | None = None
     mouth_openness: float | None = None
+    iris: np.ndarray | None = None  # (2, 5, 3) float32: eye A then eye B; iris centre, then 4 points on its edge
 
 
 @dataclass(frozen=True, slots=True)

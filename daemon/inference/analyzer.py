@@ -2,42 +2,67 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from daemon.capture.frame import Frame
 from daemon.config import InferenceConfig
 from daemon.inference.analysis import FrameAnalysis
-from daemon.inference.face_detector import FaceDetector
-
-FACE_MODEL_FILES = {"short": "face_detection_short_range.tflite", "full": "face_detection_full_range.tflite"}
+from daemon.inference.face_pipeline import FACE_DETECTOR_FILES, FACE_MESH_FILE, IRIS_FILE, FacePipeline
+from daemon.inference.object_worker import BackgroundObjects, InlineObjects
+from daemon.inference.objects import OBJECT_MODEL_FILES, load_object_detector
 
 
 def required_models(config: InferenceConfig) -> list[str]:
-    return [FACE_MODEL_FILES[config.face_model]]
+    """The model files this config uses (the daemon checks their hashes at start-up)."""
+    files = [FACE_DETECTOR_FILES[config.face_model], FACE_MESH_FILE, IRIS_FILE]
+    if config.object_model != "off":
+        files += OBJECT_MODEL_FILES[config.object_model]
+    return files
 
 
 class FrameAnalyzer:
-    def __init__(self, config: InferenceConfig, models_dir: Path):
-        self.face_model = FACE_MODEL_FILES[config.face_model]
-        self._detector = FaceDetector(
-            models_dir / self.face_model,
-            variant=config.face_model,
-            threads=config.threads,
-            min_score=config.face_min_score,
-        )
+    """`analyze(frame)` runs the face path on every frame and the object detector at its own rate.
+
+    With `live=False` (replay, tests) the object detector runs inline on the frames due by frame time, so
+    results depend only on the video. With `live=True` it runs on a worker thread between `start()` and
+    `stop()`, and `analyze` reports its latest results without waiting for it.
+    """
+
+    def __init__(self, config: InferenceConfig, models_dir: Path, live: bool = False):
+        self.face_model = FACE_DETECTOR_FILES[config.face_model]
+        self._faces = FacePipeline(config, models_dir)
+        detector = load_object_detector(config, models_dir)
+        runner = BackgroundObjects if live else InlineObjects
+        self._objects = None if detector is None else runner(detector, config.object_rate_hz)
+        self._objects_reported: float | None = None
+
+    def start(self) -> None:
+        if self._objects:
+            self._objects.start()
+
+    def stop(self) -> None:
+        if self._objects:
+            self._objects.stop()
 
     def analyze(self, frame: Frame) -> FrameAnalysis:
-        started = time.perf_counter()
-        faces = self._detector.detect(frame.image)
-        detect_ms = (time.perf_counter() - started) * 1000
+        found = self._faces.process(frame.image, frame.mono)
+        timings = dict(found.timings_ms)
+        objects, objects_mono = (), None
+        if self._objects:
+            snapshot = self._objects.update(frame.image, frame.mono, found.faces)
+            objects, objects_mono = snapshot.objects, snapshot.mono
+            if snapshot.mono is not None and snapshot.mono != self._objects_reported:
+                timings["objects"] = snapshot.ms  # once per run, on the first frame that reports it
+                self._objects_reported = snapshot.mono
         return FrameAnalysis(
             seq=frame.seq,
             mono=frame.mono,
             wall=frame.wall,
             width=frame.width,
             height=frame.height,
-            faces=tuple(faces),
+            faces=found.faces,
+            objects=objects,
+            objects_mono=objects_mono,
             quality=frame.quality,
-            timings_ms={"face_detect": detect_ms},
+            timings_ms=timings,
         )

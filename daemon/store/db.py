@@ -19,8 +19,9 @@ from pathlib import Path
 
 import sqlite_utils
 
-from daemon.events.model import Event, EventChange
-from daemon.store.records import CandidateInfo, OutboxMessage, SessionRecord
+from daemon.events.model import Event, EventChange, FocusCounts, Neutral, SessionMetrics
+from daemon.store import evidence
+from daemon.store.records import CandidateInfo, MediaRecord, OutboxMessage, SessionRecord, StoredMedia
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,23 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    # What the rules measured besides events: focus tallies and the calibrated neutral (report figures).
+    db["session_metrics"].create(
+        {
+            "session_id": str, "frames": int, "face_present": int, "pose_measured": int,
+            "looking_away": int, "attentive": int, "eyes_measured": int, "eyes_closed": int,
+            "neutral": str,
+        },
+        pk="session_id",
+        foreign_keys=[("session_id", "sessions", "id")],
+        not_null={"frames", "face_present", "pose_measured", "looking_away", "attentive", "eyes_measured",
+                  "eyes_closed"},
+    )
+
+
 # Numbered migrations: MIGRATIONS[n] brings the schema from version n to n + 1. Append, never edit.
-MIGRATIONS = [_v1]
+MIGRATIONS = [_v1, _v2, evidence.migrate_v3]
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -117,6 +133,7 @@ class Store:
         )
         with transaction(self._conn):
             self._db["sessions"].insert(asdict(session))
+            evidence.append_session_start(self._conn, asdict(session), time.time())
         return session
 
     def touch_session(self, session_id: str, at: float, frames: int) -> None:
@@ -124,11 +141,21 @@ class Store:
         with transaction(self._conn):
             self._db["sessions"].update(session_id, {"last_seen_at": at, "frames": frames})
 
+    def save_metrics(self, session_id: str, metrics: SessionMetrics) -> None:
+        """Replace the session's focus tallies and calibration (committed with its progress)."""
+        row = asdict(metrics.focus) | {
+            "session_id": session_id,
+            "neutral": None if metrics.neutral is None else json.dumps(asdict(metrics.neutral)),
+        }
+        with transaction(self._conn):
+            self._db["session_metrics"].upsert(row, pk="session_id")
+
     def finish_session(self, session_id: str, at: float, frames: int, state: str = "completed") -> SessionRecord:
         with transaction(self._conn):
             self._db["sessions"].update(
                 session_id, {"state": state, "ended_at": at, "last_seen_at": at, "frames": frames}
             )
+            evidence.append_session_stop(self._conn, self._db["sessions"].get(session_id), time.time())
         return self.session(session_id)
 
     def close_interrupted(self) -> list[SessionRecord]:
@@ -137,11 +164,15 @@ class Store:
         running = [self._session_from_row(row) for row in self._db["sessions"].rows_where("state = 'running'")]
         with transaction(self._conn):
             for session in running:
+                open_events = list(self._db["events"].rows_where('session_id = ? AND "end" IS NULL', [session.id]))
                 self._conn.execute(
                     'UPDATE events SET "end" = ? WHERE session_id = ? AND "end" IS NULL',
                     (session.last_seen_at, session.id),
                 )
+                for row in open_events:
+                    evidence.append_event(self._conn, "event_end", self._db["events"].get(row["id"]), time.time())
                 self._db["sessions"].update(session.id, {"state": "interrupted", "ended_at": session.last_seen_at})
+                evidence.append_session_stop(self._conn, self._db["sessions"].get(session.id), time.time())
         for session in running:
             log.warning("session %s was left open; closed as interrupted at its last known time", session.id)
         return [self.session(session.id) for session in running]
@@ -153,6 +184,7 @@ class Store:
         row["evidence"] = json.dumps(row["evidence"], sort_keys=True)
         with transaction(self._conn):
             self._db["events"].upsert(row, pk="id")
+            evidence.append_event(self._conn, f"event_{change.kind}", row, time.time())
             self._insert_outbox(messages)
 
     def enqueue(self, messages: list[OutboxMessage]) -> None:
@@ -165,6 +197,42 @@ class Store:
 
     def session(self, session_id: str) -> SessionRecord:
         return self._session_from_row(self._db["sessions"].get(session_id))
+
+    def running_sessions(self) -> list[SessionRecord]:
+        return [self._session_from_row(row) for row in self._db["sessions"].rows_where("state = 'running'")]
+
+    def add_media(self, media: MediaRecord) -> None:
+        """A finished recording file, with its sha256, joins the session's chain."""
+        with transaction(self._conn):
+            evidence.insert_media(self._conn, media, time.time())
+
+    def media_names(self, session_id: str) -> set[str]:
+        return {row["name"] for row in self._db["media"].rows_where("session_id = ?", [session_id])}
+
+    def record_deletion(self, name: str, reason: str) -> None:
+        """Retention is about to delete this file: committed (and chained) before the file goes."""
+        with transaction(self._conn):
+            evidence.record_deletion(self._conn, name, reason, time.time())
+
+    def set_under_review(self, session_id: str, under_review: bool) -> None:
+        """A session under review (an appeal) keeps all its files whatever retention says."""
+        with transaction(self._conn):
+            self._require_session(session_id)
+            self._db["sessions"].update(session_id, {"under_review": int(under_review)})
+
+    def mark_synced(self, session_id: str) -> int:
+        """The session's clips and snapshots are safe elsewhere, so retention may delete them here.
+        Returns how many files were newly marked."""
+        with transaction(self._conn):
+            self._require_session(session_id)
+            marked = self._conn.execute(
+                "UPDATE media SET synced_at = ? WHERE session_id = ? AND synced_at IS NULL", (time.time(), session_id)
+            )
+            return marked.rowcount
+
+    def _require_session(self, session_id: str) -> None:
+        if not self._conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+            raise KeyError(f"no session {session_id!r}")
 
     def _insert_outbox(self, messages: list[OutboxMessage]) -> None:
         now = time.time()
@@ -212,6 +280,16 @@ class StoreReader:
         rows = self._query('SELECT * FROM events WHERE session_id = ? ORDER BY start, id', (session_id,))
         return [Event(**{**row, "evidence": json.loads(row["evidence"] or "{}")}) for row in rows]
 
+    def metrics(self, session_id: str) -> SessionMetrics:
+        """The session's last committed focus tallies and calibration (empty before the first commit)."""
+        rows = self._query("SELECT * FROM session_metrics WHERE session_id = ?", (session_id,))
+        if not rows:
+            return SessionMetrics()
+        row = rows[0]
+        neutral = row.pop("neutral")
+        focus = FocusCounts(**{f.name: row[f.name] for f in fields(FocusCounts)})
+        return SessionMetrics(focus, Neutral(**json.loads(neutral)) if neutral else None)
+
     def outbox(self, after_id: int = 0, limit: int = 100) -> list[OutboxMessage]:
         rows = self._query("SELECT * FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
         return [
@@ -220,6 +298,26 @@ class StoreReader:
 
     def outbox_backlog(self) -> int:
         return self._query("SELECT count(*) AS n FROM outbox")[0]["n"]
+
+    def media(self, session_id: str) -> list[MediaRecord]:
+        """The session's recording files, deleted ones included, in recording order."""
+        rows = self._query("SELECT * FROM media WHERE session_id = ? ORDER BY start, name", (session_id,))
+        return [evidence.media_from_row(row) for row in rows]
+
+    def live_media(self) -> list[StoredMedia]:
+        """Every file not yet deleted, oldest first, with what retention decides on."""
+        return [evidence.stored_media_from_row(row) for row in self._query(evidence.LIVE_MEDIA_SQL)]
+
+    def deletions(self) -> list[dict]:
+        return self._query("SELECT * FROM deletions ORDER BY id")
+
+    def under_review(self, session_id: str) -> bool:
+        rows = self._query("SELECT under_review FROM sessions WHERE id = ?", (session_id,))
+        return bool(rows and rows[0]["under_review"])
+
+    def event_counts(self) -> dict[str, int]:
+        """Events recorded so far, over all sessions, by type."""
+        return {row["type"]: row["n"] for row in self._query("SELECT type, count(*) AS n FROM events GROUP BY type")}
 
     def _query(self, sql: str, params: tuple = ()) -> list[dict]:
         conn = connect_reader(self.path)

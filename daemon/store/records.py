@@ -41,3 +41,34 @@ class OutboxMessage:
     payload: str
     retain: bool = False
     id: int | None = None  # the outbox row, which fixes the sending order
+
+
+# A media file still being written carries this suffix until it is complete and renamed.
+PARTIAL_SUFFIX = ".part"
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRecord:
+    """A finished recording file: a plain segment of the session, or an event's clip or snapshot."""
+
+    name: str  # path under the recordings directory: <session id>/<file>
+    session_id: str
+    kind: str  # segment | clip | snapshot
+    event_id: str | None  # the event of a clip or snapshot
+    sha256: str
+    bytes: int
+    start: float  # wall-clock seconds of the first frame
+    end: float  # of the last frame (a snapshot: the same)
+    frames: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMedia:
+    """A media row with what retention needs to know about it."""
+
+    media: MediaRecord
+    created_at: float
+    synced_at: float | None  # when its evidence was marked synced (None: not yet)
+    deleted_at: float | None
+    session_state: str
+    under_review: bool

@@ -1,6 +1,7 @@
-"""The MQTT topic contract: which topic carries what, and the payloads (see README, "MQTT topics").
+"""The MQTT topic contract: which topic carries what, and the payloads (README "MQTT topic contract",
+docs/asyncapi.yaml).
 
-Topics: <prefix>/<site>/<kiosk>/status (retained), .../alert, .../session.
+Topics: <prefix>/<site>/<kiosk>/status (retained), .../alert, .../session, .../cmd and .../cmd/result.
 Every alert and session message carries a stable `id`, so a supervisor can drop duplicates.
 """
 
@@ -42,8 +43,12 @@ class Topics:
         return self._topic("session")
 
     @property
-    def all_kiosks(self) -> str:
-        return f"{self.prefix}/+/+/#"
+    def command(self) -> str:
+        return self._topic("cmd")
+
+    @property
+    def command_result(self) -> str:
+        return self._topic("cmd/result")
 
     def _header(self, message_id: str, kind: str) -> dict:
         return {"v": CONTRACT_VERSION, "id": message_id, "kind": kind, "site": self.site, "kiosk": self.kiosk}
@@ -63,11 +68,58 @@ class Topics:
             payload["summary"] = summary
         return OutboxMessage(message_id, self.session, _dumps(payload))
 
-    def status_payload(self, online: bool, at: float, session_id: str | None = None) -> str:
+    def status_payload(self, status: KioskStatus, at: float, outbox_backlog: int) -> str:
+        session = status.session
         return _dumps(
-            {"v": CONTRACT_VERSION, "site": self.site, "kiosk": self.kiosk,
-             "state": "online" if online else "offline", "at": at, "session_id": session_id}
+            self._status_header("online", at, None) | {
+                "version": status.version,
+                "session_id": session.id if session else None,
+                "session": {key: getattr(session, key) for key in STATUS_SESSION_FIELDS} if session else None,
+                "camera_ok": status.camera_ok,
+                "fps": round(status.fps, 1),
+                "outbox_backlog": outbox_backlog,
+            }
         )
+
+    def offline_payload(self, at: float | None, reason: str) -> str:
+        """`at` is None in the last will: the broker sends it when it notices, at a time we cannot know."""
+        return _dumps(
+            self._status_header("offline", at, reason) | {
+                "version": None, "session_id": None, "session": None, "camera_ok": None, "fps": None,
+                "outbox_backlog": None,
+            }
+        )
+
+    def _status_header(self, state: str, at: float | None, reason: str | None) -> dict:
+        return {"v": CONTRACT_VERSION, "site": self.site, "kiosk": self.kiosk, "state": state, "at": at,
+                "reason": reason}
+
+
+def fleet_topic(prefix: str, leaf: str) -> str:
+    """The subscription to one leaf of every kiosk of every site."""
+    return f"{prefix}/+/+/{leaf}"
+
+
+def split_topic(prefix: str, topic: str) -> tuple[str, str, str] | None:
+    """(site, kiosk, leaf) of a contract topic, None for anything else."""
+    parts = topic.split("/", 3)
+    if len(parts) != 4 or parts[0] != prefix:
+        return None
+    return parts[1], parts[2], parts[3]
+
+
+@dataclass(frozen=True, slots=True)
+class KioskStatus:
+    """What the daemon says about itself in the retained status (the publisher adds the backlog)."""
+
+    version: str
+    session: SessionRecord | None
+    camera_ok: bool  # frames arrive (not ended, no capture error, the last one recent)
+    fps: float  # frames analysed per second, smoothed
+
+
+# The session fields a supervisor's console shows; the full record is on .../session.
+STATUS_SESSION_FIELDS = ("id", "candidate_name", "candidate_id", "exam_id", "started_at")
 
 
 def _dumps(payload: dict) -> str:

@@ -1,80 +1,137 @@
-"""Publishes the durable outbox to the broker, in order, and acknowledges what the broker accepted.
+"""Publishes the durable outbox to the broker, in order, and acknowledges what the broker accepted;
+keeps the retained status current; hands remote commands to the command processor.
 
-A message leaves the outbox only when the broker has acknowledged it (QoS 1 PUBACK), so alerts raised
-while the broker is away, or before a reboot, drain in order once it is back. The daemon never waits
-for the broker: when none is reachable it keeps proctoring and the backlog grows.
+The outbox is the only queue. A message leaves it only when the broker has acknowledged it (QoS 1
+PUBACK with a success code), so alerts raised while the broker is away, or before a reboot, drain in
+order once it is back. paho's own copy of unacknowledged messages is dropped at every connection and
+the outbox is sent again from its head instead: one source of truth, one order, and nothing re-sent
+twice (paho's re-send racing ours would put newer alerts before older ones). The daemon never waits
+for the broker: without one it keeps proctoring and the backlog grows.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import MqttConfig
+from daemon.credentials import read_credential
 from daemon.store.db import StoreReader
-from daemon.sync.contract import Topics
+from daemon.store.records import OutboxMessage
+from daemon.sync.commands import CommandActions, CommandProcessor
+from daemon.sync.connection import BrokerSettings, connect_async, new_client
+from daemon.sync.contract import KioskStatus, Topics
 
 log = logging.getLogger(__name__)
 
-# Messages published but not yet acknowledged. Bounded, so a slow broker does not get the whole backlog
-# at once, and a reconnect re-sends at most this many.
-IN_FLIGHT = 50
+# Outbox messages published and not yet acknowledged, on one connection. Bounded, so a slow broker
+# does not get the whole backlog at once; lowered to the broker's Receive Maximum when it has one.
+IN_FLIGHT = 100
+# Publishes outside the outbox (status, command results) that may be in flight beside them.
+RESERVED_IN_FLIGHT = 4
+# A message the broker refused (an ACL, a quota) stays in the outbox and is tried again this often.
+REFUSED_RETRY_S = 60.0
+# How often the status is checked for a change worth publishing.
+STATUS_CHECK_S = 0.5
 
 
 class MqttPublisher:
     def __init__(
         self,
-        config: MqttConfig,
+        broker: BrokerSettings,
         topics: Topics,
         reader: StoreReader,
-        acknowledge: Callable[[list[str]], None],
+        acknowledge: Callable[[list[str]], Future],
+        status: Callable[[], KioskStatus],
+        status_interval_s: float = 30.0,
+        commands: CommandProcessor | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ):
-        self._config = config
+        self._broker = broker
         self._topics = topics
         self._reader = reader
-        self._acknowledge = acknowledge
+        self._acknowledge = acknowledge  # deletes acknowledged rows, on the store thread
+        self._status = status
+        self._status_interval_s = status_interval_s
+        self._commands = commands
         self._clock = clock
-        # Handed to paho, not yet acknowledged; only the outbox thread touches these two.
-        self._in_flight: list[tuple[mqtt.MQTTMessageInfo, str]] = []
-        self._last_sent_row = 0
+
+        # Reports from paho's thread and the store thread, handled in order by the outbox thread.
+        # paho calls on_publish holding its message lock, so that callback may take no lock of ours.
+        self._reports: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        # Held while publishing outbox messages and while a new connection starts, so no message of the
+        # old connection's batch can slip onto the new one ahead of older rows.
+        self._send_lock = threading.Lock()
+        self._from_head = False
+        self._window = IN_FLIGHT
+        # Only the outbox thread touches these.
+        self._in_flight: dict[int, OutboxMessage] = {}
+        self._cursor = 0  # the last outbox row handed to paho on this connection
+        self._deleting: set[str] = set()  # acknowledged; their rows' deletion is not committed yet
+        self._to_delete: list[str] = []
+        self._delete_running = False
+        self._refused_at: float | None = None
+        self._last_status: tuple | None = None
+        self._last_status_at = float("-inf")
+        self._last_status_check = float("-inf")
+
         self._connected = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._session_id: str | None = None
+        self._refusal_logged: str | None = None
         self._unreachable_logged = False
         self._thread = threading.Thread(target=self._drain_loop, name="mqtt-outbox", daemon=True)
+        self._command_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-commands")
+        self._accept_commands = commands is not None
         self._client = self._make_client()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: MqttConfig,
+        topics: Topics,
+        reader: StoreReader,
+        acknowledge: Callable[[list[str]], Future],
+        actions: CommandActions,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> MqttPublisher:
+        """Raises ValueError (naming the config key) when a credential or TLS file cannot be used."""
+        commands = None
+        if config.commands:
+            token = read_credential("mqtt.command_token_file", config.command_token_file) \
+                if config.command_token_file else None
+            commands = CommandProcessor(topics, actions, config.commands, token, clock)
+        return cls(BrokerSettings.from_config(config), topics, reader, acknowledge, actions.status,
+                   config.status_interval_s, commands, clock)
 
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
 
     def start(self) -> None:
-        log.info("connecting to MQTT broker %s:%d", self._config.host, self._config.port)
-        self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive_s)
-        self._client.loop_start()
+        connect_async(self._client, self._broker)
         self._thread.start()
 
     def wake(self) -> None:
-        """New rows were committed to the outbox."""
+        """New rows were committed to the outbox, or the status may have changed."""
         self._wake.set()
 
-    def set_session(self, session_id: str | None) -> None:
-        """The retained status names the running session."""
-        if session_id == self._session_id:
-            return
-        self._session_id = session_id
-        if self.connected:
-            self._publish_status(online=True)
+    def stop_commands(self) -> None:
+        """Run no more commands (the daemon is shutting down); waits for the one running."""
+        self._accept_commands = False
+        self._command_runner.shutdown(wait=True, cancel_futures=True)
 
     def stop(self, flush_timeout: float = 2.0) -> None:
         """Give the backlog a moment to drain, then say offline and disconnect."""
+        self.stop_commands()
         self._wake.set()
         deadline = self._clock.monotonic() + flush_timeout
         while self.connected and self._reader.outbox_backlog() and self._clock.monotonic() < deadline:
@@ -82,35 +139,49 @@ class MqttPublisher:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=5)
+        self._handle_reports()
+        if self._to_delete:
+            self._acknowledge(self._to_delete)  # the store writer finishes it before closing
         if self.connected:
-            self._publish_status(online=False).wait_for_publish(timeout=1)
+            offline = self._topics.offline_payload(self._clock.time(), "shutdown")
+            self._client.publish(self._topics.status, offline, qos=1, retain=True).wait_for_publish(timeout=1)
         self._client.disconnect()
         self._client.loop_stop()
 
+    # --- paho callbacks (paho's network thread) ------------------------------------------------------
+
     def _make_client(self) -> mqtt.Client:
-        client_id = f"proctord-{self._topics.site}-{self._topics.kiosk}"
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        client.will_set(self._topics.status, self._topics.status_payload(False, 0.0), qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client = new_client(self._broker, f"proctord-{self._topics.site}-{self._topics.kiosk}")
+        client.max_inflight_messages_set(0)  # the window is ours (IN_FLIGHT); paho must not queue behind it
+        client.will_set(
+            self._topics.status, self._topics.offline_payload(None, "connection lost"), qos=1, retain=True
+        )
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
-
-    def _publish_status(self, online: bool) -> mqtt.MQTTMessageInfo:
-        payload = self._topics.status_payload(online, self._clock.time(), self._session_id)
-        return self._client.publish(self._topics.status, payload, qos=1, retain=True)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("MQTT broker refused the connection: %s", reason_code)
+            if self._refusal_logged != str(reason_code):
+                self._refusal_logged = str(reason_code)
+                log.error("MQTT broker %s refused the connection: %s", self._broker.address, reason_code)
             return
-        log.info("connected to MQTT broker %s:%d", self._config.host, self._config.port)
-        # paho itself re-sends what was in flight on the old connection; the cursor stays where it is.
-        self._connected.set()
+        log.info("connected to MQTT broker %s", self._broker.address)
+        self._refusal_logged = None
         self._unreachable_logged = False
-        self._publish_status(online=True)
+        receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties else None
+        with self._send_lock:
+            # paho would re-send what the old connection left unacknowledged; the outbox does it instead.
+            client.drop_out_messages()
+            self._from_head = True
+            self._window = max(1, min(IN_FLIGHT, (receive_maximum or 65535) - RESERVED_IN_FLIGHT))
+            self._connected.set()
+        if self._commands is not None:
+            client.subscribe(self._topics.command, qos=1)
+        self._last_status = None  # the retained status is re-published at once
         self._wake.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
@@ -118,8 +189,7 @@ class MqttPublisher:
         if not self._unreachable_logged:
             self._unreachable_logged = True
             log.warning(
-                "MQTT broker %s:%d unreachable; alerts are kept in the outbox and retried",
-                self._config.host, self._config.port,
+                "MQTT broker %s unreachable; alerts are kept in the outbox and retried", self._broker.address
             )
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -128,28 +198,118 @@ class MqttPublisher:
         self._connected.clear()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self._reports.put(("puback", (mid, reason_code)))
         self._wake.set()
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        if message.topic != self._topics.command or not self._accept_commands:
+            return
+        try:
+            self._command_runner.submit(self._run_command, message.payload, bool(message.retain),
+                                        getattr(message.properties, "CorrelationData", None))
+        except RuntimeError:  # shutting down
+            pass
+
+    # --- the command thread ---------------------------------------------------------------------------
+
+    def _run_command(self, payload: bytes, retained: bool, correlation: bytes | None) -> None:
+        assert self._commands is not None
+        answer = self._commands.handle(payload, retained)
+        properties = None
+        if correlation is not None and self._broker.mqtt5:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = correlation
+        self._client.publish(self._topics.command_result, answer, qos=1, properties=properties)
+
+    # --- the outbox thread ----------------------------------------------------------------------------
 
     def _drain_loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(timeout=1.0)
+            self._wake.wait(timeout=STATUS_CHECK_S)
             self._wake.clear()
-            self._collect_acknowledged()
-            if self.connected:
-                self._send_next()
+            self._retry_refused()
+            with self._send_lock:
+                # Under the lock: every acknowledgement of an old connection is reported before the new
+                # connection can ask for a fresh start.
+                self._handle_reports()
+                if self._from_head:
+                    self._from_head = False
+                    self._in_flight.clear()
+                    self._cursor = 0
+                if self.connected and len(self._in_flight) <= self._window // 2:
+                    self._send_next()
+            self._delete_acknowledged()
+            self._publish_status_if_due()
 
-    def _collect_acknowledged(self) -> None:
-        done = [message_id for info, message_id in self._in_flight if info.is_published()]
-        if done:
-            self._in_flight = [(info, mid) for info, mid in self._in_flight if not info.is_published()]
-            self._acknowledge(done)
+    def _handle_reports(self) -> None:
+        while True:
+            try:
+                kind, report = self._reports.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "puback":
+                self._acknowledged(*report)
+            elif kind == "deleted":
+                self._deleting.difference_update(report)
+                self._delete_running = False
+
+    def _acknowledged(self, mid: int, reason_code) -> None:
+        message = self._in_flight.pop(mid, None)
+        if message is None:
+            return  # a status or a command result, or a message of an earlier connection
+        if reason_code.is_failure:
+            # Kept in the outbox: sent again later, never dropped.
+            log.error("MQTT broker refused %s on %s: %s; kept in the outbox and retried",
+                      message.message_id, message.topic, reason_code)
+            self._refused_at = self._refused_at or self._clock.monotonic()
+            return
+        self._deleting.add(message.message_id)
+        self._to_delete.append(message.message_id)
+
+    def _retry_refused(self) -> None:
+        if self._refused_at is not None and self._clock.monotonic() - self._refused_at >= REFUSED_RETRY_S:
+            self._refused_at = None
+            with self._send_lock:
+                self._from_head = True
 
     def _send_next(self) -> None:
-        room = IN_FLIGHT - len(self._in_flight)
-        if room <= 0:
+        while (room := self._window - len(self._in_flight)) > 0:
+            page = self._reader.outbox(after_id=self._cursor, limit=room)
+            if not page:
+                return
+            for message in page:
+                self._cursor = message.id
+                if message.message_id in self._deleting:
+                    continue
+                info = self._client.publish(message.topic, message.payload, qos=1, retain=message.retain)
+                self._in_flight[info.mid] = message
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    return  # the connection is gone; the next one starts again from the outbox head
+
+    def _delete_acknowledged(self) -> None:
+        # One deletion at a time: while one commits, the next batch grows, so a fast drain costs few fsyncs.
+        if self._delete_running or not self._to_delete:
             return
-        for message in self._reader.outbox(after_id=self._last_sent_row, limit=room):
-            info = self._client.publish(message.topic, message.payload, qos=1, retain=message.retain)
-            # Even when the connection dropped meanwhile, paho holds the message and sends it on reconnect.
-            self._in_flight.append((info, message.message_id))
-            self._last_sent_row = message.id
+        batch, self._to_delete = self._to_delete, []
+        self._delete_running = True
+        self._acknowledge(batch).add_done_callback(lambda done: self._deleted(batch, done))
+
+    def _deleted(self, batch: list[str], done: Future) -> None:
+        if done.exception() is not None:
+            # The rows stay and are sent again after the next reconnection: a duplicate, never a loss.
+            log.error("could not delete %d acknowledged outbox rows: %s", len(batch), done.exception())
+        self._reports.put(("deleted", batch))
+        self._wake.set()
+
+    def _publish_status_if_due(self) -> None:
+        now = self._clock.monotonic()
+        if not self.connected or now - self._last_status_check < STATUS_CHECK_S:
+            return
+        self._last_status_check = now
+        status = self._status()
+        key = (status.session.id if status.session else None, status.camera_ok)
+        if key == self._last_status and now - self._last_status_at < self._status_interval_s:
+            return
+        payload = self._topics.status_payload(status, self._clock.time(), self._reader.outbox_backlog())
+        self._client.publish(self._topics.status, payload, qos=1, retain=True)
+        self._last_status, self._last_status_at = key, now

@@ -1,0 +1,275 @@
+"""What each rule reads off one frame: whether its condition holds, how sure, and on what evidence.
+
+A condition is a callable taking one FrameAnalysis, built from its rule's config. Most look at that frame
+alone; `talking` keeps a short window of mouth openness and `looking_away` reads the neutral pose that
+calibration learnt, so the whole stays a pure function of the FrameAnalysis stream.
+
+Face rules (looking_away, eyes_closed, talking) look at the candidate: the largest face in view.
+Confidence of a measured condition says how far past its threshold the value went: 0.5 at the threshold,
+1.0 at twice an upper limit or at zero for a lower limit. A detection's confidence is its score.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from daemon.capture.frame import FrameQuality
+from daemon.config import (
+    CameraBlurredRule,
+    CameraCoveredRule,
+    CameraFrozenRule,
+    CameraMovedRule,
+    EyesClosedRule,
+    LookingAwayRule,
+    ObjectRule,
+    RulesConfig,
+    TalkingRule,
+)
+from daemon.events.model import Neutral
+from daemon.inference.analysis import DetectedObject, Face, FrameAnalysis, Gaze, HeadPose
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one rule reads off one frame: whether its condition holds, how sure, and on what evidence."""
+
+    active: bool
+    confidence: float = 0.0
+    evidence: dict | None = None
+
+
+Condition = Callable[[FrameAnalysis], Observation]
+CLEAR = Observation(False)
+
+
+def candidate_face(analysis: FrameAnalysis) -> Face | None:
+    """The candidate is the largest face in view: the one sitting at the kiosk."""
+    return max(analysis.faces, key=lambda face: face.box.w * face.box.h, default=None)
+
+
+def past_upper(value: float, limit: float) -> float:
+    return min(1.0, 0.5 * value / limit) if limit > 0 else 1.0
+
+
+def past_lower(value: float, limit: float) -> float:
+    return min(1.0, 0.5 + 0.5 * (limit - value) / limit) if limit > 0 else 1.0
+
+
+def _r(value: float) -> float:
+    return round(value, 3)
+
+
+# --- faces -----------------------------------------------------------------------------------------
+
+
+def no_face(analysis: FrameAnalysis) -> Observation:
+    if analysis.faces:
+        return CLEAR
+    return Observation(True, 1.0, {"faces": 0, "threshold": "faces < 1"})
+
+
+def multiple_faces(analysis: FrameAnalysis) -> Observation:
+    if len(analysis.faces) < 2:
+        return CLEAR
+    scores = sorted((face.score for face in analysis.faces), reverse=True)
+    # As sure as the second most confident face: that face is what makes it "several".
+    return Observation(True, scores[1], {"faces": len(analysis.faces), "scores": [_r(s) for s in scores],
+                                         "threshold": "faces > 1"})
+
+
+class LookingAway:
+    """Head pose or gaze beyond the rule's limits from the candidate's neutral (not raised before
+    calibration has learnt it)."""
+
+    def __init__(self, rule: LookingAwayRule, neutral: Callable[[], Neutral | None]):
+        self._rule = rule
+        self._neutral = neutral
+        self.limits = {
+            "head_yaw": rule.head_yaw_deg, "head_pitch": rule.head_pitch_deg,
+            "gaze_yaw": rule.gaze_yaw_deg, "gaze_pitch": rule.gaze_pitch_deg,
+        }
+
+    def offsets(self, pose: HeadPose, gaze: Gaze | None, neutral: Neutral) -> dict[str, float]:
+        """Degrees from the neutral, per measured angle."""
+        offsets = {"head_yaw": pose.yaw - neutral.head_yaw, "head_pitch": pose.pitch - neutral.head_pitch}
+        if gaze is not None and neutral.gaze_yaw is not None and neutral.gaze_pitch is not None:
+            offsets |= {"gaze_yaw": gaze.yaw - neutral.gaze_yaw, "gaze_pitch": gaze.pitch - neutral.gaze_pitch}
+        return offsets
+
+    def crossed(self, offsets: dict[str, float]) -> list[str]:
+        return [angle for angle, offset in offsets.items() if abs(offset) > self.limits[angle]]
+
+    def __call__(self, analysis: FrameAnalysis) -> Observation:
+        face = candidate_face(analysis)
+        neutral = self._neutral()
+        if face is None or face.pose is None or neutral is None:
+            return CLEAR
+        offsets = self.offsets(face.pose, face.gaze, neutral)
+        crossed = self.crossed(offsets)
+        if not crossed:
+            return CLEAR
+        confidence = max(past_upper(abs(offsets[angle]), self.limits[angle]) for angle in crossed)
+        return Observation(True, confidence, {
+            "crossed": crossed,
+            "offsets_deg": {angle: _r(offset) for angle, offset in offsets.items()},
+            "limits_deg": {angle: self.limits[angle] for angle in crossed},
+            "threshold": " or ".join(f"|{angle} - neutral| > {self.limits[angle]:g} deg" for angle in crossed),
+        })
+
+
+def eyes_closed(rule: EyesClosedRule, analysis: FrameAnalysis) -> Observation:
+    face = candidate_face(analysis)
+    if face is None or face.eye_openness is None or face.eye_openness >= rule.max_openness:
+        return CLEAR
+    return Observation(True, past_lower(face.eye_openness, rule.max_openness), {
+        "eye_openness": _r(face.eye_openness), "threshold": f"eye_openness < {rule.max_openness:g}",
+    })
+
+
+class Talking:
+    """Sustained mouth movement: the spread of the candidate's mouth openness over a sliding window.
+    A frame without the candidate's mouth empties the window (the movement must be seen, not assumed)."""
+
+    MIN_SAMPLES = 3
+
+    def __init__(self, rule: TalkingRule):
+        self._rule = rule
+        self._window: deque[tuple[float, float]] = deque()
+
+    def __call__(self, analysis: FrameAnalysis) -> Observation:
+        face = candidate_face(analysis)
+        if face is None or face.mouth_openness is None:
+            self._window.clear()
+            return CLEAR
+        window = self._window
+        window.append((analysis.mono, face.mouth_openness))
+        while analysis.mono - window[0][0] > self._rule.window_s + 1e-6:
+            window.popleft()
+        # Judge only a window that is at least half full, so two frames after a gap cannot decide.
+        if len(window) < self.MIN_SAMPLES or analysis.mono - window[0][0] < self._rule.window_s / 2:
+            return CLEAR
+        values = [value for _, value in window]
+        mean = sum(values) / len(values)
+        spread = (sum((value - mean) ** 2 for value in values) / len(values)) ** 0.5
+        if spread < self._rule.min_mouth_std:
+            return CLEAR
+        return Observation(True, past_upper(spread, self._rule.min_mouth_std), {
+            "mouth_std": _r(spread), "samples": len(values), "window_s": self._rule.window_s,
+            "threshold": f"std(mouth_openness over {self._rule.window_s:g} s) >= {self._rule.min_mouth_std:g}",
+        })
+
+
+# --- objects ---------------------------------------------------------------------------------------
+
+
+def _fresh_objects(rule: ObjectRule, analysis: FrameAnalysis, label: str) -> list[DetectedObject]:
+    """The detector's latest results for `label` at the rule's score, unless they are too old to count."""
+    if analysis.objects_mono is None or analysis.mono - analysis.objects_mono > rule.max_age_s:
+        return []
+    found = [o for o in analysis.objects if o.label == label and o.score >= rule.min_score]
+    return sorted(found, key=lambda o: o.score, reverse=True)
+
+
+def _box(obj: DetectedObject) -> list[float]:
+    return [_r(obj.box.x), _r(obj.box.y), _r(obj.box.w), _r(obj.box.h)]
+
+
+def object_seen(rule: ObjectRule, label: str, analysis: FrameAnalysis) -> Observation:
+    found = _fresh_objects(rule, analysis, label)
+    if not found:
+        return CLEAR
+    best = found[0]
+    return Observation(True, best.score, {
+        "label": label, "score": _r(best.score), "box": _box(best), "detections": len(found),
+        "threshold": f"{label} score >= {rule.min_score:g}",
+    })
+
+
+def extra_person(rule: ObjectRule, analysis: FrameAnalysis) -> Observation:
+    """A person who is not the candidate: a person box that does not hold the candidate's face centre;
+    without a face in view, a second person."""
+    persons = _fresh_objects(rule, analysis, "person")
+    face = candidate_face(analysis)
+    if face is None:
+        others = persons[1:]
+    else:
+        cx, cy = face.box.x + face.box.w / 2, face.box.y + face.box.h / 2
+        others = [p for p in persons if not (p.box.x <= cx <= p.box.x + p.box.w and p.box.y <= cy <= p.box.y + p.box.h)]
+    if not others:
+        return CLEAR
+    best = others[0]
+    return Observation(True, best.score, {
+        "persons": len(persons), "score": _r(best.score), "box": _box(best),
+        "threshold": f"a person (score >= {rule.min_score:g}) who is not the candidate",
+    })
+
+
+# --- the camera itself -----------------------------------------------------------------------------
+# A covered lens also shows no detail, no change and not the reference view: while the picture counts as
+# covered, that is camera_covered's event alone, not also blurred, frozen or moved.
+
+
+def _is_covered(rule: CameraCoveredRule, quality: FrameQuality) -> bool:
+    return quality.brightness < rule.max_brightness or quality.contrast < rule.max_contrast
+
+
+def camera_covered(rule: CameraCoveredRule, analysis: FrameAnalysis) -> Observation:
+    q = analysis.quality
+    if q is None or not _is_covered(rule, q):
+        return CLEAR
+    confidence = max(
+        past_lower(q.brightness, rule.max_brightness) if q.brightness < rule.max_brightness else 0.0,
+        past_lower(q.contrast, rule.max_contrast) if q.contrast < rule.max_contrast else 0.0,
+    )
+    return Observation(True, confidence, {
+        "brightness": _r(q.brightness), "contrast": _r(q.contrast),
+        "threshold": f"brightness < {rule.max_brightness:g} or contrast < {rule.max_contrast:g}",
+    })
+
+
+def camera_blurred(rule: CameraBlurredRule, covered: CameraCoveredRule, analysis: FrameAnalysis) -> Observation:
+    q = analysis.quality
+    if q is None or q.sharpness >= rule.max_sharpness or _is_covered(covered, q):
+        return CLEAR
+    return Observation(True, past_lower(q.sharpness, rule.max_sharpness), {
+        "sharpness": _r(q.sharpness), "threshold": f"sharpness < {rule.max_sharpness:g}",
+    })
+
+
+def camera_frozen(rule: CameraFrozenRule, covered: CameraCoveredRule, analysis: FrameAnalysis) -> Observation:
+    q = analysis.quality
+    if q is None or q.change > rule.max_change or _is_covered(covered, q):
+        return CLEAR
+    return Observation(True, past_lower(q.change, rule.max_change), {
+        "change": _r(q.change), "threshold": f"change <= {rule.max_change:g}",
+    })
+
+
+def camera_moved(rule: CameraMovedRule, covered: CameraCoveredRule, analysis: FrameAnalysis) -> Observation:
+    q = analysis.quality
+    if q is None or q.view_shift is None or q.view_shift < rule.min_view_shift or _is_covered(covered, q):
+        return CLEAR
+    return Observation(True, past_upper(q.view_shift, rule.min_view_shift), {
+        "view_shift": _r(q.view_shift), "threshold": f"view_shift >= {rule.min_view_shift:g}",
+    })
+
+
+def build_conditions(rules: RulesConfig, looking_away: LookingAway) -> dict[str, Condition]:
+    """Every frame-based rule by event type (camera_lost comes from capture, not from a frame)."""
+    return {
+        "no_face": no_face,
+        "multiple_faces": multiple_faces,
+        "looking_away": looking_away,
+        "eyes_closed": partial(eyes_closed, rules.eyes_closed),
+        "talking": Talking(rules.talking),
+        "phone": partial(object_seen, rules.phone, "cell phone"),
+        "book": partial(object_seen, rules.book, "book"),
+        "extra_person": partial(extra_person, rules.extra_person),
+        "camera_covered": partial(camera_covered, rules.camera_covered),
+        "camera_blurred": partial(camera_blurred, rules.camera_blurred, rules.camera_covered),
+        "camera_frozen": partial(camera_frozen, rules.camera_frozen, rules.camera_covered),
+        "camera_moved": partial(camera_moved, rules.camera_moved, rules.camera_covered),
+    }

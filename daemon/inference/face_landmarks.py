@@ -1,0 +1,70 @@
+"""The 468-point face mesh (MediaPipe face_landmark.tflite) on a rotated face crop."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from daemon.inference.analysis import Face
+from daemon.inference.roi import Roi, cut, to_frame
+from daemon.inference.runtime import TFLiteModel
+
+NUM_LANDMARKS = 468
+_SIDE = 192
+# MediaPipe's face_detection_front_detection_to_roi and face_landmark_landmarks_to_roi: 1.5 x the long side.
+_ROI_SCALE = 1.5
+_RIGHT_EYE_OUTER, _LEFT_EYE_OUTER = 33, 263  # the line that sets the crop's rotation while tracking
+
+
+@dataclass(frozen=True, slots=True)
+class Mesh:
+    landmarks: np.ndarray  # (468, 3) float32, frame pixels
+    presence: float  # probability that the crop holds a face
+
+
+def roi_from_detection(face: Face) -> Roi:
+    """The crop for a fresh detection: the box centre, 1.5 x its long side, the eyes level."""
+    box = face.box
+    corners = np.array([[box.x, box.y], [box.x + box.w, box.y + box.h]])
+    right_eye, left_eye = np.array(face.keypoints[0]), np.array(face.keypoints[1])
+    return Roi.around(corners, right_eye, left_eye, _ROI_SCALE)
+
+
+def roi_from_landmarks(landmarks: np.ndarray) -> Roi:
+    """The crop for the next frame of a tracked face, from this frame's mesh (the detector is skipped)."""
+    points = landmarks[:, :2]
+    return Roi.around(points, points[_RIGHT_EYE_OUTER], points[_LEFT_EYE_OUTER], _ROI_SCALE)
+
+
+class FaceMeshModel:
+    def __init__(self, model_path: Path, threads: int = 1) -> None:
+        self._model = TFLiteModel(model_path, threads)
+        shapes = self._model.output_shapes
+        if self._model.input_shape != (1, _SIDE, _SIDE, 3) or self._model.input_dtype != np.float32:
+            raise ValueError(
+                f"{model_path}: input {self._model.input_shape} {self._model.input_dtype} is not a face mesh "
+                f"input (expected (1, {_SIDE}, {_SIDE}, 3) float32)"
+            )
+        # Decoded by shape: copies of this model name their outputs differently.
+        try:
+            self._points_out = shapes.index((1, 1, 1, NUM_LANDMARKS * 3))
+            self._flag_out = shapes.index((1, 1, 1, 1))
+        except ValueError:
+            raise ValueError(
+                f"{model_path}: outputs {shapes} are not a 468-point face mesh "
+                f"(expected (1, 1, 1, {NUM_LANDMARKS * 3}) and (1, 1, 1, 1))"
+            ) from None
+        self._input = np.empty((1, _SIDE, _SIDE, 3), dtype=np.float32)
+
+    def run(self, image_bgr: np.ndarray, roi: Roi) -> Mesh:
+        crop_to_frame = roi.crop_to_frame(_SIDE)
+        crop = cut(image_bgr, crop_to_frame, _SIDE)
+        np.multiply(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), 1 / 255, out=self._input[0], casting="unsafe")
+        outputs = self._model.run(self._input)
+        points = outputs[self._points_out].reshape(NUM_LANDMARKS, 3)
+        logit = float(np.clip(outputs[self._flag_out].item(), -80.0, 80.0))
+        return Mesh(to_frame(points, crop_to_frame), 1.0 / (1.0 + math.exp(-logit)))

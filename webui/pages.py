@@ -1,0 +1,118 @@
+"""The HTML pages: status, live view, sessions, the start/stop form and each session's report."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, url_for
+
+from daemon.report import events_csv, load_report, render_report_html, render_report_pdf, report_css
+from daemon.report import view as report_view
+from daemon.session import SessionError
+from daemon.store.records import CandidateInfo
+from webui.forms import StartSessionForm
+from webui.host import host_figures
+
+bp = Blueprint("pages", __name__)
+
+# A running session's page reloads itself this often, so new events show up.
+RUNNING_REFRESH_S = 5
+
+
+def backend():
+    return current_app.extensions["proctord_backend"]
+
+
+def report_for(session_id: str) -> dict:
+    report = load_report(backend().reader, session_id, backend().rules)
+    if report is None:
+        abort(404, description=f"No session {session_id!r}.")
+    return report
+
+
+@bp.get("/")
+def status():
+    return render_template(
+        "status.html",
+        status=backend().status(),
+        host=host_figures(backend().data_dir),
+        open_events=backend().open_events(),
+    )
+
+
+@bp.get("/live")
+def live():
+    return render_template("live.html", interval_ms=round(1000 / current_app.extensions["proctord_live"].max_fps))
+
+
+@bp.get("/live.jpg")
+def live_jpeg():
+    picture = current_app.extensions["proctord_live"].jpeg()
+    if picture is None:
+        abort(503, description="No frame analysed yet.")
+    return Response(picture, mimetype="image/jpeg")
+
+
+@bp.get("/sessions")
+def sessions():
+    return render_template("sessions.html", sessions=backend().reader.sessions(), status=backend().status())
+
+
+@bp.route("/sessions/new", methods=["GET", "POST"])
+def start_session():
+    form = StartSessionForm()
+    if not form.validate_on_submit():
+        return render_template("start.html", form=form, error=None), 400 if form.errors else 200
+    info = CandidateInfo(form.candidate_name.data, form.candidate_id.data, form.exam_id.data, form.notes.data)
+    try:
+        session = backend().start_session(info)
+    except SessionError as exc:
+        return render_template("start.html", form=form, error=f"{exc}: stop it first."), 409
+    flash(f"Session {session.id} started.")
+    return redirect(url_for("pages.session", session_id=session.id))
+
+
+@bp.post("/sessions/stop")
+def stop_session():
+    try:
+        session = backend().stop_session()
+    except SessionError as exc:
+        abort(409, description=f"Nothing to stop: {exc}.")
+    flash(f"Session {session.id} stopped.")
+    return redirect(url_for("pages.session", session_id=session.id))
+
+
+@bp.get("/sessions/<session_id>")
+def session(session_id: str):
+    report = report_for(session_id)
+    running = report["session"]["state"] == "running"
+    return render_template(
+        "session.html", report=report, timeline=report_view.timeline(report),
+        refresh_s=RUNNING_REFRESH_S if running else None,
+    )
+
+
+@bp.get("/sessions/<session_id>/report.html")
+def report_html(session_id: str):
+    """The printable report (daemon/report), its stylesheet linked so the page's CSP allows it."""
+    html = render_report_html(report_for(session_id), stylesheet_url=url_for("pages.report_stylesheet"))
+    return Response(html, mimetype="text/html")
+
+
+@bp.get("/report.css")
+def report_stylesheet():
+    return Response(report_css(), mimetype="text/css")
+
+
+@bp.get("/sessions/<session_id>/report.csv")
+def report_csv(session_id: str):
+    return _download(events_csv(report_for(session_id)), "text/csv", f"report-{session_id}.csv")
+
+
+@bp.get("/sessions/<session_id>/report.pdf")
+def report_pdf(session_id: str):
+    return _download(render_report_pdf(report_for(session_id)), "application/pdf", f"report-{session_id}.pdf")
+
+
+def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
