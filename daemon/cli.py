@@ -11,6 +11,8 @@ from pathlib import Path
 
 from daemon import __version__
 from daemon.config import Config, ConfigError, load_config
+from daemon.recording.commands import add_evidence_commands
+from daemon.sync.watch import add_watch_command
 
 log = logging.getLogger("proctord")
 
@@ -74,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
         help="hash a technician password for web.password_hash (asked twice on a terminal, else read from stdin)",
     )
     hash_password.set_defaults(handler=_hash_password)
+
+    add_evidence_commands(commands, _config_option)
+    add_watch_command(commands)
     return parser
 
 
@@ -84,11 +89,30 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 def _run(args) -> int:
     from daemon.service import Daemon
 
+    _log_to_logs_directory()
     daemon = _build(Daemon, load_config(args.config))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: daemon.request_stop())
     daemon.run()
     return 0
+
+
+# A plain file a technician can copy off the SD card, kept even where the journal lives in RAM.
+LOG_FILE_BYTES, LOG_FILES_KEPT = 5_000_000, 3
+
+
+def _log_to_logs_directory() -> None:
+    """Under systemd (LogsDirectory=), also log to $LOGS_DIRECTORY/proctord.log, rotated."""
+    from logging.handlers import RotatingFileHandler
+
+    directory = os.environ.get("LOGS_DIRECTORY")
+    if not directory:
+        return
+    handler = RotatingFileHandler(
+        Path(directory.split(":")[0]) / "proctord.log", maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILES_KEPT
+    )
+    handler.setFormatter(logging.getLogger().handlers[0].formatter)
+    logging.getLogger().addHandler(handler)
 
 
 def _check_config(args) -> int:

@@ -82,12 +82,13 @@ class HealthMonitor:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, status: str = "stopping: closing the session") -> None:
+    def stop(self) -> None:
         """Shutdown begins: no more pings, STOPPING to systemd, the panel off and released."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
-        self._notifier.stopping(status)
+        self._notifier.stopping("stopping: closing the session")
+        self._notifier.close()
         self._panel.close()
 
     def check(self) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from daemon.capture.frame import Frame
 from daemon.inference.analysis import FrameAnalysis
 from daemon.inference.analyzer import FrameAnalyzer
+from daemon.recording.recorder import Recorder
 from daemon.session import SessionController
 
 # Smoothing of the fps and per-stage timing figures: about the last 30 frames.
@@ -26,12 +27,16 @@ class PipelineStats:
 
 
 class FramePipeline:
-    def __init__(self, analyzer: FrameAnalyzer, sessions: SessionController):
+    def __init__(self, analyzer: FrameAnalyzer, sessions: SessionController, recorder: Recorder | None = None):
         self._analyzer = analyzer
         self._sessions = sessions
+        self._recorder = recorder
         self.stats = PipelineStats()
 
     def process(self, frame: Frame) -> FrameAnalysis:
+        if self._recorder:
+            # Queued (or dropped) before the analysis, so an event this frame starts finds it recorded.
+            self._recorder.offer(frame)
         analysis = self._analyzer.analyze(frame)
         self._sessions.observe(analysis)
         self.stats = self._updated_stats(analysis)

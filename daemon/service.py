@@ -8,9 +8,7 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 
 from daemon import __version__
-from daemon.capture.frame import Frame
 from daemon.capture.grabber import FrameGrabber
-from daemon.capture.sources import open_source
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import Config
 from daemon.events.rules import Instant
@@ -21,6 +19,7 @@ from daemon.latest_frame import LatestFrame
 from daemon.modelstore import MANIFEST_PATH, verify_models
 from daemon.notify import SystemdNotifier
 from daemon.pipeline import FramePipeline
+from daemon.recording.service import RecordingService
 from daemon.session import SessionController, SessionError
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import CandidateInfo
@@ -30,9 +29,6 @@ from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.mqtt import MqttPublisher
 
 log = logging.getLogger(__name__)
-
-# No frame for this long and the MQTT status says the camera is not ok.
-CAMERA_STALE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +45,17 @@ class Status:
     frames_analysed: int
     frames_captured: int
     frames_dropped: int
-    seconds_since_last_frame: float | None
+    seconds_since_last_frame: float | None  # since the last frame the camera delivered
+    capture_fps: float  # frames the camera delivers per second (measured_fps: frames analysed per second)
+    camera_online: bool  # false once no frame came for camera.timeout_s (camera_lost)
+    camera_reconnects: int
+    camera_error: str | None  # why frames do not arrive now (None while they do)
     faces_in_view: int
     inference_ms: dict[str, float]
     face_model: str
     session: dict | None
     mqtt: dict
+    recording: dict  # state: off | idle | recording | degraded (and why), files written, free space
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -71,19 +72,21 @@ class Daemon:
         self.topics = Topics.from_config(config)
         self.reader = StoreReader(config.database_path)
         self.writer = StoreWriter(Store(config.database_path, kiosk=config.kiosk.name))
+        self.recording = RecordingService(config, self.writer, self.reader, clock)
         self.sessions = SessionController(
-            config.rules, self.writer, self.reader, self.topics, on_committed=self._outbox_changed
+            config.rules, self.writer, self.reader, self.topics, on_committed=self._outbox_changed,
+            recorder=self.recording.recorder,
         )
-        self._newest_frame: Frame | None = None  # for the MQTT snapshot command
         self.publisher = (
             MqttPublisher.from_config(config.mqtt, self.topics, self.reader, self._acknowledge,
                                       self._command_actions(), clock)
             if config.mqtt.enabled else None
         )
         self.analyzer = FrameAnalyzer(config.inference, config.models_dir)
-        self.pipeline = FramePipeline(self.analyzer, self.sessions)
-        self.source = open_source(config.camera, clock)
-        self.grabber = FrameGrabber(self.source)
+        self.pipeline = FramePipeline(self.analyzer, self.sessions, self.recording.recorder)
+        # Opens (and reopens) the camera on its own thread: a camera that is absent does not stop the start.
+        self.grabber = FrameGrabber.for_camera(config.camera, clock)
+        self._reference_session: str | None = None  # the session whose view reference was taken
         self.latest_frame = LatestFrame()  # for the web page's live view
         self.web = None
         if config.web.enabled:
@@ -97,6 +100,7 @@ class Daemon:
                 rules=config.rules,
                 start_session=lambda info: self.sessions.start(info, self.now()),
                 stop_session=self.sessions.stop,
+                open_events=lambda: self.sessions.open_events,
                 latest_frame=self.latest_frame.get,
                 data_dir=config.data_dir,
             ))
@@ -130,7 +134,7 @@ class Daemon:
         session = self.sessions.active
         return Vitals(
             phase=self._state,
-            camera_online=self.grabber.stats.error is None,
+            camera_online=self.grabber.stats.online,
             frames_analysed=self.pipeline.stats.frames,
             session_id=session.id if session else None,
             open_events=self.sessions.open_events,
@@ -138,6 +142,7 @@ class Daemon:
 
     def run(self) -> None:
         self._recover_interrupted_sessions()
+        self.recording.start()
         if self.publisher:
             self.publisher.start()
         if self.web:
@@ -156,19 +161,23 @@ class Daemon:
         capture = self.grabber.stats
         stats = self.pipeline.stats
         session = self.sessions.active
-        last = stats.last_frame_mono
+        since_frame = capture.seconds_since_last_frame
         return Status(
             version=__version__,
             kiosk=self.config.kiosk.name,
             site=self.config.kiosk.site,
             state=self._state,
-            source=self.source.name,
-            nominal_fps=self.source.nominal_fps,
+            source=capture.source,
+            nominal_fps=capture.nominal_fps,
             measured_fps=round(stats.fps, 2),
             frames_analysed=stats.frames,
             frames_captured=capture.captured,
             frames_dropped=capture.dropped,
-            seconds_since_last_frame=None if last is None else round(self.clock.monotonic() - last, 3),
+            seconds_since_last_frame=None if since_frame is None else round(since_frame, 3),
+            capture_fps=round(capture.fps, 2),
+            camera_online=capture.online,
+            camera_reconnects=capture.reconnects,
+            camera_error=capture.error,
             faces_in_view=stats.faces,
             inference_ms={stage: round(ms, 2) for stage, ms in stats.timings_ms.items()},
             face_model=self.analyzer.face_model,
@@ -179,21 +188,20 @@ class Daemon:
                 "connected": bool(self.publisher and self.publisher.connected),
                 "outbox_backlog": self.reader.outbox_backlog(),
             },
+            recording=self.recording.status(),
         )
 
     def kiosk_status(self) -> KioskStatus:
         """What the retained MQTT status and the ping command report."""
         capture = self.grabber.stats
-        last = self.pipeline.stats.last_frame_mono
-        camera_ok = (not capture.ended and capture.error is None and last is not None
-                     and self.clock.monotonic() - last < CAMERA_STALE_S)
+        camera_ok = capture.online and not capture.ended
         return KioskStatus(__version__, self.sessions.active, camera_ok, self.pipeline.stats.fps)
 
     def _command_actions(self) -> CommandActions:
         return CommandActions(
             start_session=lambda info: self.sessions.start(info, self.now()),
             stop_session=lambda: self.sessions.stop(),
-            latest_frame=lambda: self._newest_frame,
+            latest_frame=lambda: (latest := self.latest_frame.get()) and latest.frame,
             status=self.kiosk_status,
             snapshot_dir=self.config.data_dir / "snapshots",
         )
@@ -204,20 +212,33 @@ class Daemon:
             frame = self.grabber.next_frame(timeout=0.5)
             if frame is not None:
                 self.latest_frame.publish(frame, self.pipeline.process(frame))
-                self._newest_frame = frame
             elif self.grabber.stats.ended:
-                self._source_ended()
-                while not self._stop.wait(0.5):
-                    self.health.loop_passed()  # nothing to analyse, but alive: keep feeding the watchdog
+                if self._state != "source_ended":
+                    self._source_ended()
+                self._stop.wait(0.5)  # nothing more to analyse, but alive: keep feeding the watchdog
+            self._follow_camera()
+
+    def _follow_camera(self) -> None:
+        """Feed camera_lost the grabber's exact times, and give each new session its view reference."""
+        session = self.sessions.active
+        if session is not None and session.id != self._reference_session:
+            # However the session was started (auto, web, MQTT, panel): camera_moved compares with this view.
+            self._reference_session = session.id
+            self.grabber.take_reference()
+        camera = self.grabber.poll_camera()
+        for change in camera.changes:  # lost at the last frame before the gap, restored at the first after it
+            self.sessions.observe_camera(change.online, Instant(change.mono, change.wall))
+        self.sessions.observe_camera(camera.online, self.now())  # so a configured onset_s/release_s runs on
 
     def _source_ended(self) -> None:
         self._state = "source_ended"
-        log.info("video source %s ended; still serving status and reports", self.source.name)
+        log.info("video source %s ended; still serving status and reports", self.grabber.stats.source)
         if self.config.session.stop_at_end_of_source and self.sessions.active:
             self.sessions.stop()
 
     def _recover_interrupted_sessions(self) -> None:
         def close_and_announce():
+            self.recording.recover(self.writer.store)  # the files they left, before their chains close
             for session in self.writer.store.close_interrupted():
                 self.sessions.announce_finished(session)
 
@@ -246,4 +267,5 @@ class Daemon:
             self.publisher.stop()
         if self.web:
             self.web.stop()
+        self.recording.stop()
         self.writer.close()

@@ -16,6 +16,7 @@ from daemon.config import RulesConfig
 from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.events.rules import Instant, RuleEngine
 from daemon.inference.analysis import FrameAnalysis
+from daemon.recording.recorder import Recorder
 from daemon.report import build_report
 from daemon.store.db import StoreReader
 from daemon.store.records import CandidateInfo, SessionRecord
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 # How often a running session's progress (last known time, frame count) is committed: the most a
 # crash can take off the end of an interrupted session.
 PROGRESS_EVERY_S = 2.0
+# The most a stop waits for the recorder to close the session's files.
+RECORDING_STOP_TIMEOUT_S = 30.0
 
 
 class SessionError(Exception):
@@ -41,8 +44,10 @@ class SessionController:
         reader: StoreReader,
         topics: Topics,
         on_committed: Callable[[], None] = lambda: None,
+        recorder: Recorder | None = None,
     ):
         self._rules = rules
+        self._recorder = recorder  # records the session and each event's clip and snapshot
         self._writer = writer
         self._reader = reader
         self._topics = topics
@@ -70,6 +75,8 @@ class SessionController:
                 raise SessionError(f"session {self._session.id} is already running")
             session = self._writer.submit(self._write_start, info, at.wall).result()
             self._session = session
+            if self._recorder:
+                self._recorder.start_session(session.id)
             self._engine = RuleEngine(self._rules, session.id, lambda: uuid.uuid4().hex)
             self._frames, self._last_progress, self._last_seen = 0, at.mono, at
         log.info("session %s started (candidate %r, exam %r)", session.id, info.candidate_id, info.exam_id)
@@ -83,11 +90,17 @@ class SessionController:
                 raise SessionError("no session is running")
             at = at or self._last_seen
             closing = self._engine.close(at)
-            future = self._writer.submit(
-                self._write_stop, self._session.id, closing, at.wall, self._frames, state, self._engine.metrics
-            )
+            stop = (self._session.id, closing, at.wall, self._frames, state, self._engine.metrics)
+            recorded = self._recorder.stop_session() if self._recorder else None
             self._session, self._engine = None, None
-        finished = future.result()
+        if recorded is not None:
+            # The session's last files join its chain before its stop, so the head the stop message
+            # carries vouches for them too.
+            try:
+                recorded.result(timeout=RECORDING_STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.error("the recorder did not close session %s's files in time; they join its chain later", stop[0])
+        finished = self._writer.submit(self._write_stop, *stop).result()
         log.info("session %s %s after %.1f s", finished.id, state, finished.duration)
         self._on_committed()
         return finished
@@ -117,6 +130,8 @@ class SessionController:
         for change in changes:
             future = self._writer.submit(self._write_change, change)
             future.add_done_callback(lambda _: self._on_committed())
+            if self._recorder:
+                (self._recorder.event_started if change.kind == "start" else self._recorder.event_ended)(change.event)
             log.info("event %s %s (%s)", change.event.type, change.kind, change.event.id)
 
     # The _write_* methods run on the store thread.
@@ -149,5 +164,8 @@ class SessionController:
     def announce_finished(self, session: SessionRecord) -> None:
         """Queue the session's stop message with its report summary (store thread)."""
         report = build_report(session, self._reader.events(session.id), self._rules, self._reader.metrics(session.id))
-        summary = {"integrity_score": report["integrity"]["score"], "event_counts": report["event_counts"]}
+        summary = {
+            "integrity_score": report["integrity"]["score"], "event_counts": report["event_counts"],
+            "evidence_chain": self._writer.store.chain_head(session.id),
+        }
         self._writer.store.enqueue([self._topics.session_message(session, "stop", summary)])

@@ -30,8 +30,8 @@ EOF
 }
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-root=/ platform= camera= site=default-site kiosk= mqtt_host=127.0.0.1:1883 mqtt_user= mqtt_password_file=
-web_host=127.0.0.1 web_hash_file= auto_start=false models_from= start=yes python=python3
+root=/ platform='' camera='' site=default-site kiosk='' mqtt_host=127.0.0.1:1883 mqtt_user='' mqtt_password_file=''
+web_host=127.0.0.1 web_hash_file='' auto_start=false models_from='' start=yes python=python3
 while [ $# -gt 0 ]; do
   case "$1" in
     --platform) platform=$2; shift 2 ;;
@@ -100,8 +100,8 @@ system_packages() {
 }
 
 account() {
-  groupadd "${account_opts[@]}" -f gpio  # Raspberry Pi OS has it; elsewhere it only grants what udev gives it
-  groupadd "${account_opts[@]}" -f video
+  groupadd "${account_opts[@]}" -f --system gpio  # Raspberry Pi OS has it; elsewhere it only grants what udev gives it
+  groupadd "${account_opts[@]}" -f --system video
   groupadd "${account_opts[@]}" -f --system proctord
   if ! grep -q '^proctord:' "$r/etc/passwd"; then
     say "creating the proctord user"
@@ -138,8 +138,15 @@ python_env() {
     die "dependency installation failed; full log: $venv/install.log"
   fi
   if [ "$platform" = jetson ]; then
-    # PyPI's OpenCV would hide JetPack's, the one with GStreamer.
+    # PyPI's OpenCV would hide the system's, the one with GStreamer.
     "$venv/bin/python" -m pip uninstall -y -q opencv-python-headless
+    "$venv/bin/python" -c 'import cv2, re, sys; sys.exit(not re.search(r"GStreamer:\s+YES", cv2.getBuildInformation()))' ||
+      say "WARNING: this venv's OpenCV has no GStreamer (or none at all): camera.kind = \"gstreamer\" will not open"
+  fi
+  if [ "$platform" = pi ] && [ "$camera" = csi ]; then
+    # apt's picamera2 and its compiled helpers meet the venv's numpy here.
+    "$venv/bin/python" -c 'import picamera2' ||
+      say "WARNING: picamera2 does not import in the venv (above): the CSI camera will not open"
   fi
   "$venv/bin/python" -m compileall -q "$prefix/daemon" "$prefix/webui"  # /opt is read-only to the service
 }
@@ -187,7 +194,7 @@ config() {
     printf '# proctord on %s, written by install.sh. Every key with its default and a comment:\n' "$kiosk"
     printf '# %s/proctord.example.toml. After an edit: %s/.venv/bin/proctord check-config %s/proctord.toml\n' \
       "$etc" "$prefix" "$etc"
-    printf '# and: systemctl restart proctord. Data and models: $STATE_DIRECTORY (%s).\n\n' "$state"
+    printf '# and: systemctl restart proctord. Data and models: %s.\n\n' "$state"
     printf '[kiosk]\nsite = "%s"\nname = "%s"\n\n' "$site" "$kiosk"
     printf '[camera]\n'; camera_config; printf '\n'
     printf '[session]\nauto_start = %s          # open a session at every boot\n\n' "$auto_start"

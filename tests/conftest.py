@@ -154,3 +154,14 @@ def scenario_video(shared, tmp_path_factory) -> Path:
             index += 1
     writer.release()
     return path
+
+
+@pytest.fixture(scope="session")
+def scenario_frames(scenario_video) -> list[np.ndarray]:
+    """The scenario video's frames (BGR), to feed a stage directly on the scenario's own timeline."""
+    capture = cv2.VideoCapture(str(scenario_video))
+    frames = []
+    while (ok_frame := capture.read())[0]:
+        frames.append(ok_frame[1])
+    capture.release()
+    return frames

@@ -9,69 +9,38 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import time
-import uuid
 from pathlib import Path
 
 import pytest
 from conftest import Mosquitto, free_port, wait_until
-from mqtt_supervisor import Supervisor
+from mqtt_helpers import KIOSK, SITE, Kiosk, Supervisor
 
 from daemon.config import ConfigError, MqttConfig, parse_config
 from daemon.credentials import CredentialError
 from daemon.events.model import Event, EventChange
-from daemon.store.db import Store, StoreReader
-from daemon.store.records import CandidateInfo, OutboxMessage
+from daemon.store.db import Store
+from daemon.store.records import OutboxMessage
 from daemon.store.writer import StoreWriter
 from daemon.sync.connection import BrokerSettings
 from daemon.sync.contract import KioskStatus, Topics
-from daemon.sync.mqtt import MqttPublisher
 
-SITE, KIOSK = "site-a", "kiosk-1"
 # A broker that keeps the supervisor's session and its queued messages across its own restart, with no
 # cap on that queue (mosquitto's default of 1000 would drop part of a large backlog for the supervisor).
 PERSISTENT = "allow_anonymous true\npersistence true\npersistence_location {dir}/\nmax_queued_messages 0\n"
 
 
-class Kiosk:
-    """The daemon's store and publisher, wired as service.py wires them."""
+@pytest.fixture
+def brokers(tmp_path):
+    """Brokers made by the test; requested before `kiosks`, so they stop after the kiosks have."""
+    made: list[Mosquitto] = []
 
-    def __init__(self, data: Path, port: int, settings: BrokerSettings | None = None, **publisher_options):
-        self.topics = Topics("proctor", SITE, KIOSK)
-        self.writer = StoreWriter(Store(data / "proctord.db", kiosk=KIOSK))
-        self.reader = StoreReader(data / "proctord.db")
-        self.session = self.writer.submit(
-            self.writer.store.start_session, CandidateInfo("Ada", "c-1", "exam-1"), time.time()
-        ).result()
-        self.publisher = MqttPublisher(
-            settings or BrokerSettings("127.0.0.1", port, reconnect_max_s=1), self.topics, self.reader,
-            lambda ids: self.writer.submit(self.writer.store.ack, ids), self.status, **publisher_options,
-        )
-        self.publisher.start()
+    def make(settings: str = Mosquitto.ANONYMOUS, start: bool = True) -> Mosquitto:
+        made.append(Mosquitto(tmp_path, settings=settings))
+        return made[-1].start() if start else made[-1]
 
-    def status(self) -> KioskStatus:
-        return KioskStatus("test-version", self.session, True, 14.96)
-
-    def raise_alerts(self, count: int) -> list[str]:
-        """Commit `count` events with their alerts (one transaction each); returns the message ids."""
-        ids, future = [], None
-        for i in range(count):
-            event = Event(uuid.uuid4().hex, self.session.id, "no_face", "high", time.time(), None, 0.9, {"n": i})
-            change = EventChange("start", event)
-            message = self.topics.alert_message(change)
-            future = self.writer.submit(self.writer.store.record_event, change, [message])
-            future.add_done_callback(lambda _: self.publisher.wake())
-            ids.append(message.message_id)
-        if future is not None:
-            future.result()
-        return ids
-
-    def backlog(self) -> int:
-        return self.reader.outbox_backlog()
-
-    def close(self) -> None:
-        self.publisher.stop(flush_timeout=0)
-        self.writer.close()
+    yield make
+    for broker in made:
+        broker.stop()
 
 
 @pytest.fixture
@@ -145,113 +114,105 @@ def test_alerts_arrive_with_the_contract_payloads_and_the_status_is_retained(mos
     }
 
 
-def test_a_broker_outage_loses_no_alert_and_sends_none_twice(tmp_path, kiosks, supervisors):
-    broker = Mosquitto(tmp_path, settings=PERSISTENT.format(dir=tmp_path)).start()
-    try:
-        supervisor = supervisors(broker.port, persistent=True)
-        kiosk = kiosks(broker.port)
-        before = kiosk.raise_alerts(5)
-        wait_until(lambda: len(alert_ids(supervisor)) == 5, 10, "the alerts before the outage")
+def test_a_broker_outage_loses_no_alert_and_sends_none_twice(tmp_path, brokers, kiosks, supervisors):
+    broker = brokers(PERSISTENT.format(dir=tmp_path))
+    supervisor = supervisors(broker.port, persistent=True)
+    kiosk = kiosks(broker.port)
+    before = kiosk.raise_alerts(5)
+    wait_until(lambda: len(alert_ids(supervisor)) == 5, 10, "the alerts before the outage")
 
-        broker.stop()
-        wait_until(lambda: not kiosk.publisher.connected, 10, "the kiosk to notice the outage")
-        during = kiosk.raise_alerts(40)
-        assert kiosk.backlog() == 40  # committed, waiting
+    broker.stop()
+    wait_until(lambda: not kiosk.publisher.connected, 10, "the kiosk to notice the outage")
+    during = kiosk.raise_alerts(40)
+    assert kiosk.backlog() == 40  # committed, waiting
 
-        broker.start()
-        wait_until(lambda: len(alert_ids(supervisor)) >= 45, 30, "the backlog after the broker returns")
-        wait_until(lambda: kiosk.backlog() == 0, 10, "the outbox to empty")
-        missing, duplicates, in_order = delivery(alert_ids(supervisor), before + during)
-        print(f"\nplain outage: {len(during)} alerts raised while the broker was down, "
-              f"{len(missing)} missing, {duplicates} duplicates, order kept: {in_order}")
-        assert (missing, duplicates, in_order) == ([], 0, True)
-    finally:
-        broker.stop()
+    broker.start()
+    wait_until(lambda: len(alert_ids(supervisor)) >= 45, 30, "the backlog after the broker returns")
+    wait_until(lambda: kiosk.backlog() == 0, 10, "the outbox to empty")
+    missing, duplicates, in_order = delivery(alert_ids(supervisor), before + during)
+    print(f"\nplain outage: {len(during)} alerts raised while the broker was down, "
+          f"{len(missing)} missing, {duplicates} duplicates, order kept: {in_order}")
+    assert (missing, duplicates, in_order) == ([], 0, True)
 
 
 def test_a_broker_stopped_while_alerts_are_in_flight_loses_none_and_keeps_their_order(
-    tmp_path, kiosks, supervisors
+    tmp_path, brokers, kiosks, supervisors
 ):
-    broker = Mosquitto(tmp_path, settings=PERSISTENT.format(dir=tmp_path)).start()
-    try:
-        supervisor = supervisors(broker.port, persistent=True)
-        kiosk = kiosks(broker.port)
-        sent = kiosk.raise_alerts(3000)
-        wait_until(lambda: len(alert_ids(supervisor)) >= 300, 30, "the drain to be under way")
-        broker.stop()  # with messages in flight both ways
-        arrived_before = len(alert_ids(supervisor))
-        broker.start()
-        wait_until(lambda: len(set(alert_ids(supervisor))) == len(sent), 60, "every alert")
-        wait_until(lambda: kiosk.backlog() == 0, 10, "the outbox to empty")
-        missing, duplicates, in_order = delivery(alert_ids(supervisor), sent)
-        print(f"\nbroker stopped mid-drain after {arrived_before} of {len(sent)} alerts: {len(missing)} missing, "
-              f"{duplicates} duplicates (same id, dropped by the supervisor), first arrivals in order: {in_order}")
-        assert missing == [] and in_order
-    finally:
-        broker.stop()
+    broker = brokers(PERSISTENT.format(dir=tmp_path))
+    supervisor = supervisors(broker.port, persistent=True)
+    kiosk = kiosks(broker.port)
+    wait_until(lambda: supervisor.messages("status"), 10, "the kiosk to be online")
+    broker.stop()
+    sent = kiosk.queue_alerts(2000)  # a backlog, so the drain below runs at full speed
+    under_way = supervisor.when_received(len(supervisor.messages()) + 300)
+    broker.start()
+    assert under_way.wait(30), "the drain did not start"
+    broker.stop()  # with messages in flight both ways
+    arrived_before = len(alert_ids(supervisor))
+    assert arrived_before < len(sent)
+    broker.start()
+    wait_until(lambda: len(set(alert_ids(supervisor))) == len(sent), 60, "every alert")
+    wait_until(lambda: kiosk.backlog() == 0, 10, "the outbox to empty")
+    missing, duplicates, in_order = delivery(alert_ids(supervisor), sent)
+    print(f"\nbroker stopped mid-drain after {arrived_before} of {len(sent)} alerts: {len(missing)} missing, "
+          f"{duplicates} duplicates (same id, dropped by the supervisor), first arrivals in order: {in_order}")
+    assert missing == [] and in_order
 
 
-def test_a_restarted_publisher_sends_the_backlog_of_the_previous_run(tmp_path, kiosks, supervisors):
-    broker = Mosquitto(tmp_path)  # nothing listens on its port yet
+def test_a_restarted_publisher_sends_the_backlog_of_the_previous_run(tmp_path, brokers, kiosks, supervisors):
+    broker = brokers(start=False)  # nothing listens on its port yet
     first = Kiosk(tmp_path, broker.port)
     queued = first.raise_alerts(20)
     first.close()  # a reboot with the broker away: all 20 still in the outbox
 
     broker.start()
-    try:
-        supervisor = supervisors(broker.port)
-        kiosks(broker.port)  # the next run, on the same database file
-        wait_until(lambda: len(alert_ids(supervisor)) >= 20, 30, "the previous run's backlog")
-        assert delivery(alert_ids(supervisor), queued) == ([], 0, True)
-    finally:
-        broker.stop()
+    supervisor = supervisors(broker.port)
+    kiosks(broker.port)  # the next run, on the same database file
+    wait_until(lambda: len(alert_ids(supervisor)) >= 20, 30, "the previous run's backlog")
+    assert delivery(alert_ids(supervisor), queued) == ([], 0, True)
 
 
-def test_a_message_the_broker_refuses_stays_in_the_outbox_and_the_rest_go_on(tmp_path, kiosks, supervisors, caplog):
+def test_a_message_the_broker_refuses_stays_in_the_outbox_and_the_rest_go_on(
+    tmp_path, brokers, kiosks, supervisors, caplog
+):
     acl = tmp_path / "acl"
     acl.write_text(f"topic readwrite proctor/{SITE}/{KIOSK}/#\n")
-    broker = Mosquitto(tmp_path, settings=f"allow_anonymous true\npersistence false\nacl_file {acl}\n").start()
-    try:
-        supervisor = supervisors(broker.port, topic=f"proctor/{SITE}/{KIOSK}/#")
-        writer = StoreWriter(Store(tmp_path / "proctord.db", kiosk=KIOSK))
-        writer.submit(writer.store.enqueue, [OutboxMessage("foreign:1", "proctor/other-site/x/alert", "{}")]).result()
-        writer.close()
-        with caplog.at_level(logging.ERROR, logger="daemon.sync.mqtt"):
-            kiosk = kiosks(broker.port)
-            ids = kiosk.raise_alerts(3)
-            wait_until(lambda: len(alert_ids(supervisor)) == 3, 10, "the alerts behind the refused message")
-            wait_until(lambda: kiosk.backlog() == 1, 10, "the outbox to keep only the refused message")
-        assert alert_ids(supervisor) == ids
-        assert [m.message_id for m in kiosk.reader.outbox()] == ["foreign:1"]
-        assert "refused foreign:1" in caplog.text and "Not authorized" in caplog.text
-    finally:
-        broker.stop()
+    broker = brokers(f"allow_anonymous true\npersistence false\nacl_file {acl}\n")
+    supervisor = supervisors(broker.port, topic=f"proctor/{SITE}/{KIOSK}/#")
+    writer = StoreWriter(Store(tmp_path / "proctord.db", kiosk=KIOSK))
+    writer.submit(writer.store.enqueue, [OutboxMessage("foreign:1", "proctor/other-site/x/alert", "{}")]).result()
+    writer.close()
+    with caplog.at_level(logging.ERROR, logger="daemon.sync.mqtt"):
+        kiosk = kiosks(broker.port)
+        ids = kiosk.raise_alerts(3)
+        wait_until(lambda: len(alert_ids(supervisor)) == 3, 10, "the alerts behind the refused message")
+        wait_until(lambda: kiosk.backlog() == 1, 10, "the outbox to keep only the refused message")
+    assert alert_ids(supervisor) == ids
+    assert [m.message_id for m in kiosk.reader.outbox()] == ["foreign:1"]
+    assert "refused foreign:1" in caplog.text and "Not authorized" in caplog.text
 
 
-def test_tls_and_a_password_from_a_systemd_credential(tmp_path, kiosks, supervisors, monkeypatch, caplog):
+def test_tls_and_a_password_from_a_systemd_credential(tmp_path, brokers, kiosks, supervisors, monkeypatch, caplog):
     ca, cert, key = _certificates(tmp_path)
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(tmp_path / "passwd"), "kiosk-1", "s3cret-pw"], check=True)
     tls_port = free_port()
-    broker = Mosquitto(tmp_path, settings=(
+    broker = brokers(
         f"allow_anonymous false\npassword_file {tmp_path / 'passwd'}\npersistence false\n"
         f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
-    )).start()
-    try:
-        credentials = tmp_path / "credentials"
-        credentials.mkdir()
-        (credentials / "mqtt-password").write_text("s3cret-pw\n")
-        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
-        config = MqttConfig(port=tls_port, tls=True, ca_file=str(ca), username="kiosk-1",
-                            password_file="mqtt-password", reconnect_max_s=1)
-        supervisor = supervisors(broker.port, username="kiosk-1", password="s3cret-pw")
-        with caplog.at_level(logging.DEBUG):
-            kiosk = kiosks(broker.port, settings=BrokerSettings.from_config(config))
-            ids = kiosk.raise_alerts(2)
-            wait_until(lambda: alert_ids(supervisor) == ids, 15, "the alerts over TLS")
-        assert "mqtts://127.0.0.1" in caplog.text and "s3cret-pw" not in caplog.text
-        assert "s3cret-pw" not in repr(BrokerSettings.from_config(config))
-    finally:
-        broker.stop()
+    )
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "mqtt-password").write_text("s3cret-pw\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    config = MqttConfig(port=tls_port, tls=True, ca_file=str(ca), username="kiosk-1",
+                        password_file="mqtt-password", reconnect_max_s=1)
+    supervisor = supervisors(broker.port, username="kiosk-1", password="s3cret-pw")
+    with caplog.at_level(logging.DEBUG):
+        kiosk = kiosks(broker.port, settings=BrokerSettings.from_config(config))
+        ids = kiosk.raise_alerts(2)
+        wait_until(lambda: alert_ids(supervisor) == ids, 15, "the alerts over TLS")
+    assert "mqtts://127.0.0.1" in caplog.text and "s3cret-pw" not in caplog.text
+    assert "s3cret-pw" not in repr(BrokerSettings.from_config(config))
 
 
 def test_credential_and_tls_problems_name_the_key(tmp_path, monkeypatch):
@@ -270,8 +231,8 @@ def test_credential_and_tls_problems_name_the_key(tmp_path, monkeypatch):
         "mqtt.ca_file: '/etc/ca.pem' is not allowed: needs tls = true",
         "mqtt.key_file: 'k.pem' is not allowed: needs tls = true",
         "mqtt.password_file: 'pw' is not allowed: needs username",
-        "mqtt.commands.1: 'reboot' is not allowed: Input should be 'ping', 'snapshot', 'start_session' or"
-        " 'stop_session'",
+        ("mqtt.commands.1: 'reboot' is not allowed: Input should be 'ping', 'snapshot', 'start_session' or"
+         " 'stop_session'"),
     ]
 
 
@@ -279,7 +240,10 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl command."""
     ca_key, ca, key, csr, cert = (directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr",
                                                                   "server.pem"))
-    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
         "-keyout", str(ca_key), "-out", str(ca))
     run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))

@@ -112,6 +112,16 @@ def test_a_vanished_socket_is_logged_once_and_never_raises(tmp_path, caplog):
     server.close()
 
 
+def test_the_stall_threshold_must_outlast_the_camera_timeout():
+    from daemon.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as error:
+        parse_config("[camera]\ntimeout_s = 20.0\n[service]\nstall_after_s = 15.0\n")
+    assert error.value.problems == [(
+        "service.stall_after_s: 15.0 is not allowed: it must be above camera.timeout_s (20.0), "
+        "or a lost camera would count as a stall"
+    )]
+
 class FakeClock:
     def __init__(self):
         self.now = 1000.0
@@ -244,6 +254,7 @@ models_dir = "{models_dir}"
 kind = "file"
 path = "{scenario_video}"
 loop = true
+timeout_s = 0.5
 [mqtt]
 enabled = false
 [web]

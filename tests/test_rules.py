@@ -31,7 +31,7 @@ RELEASE_FRAMES = 4
 HOLDS: dict[str, Callable[..., FrameAnalysis]] = {
     "no_face": lambda i, **kw: scene(i, faces=(), **kw),
     "multiple_faces": lambda i, **kw: scene(i, faces=(face(0.9), face(0.8, box=Box(400.0, 60.0, 80.0, 80.0))), **kw),
-    # 60 degrees: beyond the limit even from a neutral learnt on this frame (clamped to 20 degrees).
+    # 60 degrees: beyond the limit even from a neutral learnt on this frame (clamped to 5 degrees).
     "looking_away": lambda i, **kw: scene(i, faces=(face(yaw=60.0),), **kw),
     "eyes_closed": lambda i, **kw: scene(i, faces=(face(eyes=0.02),), **kw),
     "phone": lambda i, **kw: scene(i, objects=(seen("cell phone"),), **kw),
@@ -61,9 +61,11 @@ def engine(rules: RulesConfig | None = None) -> RuleEngine:
 
 
 def custom_rules() -> RulesConfig:
-    """Every rule with TIMING; calibration on the first frame (looking_away is live from frame 0)."""
+    """Every rule with TIMING; calibration on the first frame (looking_away is live from frame 0), its
+    neutral clamped to 5 degrees, so that a first frame turned away leaves a frame at 0 within the limits."""
     tables = {name: TIMING_TABLE for name in EVENT_TYPES}
-    return RulesConfig.model_validate(tables | {"calibration": {"duration_s": 0.0, "min_samples": 1}})
+    calibration = {"duration_s": 0.0, "min_samples": 1, "max_neutral_deg": 5.0}
+    return RulesConfig.model_validate(tables | {"calibration": calibration})
 
 
 def run(rule_engine: RuleEngine, frames: list[FrameAnalysis]) -> list[tuple[int, EventChange]]:

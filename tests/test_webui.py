@@ -68,6 +68,7 @@ class Kiosk:
             rules=config.rules,
             start_session=lambda info: self.sessions.start(info, self.now()),
             stop_session=self.sessions.stop,
+            open_events=lambda: self.sessions.open_events,
             latest_frame=self.latest.get,
             data_dir=self.data_dir,
         )
@@ -81,7 +82,8 @@ class Kiosk:
         return {
             "version": "test", "kiosk": "kiosk-1", "site": "site-a", "state": "running", "source": "scenario.mp4",
             "nominal_fps": 10.0, "measured_fps": 9.8, "frames_analysed": self.seq, "frames_captured": self.seq,
-            "frames_dropped": 2, "seconds_since_last_frame": 0.1, "faces_in_view": 1,
+            "frames_dropped": 2, "seconds_since_last_frame": 0.1, "capture_fps": 10.0, "camera_online": True,
+            "camera_reconnects": 1, "camera_error": None, "faces_in_view": 1,
             "inference_ms": {"face_detect": 1.5}, "face_model": "face_detection_short_range.tflite",
             "session": asdict(session) if session else None,
             "mqtt": {"enabled": True, "broker": "127.0.0.1:1883", "connected": False,
@@ -292,7 +294,7 @@ def test_a_session_started_from_the_form_records_events_and_is_stopped(logged_in
     status = logged_in.get("/api/status").json
     assert [e["type"] for e in status["open_events"]] == ["no_face"]
     page = logged_in.get(f"/sessions/{session.id}")
-    assert page.status_code == 200 and "no_face" in page.text and 'http-equiv="refresh"' in page.text
+    assert page.status_code == 200 and "No face" in page.text and 'http-equiv="refresh"' in page.text
     assert re.search(r'<rect class="bar"[^>]*><title>No face at 0:0[23]', page.text)  # on the timeline
     assert "no_face" in logged_in.get("/").text  # the open events on the status page
 
@@ -406,6 +408,8 @@ def test_metrics_in_prometheus_text_format(logged_in, kiosk):
     assert samples[("proctord_events_total", (("type", "no_face"),))] == 1
     assert samples[("proctord_frames_dropped_total", ())] == 2
     assert samples[("proctord_fps", ())] == 9.8
+    assert samples[("proctord_camera_online", ())] == 1
+    assert samples[("proctord_camera_reconnects_total", ())] == 1
     assert samples[("proctord_inference_ms", (("stage", "face_detect"),))] == 1.5
     assert samples[("proctord_session_running", ())] == 1
     assert samples[("proctord_outbox_backlog", ())] == kiosk.reader.outbox_backlog() > 0

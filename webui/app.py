@@ -9,7 +9,7 @@ request needs a CSRF token (Flask-WTF); the browser never sees a stack trace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import RulesConfig, WebConfig
 from daemon.events.model import Event
 from daemon.latest_frame import AnalysedFrame
+from daemon.report import view as report_view
 from daemon.store.db import StoreReader
 from daemon.store.records import CandidateInfo, SessionRecord
 from webui import api, auth, pages
@@ -49,15 +50,9 @@ class WebBackend:
     rules: RulesConfig
     start_session: Callable[[CandidateInfo], SessionRecord]  # raises SessionError when one runs
     stop_session: Callable[[], SessionRecord]  # raises SessionError when none runs
+    open_events: Callable[[], Sequence[Event]]  # the running session's events that have not ended
     latest_frame: Callable[[], AnalysedFrame | None]
     data_dir: Path
-
-    def open_events(self) -> list[Event]:
-        """The running session's events that have not ended yet."""
-        session = self.status().get("session")
-        if not session:
-            return []
-        return [event for event in self.reader.events(session["id"]) if event.end is None]
 
 
 def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK) -> Flask:
@@ -74,7 +69,8 @@ def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK)
         MAX_CONTENT_LENGTH=MAX_FORM_BYTES,
     )
     if web.proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=web.proxy_hops, x_proto=web.proxy_hops)
+        hops = web.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.extensions["proctord_backend"] = backend
     app.extensions["proctord_live"] = LiveView(backend.latest_frame, backend.open_events, web.live_fps, clock)
     app.extensions["proctord_metrics"] = metrics_registry(
@@ -94,6 +90,11 @@ def _install_responses(app: Flask) -> None:
         if epoch is None:
             return "—"
         return datetime.fromtimestamp(epoch, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+    # The report's own wording (daemon/report/view.py), so the page and the printable report agree.
+    app.add_template_filter(report_view.label, "label")
+    app.add_template_filter(report_view.evidence_text, "evidence")
+    app.add_template_filter(report_view.clock_offset, "clock")
 
     @app.after_request
     def security_headers(response):

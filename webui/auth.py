@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 BASIC_USER = "technician"
 SECRET_KEY_FILE = "web-secret-key"
-# Reachable without a login: the probe, the login page itself and its stylesheet.
+# Reachable without a login: the probe, the login page and the static files (style sheet, script).
 PUBLIC_ENDPOINTS = {"api.healthz", "auth.login", "static"}
 
 NO_PASSWORD_SET = (
@@ -126,6 +126,10 @@ class Authenticator:
 def install(app: Flask, auth: Authenticator) -> None:
     app.extensions["proctord_auth"] = auth
     app.register_blueprint(bp)
+
+    @app.context_processor
+    def login_state():
+        return {"logged_in": auth.logged_in()}
 
     @app.before_request
     def require_technician():

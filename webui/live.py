@@ -7,7 +7,7 @@ between gets the same cached JPEG. Encoding holds no lock the pipeline needs.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import cv2
 
@@ -24,7 +24,7 @@ class LiveView:
     def __init__(
         self,
         latest: Callable[[], AnalysedFrame | None],
-        open_events: Callable[[], list[Event]],
+        open_events: Callable[[], Sequence[Event]],
         max_fps: float,
         clock: Clock,
     ):

@@ -24,12 +24,30 @@ class DaemonCollector(Collector):
 
     def collect(self):
         status, host = self._status(), self._host()
-        yield CounterMetricFamily("proctord_frames_analysed", "Frames analysed", value=status["frames_analysed"])
-        yield CounterMetricFamily("proctord_frames_captured", "Frames delivered by the camera",
-                                  value=status["frames_captured"])
-        yield CounterMetricFamily("proctord_frames_dropped", "Frames dropped because the analysis was busy",
-                                  value=status["frames_dropped"])
-        yield GaugeMetricFamily("proctord_fps", "Frames analysed per second (smoothed)", value=status["measured_fps"])
+        mqtt = status["mqtt"]
+        counters = [  # (name without _total, help, value)
+            ("proctord_frames_analysed", "Frames analysed", status["frames_analysed"]),
+            ("proctord_frames_captured", "Frames delivered by the camera", status["frames_captured"]),
+            ("proctord_frames_dropped", "Frames dropped because the analysis was busy", status["frames_dropped"]),
+            ("proctord_camera_reconnects", "Times the camera was reopened", status["camera_reconnects"]),
+        ]
+        gauges = [
+            ("proctord_fps", "Frames analysed per second (smoothed)", status["measured_fps"]),
+            ("proctord_capture_fps", "Frames the camera delivers per second", status["capture_fps"]),
+            ("proctord_camera_online", "1 while the camera delivers frames", int(status["camera_online"])),
+            ("proctord_faces_in_view", "Faces in the last analysed frame", status["faces_in_view"]),
+            ("proctord_session_running", "1 while a session runs", int(status["session"] is not None)),
+            ("proctord_mqtt_connected", "1 while connected to the broker", int(mqtt["connected"])),
+            ("proctord_outbox_backlog", "MQTT messages waiting for the broker", mqtt["outbox_backlog"]),
+            ("proctord_disk_free_bytes", "Free space where the data is kept", host.disk_free_bytes),
+        ]
+        if host.temperature_c is not None:
+            gauges.append(("proctord_cpu_temperature_celsius", "CPU temperature", host.temperature_c))
+        for name, help_text, value in counters:
+            yield CounterMetricFamily(name, help_text, value=value)
+        for name, help_text, value in gauges:
+            yield GaugeMetricFamily(name, help_text, value=value)
+
         inference = GaugeMetricFamily("proctord_inference_ms", "Inference time per stage (smoothed)", labels=["stage"])
         for stage, ms in sorted(status["inference_ms"].items()):
             inference.add_metric([stage], ms)
@@ -38,20 +56,6 @@ class DaemonCollector(Collector):
         for event_type, count in sorted(self._event_counts().items()):
             events.add_metric([event_type], count)
         yield events
-        yield GaugeMetricFamily("proctord_session_running", "1 while a session runs",
-                                value=int(status["session"] is not None))
-        yield GaugeMetricFamily("proctord_faces_in_view", "Faces in the last analysed frame",
-                                value=status["faces_in_view"])
-        mqtt = status["mqtt"]
-        yield GaugeMetricFamily("proctord_mqtt_connected", "1 while connected to the broker",
-                                value=int(mqtt["connected"]))
-        yield GaugeMetricFamily("proctord_outbox_backlog", "MQTT messages waiting for the broker",
-                                value=mqtt["outbox_backlog"])
-        yield GaugeMetricFamily("proctord_disk_free_bytes", "Free space where the data is kept",
-                                value=host.disk_free_bytes)
-        if host.temperature_c is not None:
-            yield GaugeMetricFamily("proctord_cpu_temperature_celsius", "CPU temperature",
-                                    value=host.temperature_c)
 
 
 def metrics_registry(collector: DaemonCollector) -> CollectorRegistry:

@@ -4,6 +4,7 @@ the session's open events. Runs in a web request, never on the per-frame path.""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -17,7 +18,9 @@ CYAN, BLUE, WHITE = (230, 210, 0), (230, 120, 40), (255, 255, 255)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def annotate(image: np.ndarray, analysis: FrameAnalysis, open_events: list[Event], max_width: int) -> np.ndarray:
+def annotate(
+    image: np.ndarray, analysis: FrameAnalysis, open_events: Sequence[Event], max_width: int
+) -> np.ndarray:
     """A new picture at most `max_width` wide; `image` itself is never written to."""
     scale = min(1.0, max_width / image.shape[1])
     if scale < 1:
@@ -62,7 +65,7 @@ def _draw_face(canvas: np.ndarray, face: Face, scale: float, colour: tuple[int, 
         cv2.arrowedLine(canvas, between_eyes, tip, CYAN, 2, tipLength=0.2)
 
 
-def _banner(canvas: np.ndarray, open_events: list[Event]) -> None:
+def _banner(canvas: np.ndarray, open_events: Sequence[Event]) -> None:
     if not open_events:
         return
     text = "  ".join(sorted({event.type for event in open_events}))

@@ -63,21 +63,21 @@ def start_session():
         return render_template("start.html", form=form, error=None), 400 if form.errors else 200
     info = CandidateInfo(form.candidate_name.data, form.candidate_id.data, form.exam_id.data, form.notes.data)
     try:
-        session = backend().start_session(info)
+        started = backend().start_session(info)
     except SessionError as exc:
         return render_template("start.html", form=form, error=f"{exc}: stop it first."), 409
-    flash(f"Session {session.id} started.")
-    return redirect(url_for("pages.session", session_id=session.id))
+    flash(f"Session {started.id} started.")
+    return redirect(url_for("pages.session", session_id=started.id))
 
 
 @bp.post("/sessions/stop")
 def stop_session():
     try:
-        session = backend().stop_session()
+        stopped = backend().stop_session()
     except SessionError as exc:
         abort(409, description=f"Nothing to stop: {exc}.")
-    flash(f"Session {session.id} stopped.")
-    return redirect(url_for("pages.session", session_id=session.id))
+    flash(f"Session {stopped.id} stopped.")
+    return redirect(url_for("pages.session", session_id=stopped.id))
 
 
 @bp.get("/sessions/<session_id>")

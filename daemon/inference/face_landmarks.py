@@ -6,11 +6,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from daemon.inference.analysis import Face
-from daemon.inference.roi import Roi, cut, to_frame
+from daemon.inference.roi import Roi, cut_rgb, to_frame
 from daemon.inference.runtime import TFLiteModel
 
 NUM_LANDMARKS = 468
@@ -62,8 +61,8 @@ class FaceMeshModel:
 
     def run(self, image_bgr: np.ndarray, roi: Roi) -> Mesh:
         crop_to_frame = roi.crop_to_frame(_SIDE)
-        crop = cut(image_bgr, crop_to_frame, _SIDE)
-        np.multiply(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), 1 / 255, out=self._input[0], casting="unsafe")
+        crop = cut_rgb(image_bgr, crop_to_frame, _SIDE)
+        np.multiply(crop, 1 / 255, out=self._input[0], casting="unsafe")
         outputs = self._model.run(self._input)
         points = outputs[self._points_out].reshape(NUM_LANDMARKS, 3)
         logit = float(np.clip(outputs[self._flag_out].item(), -80.0, 80.0))

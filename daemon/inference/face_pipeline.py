@@ -3,7 +3,8 @@
 Tracking works as in MediaPipe's face mesh: once a face has landmarks, the next frame's crop comes from
 them and the detector is skipped. The detector still runs every `detect_interval_s` of frame time (so a
 face entering the view is found within that time) and whenever no face is tracked. A tracked face is lost
-when the mesh's face-presence score drops below `landmark_min_score`.
+when the mesh's face-presence score drops below `landmark_min_score`, or when two detector runs in a row
+do not see it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ FACE_DETECTOR_FILES = {"short": "face_detection_short_range.tflite", "full": "fa
 FACE_MESH_FILE = "face_landmark.tflite"
 IRIS_FILE = "iris_landmark.tflite"
 # Two meshes this similar are one face seen twice (two crops drifted onto it).
+# A tracked face the detector does not see this many runs in a row is dropped: the mesh alone scores a crop
+# that straddles two faces as a face (measured on the scenario video's switch from one face to two).
+_MAX_MISSES = 2
 _SAME_FACE_IOU = 0.5
 # An eye whose lid gap is under this share of its width is closed: its iris position means nothing.
 _CLOSED_EYE = 0.1
@@ -43,6 +47,7 @@ class FaceResult:
 class _Tracked:
     roi: Roi  # where to look on the next frame
     box: Box  # the face's box on this frame
+    misses: int  # detector runs in a row that did not see this face
 
 
 class FacePipeline:
@@ -67,24 +72,32 @@ class FacePipeline:
     def process(self, image_bgr: np.ndarray, mono: float) -> FaceResult:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        rois = [track.roi for track in self._tracked]
+        candidates = [(track.roi, track.misses) for track in self._tracked]
         extra: list[Face] = []  # detected beyond max_faces: counted, but without landmarks
         if self._detection_due(mono):
             detections = self._detector.detect(image_bgr)
             self._last_detection = mono
             timings["face_detect"] = _ms_since(started)
+            candidates = [
+                (track.roi, 0 if any(_centre_inside(d.box, track.box) for d in detections) else track.misses + 1)
+                for track in self._tracked
+            ]
+            candidates = [(roi, misses) for roi, misses in candidates if misses < _MAX_MISSES]
             for face in detections:
                 if any(_centre_inside(face.box, track.box) for track in self._tracked):
                     continue  # already tracked: the landmarks place it better than the detector
-                if len(rois) < self._max_faces:
-                    rois.append(roi_from_detection(face))
+                if len(candidates) < self._max_faces:
+                    candidates.append((roi_from_detection(face), 0))
                 else:
                     extra.append(face)
         mark = time.perf_counter()
-        meshes = self._distinct(m for m in (self._mesh.run(image_bgr, roi) for roi in rois) if m.presence >= self._min_presence)
+        meshes = [(self._mesh.run(image_bgr, roi), misses) for roi, misses in candidates]
+        kept = self._distinct([(mesh, misses) for mesh, misses in meshes if mesh.presence >= self._min_presence])
         timings["face_landmarks"] = _ms_since(mark)
-        faces = self._describe(image_bgr, meshes, timings)
-        self._tracked = [_Tracked(roi_from_landmarks(m.landmarks), face.box) for m, face in zip(meshes, faces)]
+        faces = self._describe(image_bgr, [mesh for mesh, _ in kept], timings)
+        self._tracked = [
+            _Tracked(roi_from_landmarks(mesh.landmarks), face.box, misses) for (mesh, misses), face in zip(kept, faces)
+        ]
         timings["face_total"] = _ms_since(started)
         return FaceResult(tuple(faces + extra), timings)
 
@@ -98,13 +111,13 @@ class FacePipeline:
         return not self._tracked or last is None or mono < last or mono - last >= self._detect_interval
 
     @staticmethod
-    def _distinct(meshes) -> list[Mesh]:
-        kept: list[tuple[Mesh, Box]] = []
-        for mesh in sorted(meshes, key=lambda m: -m.presence):
+    def _distinct(meshes: list[tuple[Mesh, int]]) -> list[tuple[Mesh, int]]:
+        kept: list[tuple[Mesh, int, Box]] = []
+        for mesh, misses in sorted(meshes, key=lambda item: -item[0].presence):
             box = _bounding_box(mesh.landmarks)
-            if all(box.iou(other) <= _SAME_FACE_IOU for _, other in kept):
-                kept.append((mesh, box))
-        return [mesh for mesh, _ in kept]
+            if all(box.iou(other) <= _SAME_FACE_IOU for _, _, other in kept):
+                kept.append((mesh, misses, box))
+        return [(mesh, misses) for mesh, misses, _ in kept]
 
     def _describe(self, image_bgr: np.ndarray, meshes: list[Mesh], timings: dict[str, float]) -> list[Face]:
         iris_ms = geometry_ms = 0.0

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from daemon.inference.roi import Roi, cut, line_angle, to_frame
+from daemon.inference.roi import Roi, cut_rgb, line_angle, to_frame
 from daemon.inference.runtime import TFLiteModel
 
 _SIDE = 64
@@ -62,8 +61,8 @@ class IrisModel:
             side = float(np.hypot(*(end - start))) * _ROI_SCALE
             crop_to_frame = Roi(float(centre[0]), float(centre[1]), side, line_angle(start, end)).crop_to_frame(_SIDE)
             flip = eye == 1
-            crop = cut(image_bgr, crop_to_frame, _SIDE, flip=flip)
-            np.multiply(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), 1 / 255, out=self._input[0], casting="unsafe")
+            crop = cut_rgb(image_bgr, crop_to_frame, _SIDE, flip=flip)
+            np.multiply(crop, 1 / 255, out=self._input[0], casting="unsafe")
             outputs = self._model.run(self._input)
             contour = outputs[self._contour_out].reshape(_CONTOUR_POINTS, 3)[:EYE_OUTLINE, :2]
             iris = outputs[self._iris_out].reshape(_IRIS_POINTS, 3)

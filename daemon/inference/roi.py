@@ -48,19 +48,29 @@ def line_angle(start: np.ndarray, end: np.ndarray) -> float:
     return math.atan2(float(end[1] - start[1]), float(end[0] - start[0]))
 
 
-def cut(image: np.ndarray, crop_to_frame: np.ndarray, side: int, flip: bool = False) -> np.ndarray:
-    """The side x side crop, bilinear, edges replicated (as MediaPipe's ImageToTensorCalculator).
+def cut_rgb(image_bgr: np.ndarray, crop_to_frame: np.ndarray, side: int, flip: bool = False) -> np.ndarray:
+    """The side x side crop as RGB uint8, bilinear, edges replicated (as MediaPipe's ImageToTensorCalculator).
 
-    `flip` mirrors the crop left-right (the iris model only knows one eye)."""
+    `flip` mirrors the crop left-right (the iris model only knows one eye). Only the part of the frame the
+    crop samples is converted, to 4 channels: OpenCV's bilinear warp of 3-channel uint8 is 4x slower.
+    """
     matrix = crop_to_frame.copy()
     if flip:  # crop x -> side - x
         matrix[:, 2] += matrix[:, 0] * side
         matrix[:, 0] = -matrix[:, 0]
     # warpAffine works on pixel centres: centre u maps through the continuous map at u + 0.5, minus 0.5.
     matrix[:, 2] += matrix[:, :2] @ np.array([0.5, 0.5]) - 0.5
-    return cv2.warpAffine(
-        image, matrix, (side, side), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    corners = matrix @ np.array([[0, 0, side - 1, side - 1], [0, side - 1, 0, side - 1], [1, 1, 1, 1]])
+    height, width = image_bgr.shape[:2]
+    x1, y1 = (max(0, min(size - 1, math.floor(low) - 1)) for size, low in zip((width, height), corners.min(axis=1)))
+    x2, y2 = (max(1, min(size, math.ceil(high) + 2)) for size, high in zip((width, height), corners.max(axis=1)))
+    x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
+    region = cv2.cvtColor(image_bgr[y1:y2, x1:x2], cv2.COLOR_BGR2RGBA)
+    matrix[:, 2] -= (x1, y1)
+    crop = cv2.warpAffine(
+        region, matrix, (side, side), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
     )
+    return cv2.cvtColor(crop, cv2.COLOR_RGBA2RGB)
 
 
 def to_frame(points: np.ndarray, crop_to_frame: np.ndarray) -> np.ndarray:

@@ -151,11 +151,17 @@ class Mp4Writer:
         finally:
             with contextlib.suppress(OSError):
                 self._file.close()
-        return finalize(self.partial, self.path)
+        if finalize(self.partial, self.path):
+            # Frames were lost with the cut: count what the file really holds.
+            found = probe(self.path)
+            self.frames = found.frames
+            self.end = None if self.start is None else self.start + found.duration
+        return self.path
 
 
-def finalize(partial: Path, path: Path) -> Path:
-    """Cut `partial` after its last complete fragment, fsync it and rename it to `path`."""
+def finalize(partial: Path, path: Path) -> bool:
+    """Cut `partial` after its last complete fragment, fsync it and rename it to `path`. Returns whether
+    anything was cut."""
     with partial.open("r+b") as file:
         size = os.fstat(file.fileno()).st_size
         complete = complete_length(file, size)
@@ -166,7 +172,7 @@ def finalize(partial: Path, path: Path) -> Path:
         os.fsync(file.fileno())
     os.replace(partial, path)
     fsync_dir(path.parent)
-    return path
+    return complete < size
 
 
 def complete_length(file, size: int) -> int:

@@ -42,6 +42,9 @@ from daemon.store.records import MediaRecord
 log = logging.getLogger(__name__)
 
 SPACE_CHECK_S = 5.0  # how often free space is checked while recording (capture time)
+# After a failed write (the disk really was full), recording resumes only once this much is free too,
+# so a disk at its limit does not flap between failing and resuming.
+RESUME_FREE_BYTES = 32_000_000
 _WRITE_ERRORS = (OSError, av.FFmpegError)
 
 
@@ -98,9 +101,10 @@ class Recorder:
         self._segments = 0
         self._clips: dict[str, _Clip] = {}
         self._latest: Frame | None = None
-        self._last_mono: float | None = None
+        self._next_due: float | None = None  # capture time the next recorded frame is due
         self._next_space_check = float("-inf")
         self._degraded: str | None = None
+        self._write_failed = False
         # Figures for the status page (plain ints: written by one thread, read by others).
         self._recorded = self._dropped = self._files = self._bytes = 0
 
@@ -168,7 +172,7 @@ class Recorder:
     def _on_start(self, session_id: str) -> None:
         self._end_session()
         self._session = session_id
-        self._degraded = None
+        self._degraded, self._write_failed = None, False
         self._next_space_check = float("-inf")
         log.info("recording session %s to %s", session_id, self._root / session_id)
 
@@ -182,10 +186,8 @@ class Recorder:
         if self._session is None:
             return
         self._latest = frame
-        # At most config.fps frames a second; the tolerance absorbs a camera's jitter at the same rate.
-        if self._last_mono is not None and frame.mono - self._last_mono < 0.75 / self._config.fps:
+        if not self._due(frame.mono):
             return
-        self._last_mono = frame.mono
         self._check_space(frame.mono)
         if self._encoder is None:
             size = fit_size(frame.width, frame.height, self._config.width, self._config.height)
@@ -197,6 +199,16 @@ class Recorder:
             if self._degraded is None:
                 self._write(packet)
         self._recorded += 1
+
+    def _due(self, mono: float) -> bool:
+        """At most config.fps frames a second, evenly spread; a quarter interval of slack absorbs the
+        jitter of a camera running at the same rate."""
+        interval = 1.0 / self._config.fps
+        if self._next_due is not None and mono < self._next_due - interval / 4:
+            return False
+        late = self._next_due is None or mono - self._next_due >= interval
+        self._next_due = mono + interval if late else self._next_due + interval
+        return True
 
     def _write(self, packet: EncodedFrame) -> None:
         try:
@@ -213,6 +225,7 @@ class Recorder:
                 if packet.wall >= clip.until:
                     self._finish_clip(clip.event_id)
         except _WRITE_ERRORS as exc:
+            self._write_failed = True
             self._degrade(f"writing failed: {exc}")
 
     def _on_event_start(self, event: Event) -> None:
@@ -232,6 +245,7 @@ class Recorder:
             for frame in frames:
                 writer.write(frame)
         except _WRITE_ERRORS as exc:
+            self._write_failed = True
             self._degrade(f"writing failed: {exc}")
 
     def _on_event_end(self, event: Event) -> None:
@@ -260,9 +274,9 @@ class Recorder:
         if self._disk.low():
             if self._degraded is None:
                 self._degrade(self._disk.describe())
-        elif self._degraded is not None:
+        elif self._degraded is not None and (not self._write_failed or self._disk.free() >= RESUME_FREE_BYTES):
             log.warning("recording resumes (%.0f MB free)", self._disk.free() / 1e6)
-            self._degraded = None
+            self._degraded, self._write_failed = None, False
 
     def _degrade(self, reason: str) -> None:
         """Stop writing, keep what was written, wake retention; proctoring carries on."""
@@ -280,7 +294,7 @@ class Recorder:
         if self._encoder is not None:
             self._encoder.close()
         log.info("recording of session %s ended (%d frames, %d dropped)", self._session, self._recorded, self._dropped)
-        self._session, self._encoder, self._latest, self._last_mono = None, None, None, None
+        self._session, self._encoder, self._latest, self._next_due = None, None, None, None
         self._segments = 0
         self._preroll.clear()
 

@@ -63,10 +63,15 @@ class _ReportPdf:
         self.line(value.upper(), size=10, bold=True, colour=MUTED, height=6)
 
     def table(self, rows: list[list[str]], widths: tuple[float, ...], size: float = 8) -> None:
+        from fpdf.fonts import FontFace
+
         self.font(size)
+        self.pdf.set_fill_color(255, 255, 255)  # cells take the current fill colour: the timeline's last bar
+        self.pdf.set_draw_color(*LINE)
         with self.pdf.table(
             col_widths=widths, line_height=4.2, first_row_as_headings=True, text_align="LEFT",
             borders_layout="HORIZONTAL_LINES", padding=0.8,
+            headings_style=FontFace(emphasis="BOLD", color=INK, fill_color=(236, 240, 243)),
         ) as table:
             for row in rows:
                 cells = table.row()
@@ -104,7 +109,7 @@ def render_report_pdf(report: dict) -> bytes:
         for d in score["deductions"]
     ]
     doc.table(rows, (40, 16, 22, 20, 40, 20))
-    doc.line(f"Score = max(0, 100 - sum of points) = {score['score']:.1f}.  {score['formula']}", size=8, colour=MUTED)
+    doc.line(f"{score['formula']} = {score['score']:.1f}", size=8, colour=MUTED)
 
     doc.heading("Focus")
     focus = report["focus"]

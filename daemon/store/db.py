@@ -206,6 +206,13 @@ class Store:
         with transaction(self._conn):
             evidence.insert_media(self._conn, media, time.time())
 
+    def chain_head(self, session_id: str) -> dict:
+        """How long the session's tamper-evidence chain is and its last hash (README, "Tamper evidence")."""
+        length, head = self._conn.execute(
+            "SELECT chain_length, chain_head FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        return {"length": length, "head": head}
+
     def media_names(self, session_id: str) -> set[str]:
         return {row["name"] for row in self._db["media"].rows_where("session_id = ?", [session_id])}
 

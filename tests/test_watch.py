@@ -1,0 +1,121 @@
+"""`proctord watch` as a real process against a real mosquitto, fed by a real kiosk publisher."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+from conftest import wait_until
+from mqtt_helpers import KIOSK, SITE, Kiosk, Supervisor
+
+from daemon.sync.watch import Fleet
+
+
+class Watch:
+    """`proctord watch --json` with its output lines collected as they come."""
+
+    def __init__(self, port: int):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daemon.cli", "watch", "--broker", f"127.0.0.1:{port}", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.lines: list[dict] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(json.loads(line))
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [line for line in list(self.lines) if line["type"] == kind]
+
+    def interrupt(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def watch(mosquitto):
+    started = Watch(mosquitto.port)
+    yield started
+    started.kill()
+
+
+def test_watch_prints_a_json_line_per_alert_session_and_availability_change(tmp_path, mosquitto, watch):
+    kiosk = Kiosk(tmp_path, mosquitto.port)
+    try:
+        online = wait_until(lambda: [s for s in watch.of_type("status") if s["state"] == "online"], 20,
+                            "the kiosk online in the watch")[0]
+        assert (online["site"], online["kiosk"], online["session_id"]) == (SITE, KIOSK, kiosk.session.id)
+
+        ids = kiosk.raise_alerts(3)
+        alerts = wait_until(lambda: len(a := watch.of_type("alert")) == 3 and a, 10, "three alert lines")
+        assert [a["id"] for a in alerts] == ids
+        assert all(a["site"] == SITE and a["kiosk"] == KIOSK and a["event"]["type"] == "no_face" for a in alerts)
+
+        # A re-sent alert (same id, as after an outage) is not shown again.
+        resend = Supervisor(mosquitto.port, client_id="resender")
+        resend.publish(kiosk.topics.alert, json.dumps({k: v for k, v in alerts[0].items()
+                                                       if k not in ("type", "received_at")}))
+        resend.close()
+        later = kiosk.raise_alerts(1)
+        wait_until(lambda: len(watch.of_type("alert")) == 4, 10, "the next alert line")
+        assert [a["id"] for a in watch.of_type("alert")] == ids + later
+    finally:
+        kiosk.close()
+    offline = wait_until(lambda: [s for s in watch.of_type("status") if s["state"] == "offline"], 10,
+                         "the kiosk offline in the watch")[0]
+    assert offline["reason"] == "shutdown"
+    assert watch.interrupt() == 0
+
+
+def test_watch_draws_a_live_table_on_a_terminal(tmp_path, mosquitto):
+    kiosk = Kiosk(tmp_path, mosquitto.port)
+    kiosk.raise_alerts(1)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "watch", "--broker", f"127.0.0.1:{mosquitto.port}"],
+        stdin=terminal, stdout=terminal, stderr=subprocess.DEVNULL, env=os.environ | {"COLUMNS": "160"},
+    )
+    os.close(terminal)
+    screen = bytearray()
+
+    def shows_the_kiosk() -> bool:
+        while select.select([controller], [], [], 0.1)[0]:
+            screen.extend(os.read(controller, 65536))
+        last = screen.decode(errors="replace").rsplit("\x1b[2J", 1)[-1]
+        return f"{SITE}/{KIOSK}" in last and "online" in last and "ok 15 fps" in last
+
+    try:
+        wait_until(shows_the_kiosk, 20, "the kiosk in the live table")
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        os.close(controller)
+        kiosk.close()
+
+
+def test_fleet_counts_duplicates_and_ignores_foreign_topics():
+    fleet = Fleet("proctor")
+    alert = json.dumps({"id": "e1:start", "kind": "start", "event": {"type": "no_face"}}).encode()
+    assert len(fleet.receive("proctor/s/k/alert", alert, 1.0)) == 1
+    assert fleet.receive("proctor/s/k/alert", alert, 2.0) == []
+    assert fleet.receive("other/s/k/alert", alert, 3.0) == []
+    assert fleet.receive("proctor/s/k/alert", b"not json", 4.0) == []
+    heartbeat = json.dumps({"state": "online", "session_id": None}).encode()
+    assert len(fleet.receive("proctor/s/k/status", heartbeat, 5.0)) == 1
+    assert fleet.receive("proctor/s/k/status", heartbeat, 6.0) == []  # no change, no line
+    assert fleet.duplicates == 1
