@@ -82,7 +82,8 @@ class Daemon:
                                       self._command_actions(), clock)
             if config.mqtt.enabled else None
         )
-        self.analyzer = FrameAnalyzer(config.inference, config.models_dir)
+        # live: object detection runs on its own thread between analyzer.start() and analyzer.stop()
+        self.analyzer = FrameAnalyzer(config.inference, config.models_dir, live=True)
         self.pipeline = FramePipeline(self.analyzer, self.sessions, self.recording.recorder)
         # Opens (and reopens) the camera on its own thread: a camera that is absent does not stop the start.
         self.grabber = FrameGrabber.for_camera(config.camera, clock)
@@ -147,6 +148,7 @@ class Daemon:
             self.publisher.start()
         if self.web:
             self.web.start()
+        self.analyzer.start()
         self.grabber.start()
         if self.config.session.auto_start:
             self._start_configured_session()
@@ -258,6 +260,7 @@ class Daemon:
         if self.publisher:
             self.publisher.stop_commands()  # no session starts behind the shutdown's back
         self.grabber.stop()
+        self.analyzer.stop()
         try:
             # A shutdown is not the end a supervisor chose: the session is marked interrupted.
             self.sessions.stop(state="interrupted")

@@ -33,14 +33,16 @@ CENTRED = {"center_left_center": range(125), "center_right_center": range(140)}
 GAZE_OFF_DEG = 8.0  # |eye yaw| threshold that separates the two; measured margins in the test
 
 
-def analyse_video(path, models_dir, first: int = 0, last: int | None = None, **config) -> dict[int, FrameAnalysis]:
-    """Frames first..last of a video through one analyzer, on the file's own timeline."""
+def analyse_video(
+    path, models_dir, first: int = 0, last: int | None = None, step: int = 1, **config
+) -> dict[int, FrameAnalysis]:
+    """Every step-th frame of first..last through one analyzer, on the file's own timeline."""
     analyzer = FrameAnalyzer(InferenceConfig(**(FACES_OFF | config)), models_dir)
     capture = cv2.VideoCapture(str(path))
     fps = capture.get(cv2.CAP_PROP_FPS)
     results, index = {}, 0
     while (last is None or index <= last) and (grabbed := capture.read())[0]:
-        if index >= first:
+        if index >= first and (index - first) % step == 0:
             results[index] = analyzer.analyze(Frame(grabbed[1], index, index / fps, index / fps))
         index += 1
     capture.release()
@@ -70,7 +72,8 @@ def cap12(shared, models_dir) -> dict[int, FrameAnalysis]:
 @pytest.fixture(scope="module")
 def gaze_clips(shared, models_dir) -> dict[str, dict[int, FrameAnalysis]]:
     names = ("center_focus", "center_left_center", "center_right_center")
-    return {name: analyse_video(shared / PROCTORING_AI.format(name), models_dir) for name in names}
+    # Every other frame (12 fps) is enough for the segments and halves the test's time.
+    return {name: analyse_video(shared / PROCTORING_AI.format(name), models_dir, step=2) for name in names}
 
 
 def matched(truth: list[Box], found: list[Box], min_iou: float = 0.5) -> int:
@@ -178,8 +181,9 @@ def test_a_second_face_is_found_within_the_detection_interval(scenario_frames, m
     assert all(2 <= n <= 3 for n in counts[first_two:settled])
     for segment, expected in (("no_face", 0), ("one_face", 1)):
         for seg_start, seg_end in scenario_times(segment):
-            # The segment's first frames may still show what was there before (tracking ends on the next mesh).
-            assert all(n == expected for n in counts[round(seg_start * SCENARIO_FPS) + 1 : round(seg_end * SCENARIO_FPS)])
+            # Here too, an old track may outlive the cut by up to two detector runs.
+            settled = round((seg_start + 2 * 0.2) * SCENARIO_FPS)
+            assert all(n == expected for n in counts[settled : round(seg_end * SCENARIO_FPS)]), (segment, seg_start)
 
 
 def _angles(results: dict[int, FrameAnalysis], frames: range, what: str) -> list[float]:
@@ -206,8 +210,8 @@ def test_gaze_separates_off_centre_eyes_from_centred(gaze_clips):
     report = {"center_focus": max(centred)}
     for clip, frames in OFF_CENTRE.items():
         results = gaze_clips[clip]
-        off = [results[i].faces[0].gaze.eye_yaw for i in frames]
-        still = [abs(results[i].faces[0].gaze.eye_yaw) for i in CENTRED[clip]]
+        off = [results[i].faces[0].gaze.eye_yaw for i in frames if i in results]
+        still = [abs(results[i].faces[0].gaze.eye_yaw) for i in CENTRED[clip] if i in results]
         report[clip] = (min(off), max(off), max(still))
         centred += still
         sign = -1 if clip == "center_left_center" else 1

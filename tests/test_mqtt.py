@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import uuid
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 from conftest import Mosquitto, free_port, wait_until
 from mqtt_helpers import KIOSK, SITE, Kiosk, Supervisor
+from paho.mqtt.enums import CallbackAPIVersion
 
 from daemon.config import ConfigError, MqttConfig, parse_config
 from daemon.credentials import CredentialError
@@ -261,3 +264,41 @@ def test_status_payload_is_json_with_every_documented_key():
     assert online.keys() == offline.keys()
     assert (online["state"], online["outbox_backlog"], offline["state"], offline["reason"]) == \
         ("online", 3, "offline", "connection lost")
+
+
+def test_the_documented_acls_confine_each_kiosk_to_its_own_topics(tmp_path, brokers, kiosks, supervisors):
+    passwords = tmp_path / "passwd"
+    for n, user in enumerate((f"{SITE}/{KIOSK}", f"{SITE}/kiosk-2", "supervisor")):
+        create = ["-c"] if n == 0 else []
+        subprocess.run(["mosquitto_passwd", *create, "-b", str(passwords), user, f"pw-{user}"], check=True)
+    acl = Path(__file__).resolve().parents[1] / "docs/mosquitto-acl.conf"
+    broker = brokers(f"allow_anonymous false\npersistence false\npassword_file {passwords}\nacl_file {acl}\n")
+    supervisor = supervisors(broker.port, username="supervisor", password="pw-supervisor")
+    kiosk = kiosks(broker.port, settings=BrokerSettings(
+        "127.0.0.1", broker.port, reconnect_max_s=1, username=f"{SITE}/{KIOSK}", password=f"pw-{SITE}/{KIOSK}"))
+    ids = kiosk.raise_alerts(2)
+    wait_until(lambda: alert_ids(supervisor) == ids, 10, "the kiosk's own alerts")
+    wait_until(lambda: supervisor.payloads("status"), 10, "the kiosk's status")
+
+    def publish_as(user: str, topic: str) -> str:
+        """The broker's answer (PUBACK reason) to `user` publishing on `topic`."""
+        answers: list[str] = []
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:6]}",
+                             protocol=mqtt.MQTTv5)
+        client.username_pw_set(user, f"pw-{user}")
+        client.on_publish = lambda c, u, mid, reason, p: answers.append(str(reason))
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        try:
+            client.publish(topic, "{}", qos=1).wait_for_publish(5)
+            return wait_until(lambda: answers, 5, "the PUBACK")[0]
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    other_kiosk = f"{SITE}/kiosk-2"
+    assert publish_as(other_kiosk, f"proctor/{other_kiosk}/alert") != "Not authorized"
+    assert publish_as(other_kiosk, f"proctor/{SITE}/{KIOSK}/alert") == "Not authorized"
+    assert publish_as(other_kiosk, f"proctor/{SITE}/{KIOSK}/cmd") == "Not authorized"
+    assert publish_as("supervisor", f"proctor/{SITE}/{KIOSK}/alert") == "Not authorized"
+    assert publish_as("supervisor", f"proctor/{SITE}/{KIOSK}/cmd") != "Not authorized"

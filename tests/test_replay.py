@@ -55,11 +55,11 @@ def test_scenario_report_counts_every_frame_and_scores_flagged_time(scenario_rep
     ]
     assert set(counts) <= {"no_face", "multiple_faces", "extra_person", "looking_away"}
     deductions = {d["type"]: d for d in scenario_report["integrity"]["deductions"]}
-    # 4 s of 16 flagged per rule; weights 1.0 (no_face) and 1.5 (multiple_faces).
+    # 4 s of 16 flagged per rule; severity high (factor 1.0), weights 1.0 (no_face) and 1.5 (multiple_faces).
     assert deductions["no_face"]["points"] == pytest.approx(25.0, abs=2)
     assert deductions["multiple_faces"]["points"] == pytest.approx(37.5, abs=2)
     total = sum(d["points"] for d in deductions.values())
-    assert scenario_report["integrity"]["score"] == pytest.approx(100 - total, abs=0.1)
+    assert scenario_report["integrity"]["score"] == pytest.approx(max(0.0, 100 - total), abs=0.1)
 
 
 def test_every_event_names_its_evidence(scenario_report):

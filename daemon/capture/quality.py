@@ -30,6 +30,7 @@ import numpy as np
 from daemon.capture.frame import FrameQuality
 
 MEASURE_WIDTH = 160
+BLUR = 5
 GRID_COLUMNS, GRID_ROWS = 8, 6
 # A reference cell flatter than this (luma standard deviation) has nothing to recognise it by.
 MIN_CELL_TEXTURE = 4.0
@@ -58,7 +59,7 @@ class QualityMeter:
         luma = grey.astype(np.float32)
         change = 0.0 if self._previous is None else float(cv2.absdiff(grey, self._previous).mean())
         self._previous = grey
-        smooth = cv2.GaussianBlur(luma, (5, 5), 0)  # a pixel of jitter is not a moved camera
+        smooth = cv2.GaussianBlur(luma, (BLUR, BLUR), 0)  # a pixel of jitter is not a moved camera
         if as_reference:
             self._reference = _Reference.of(smooth)
         return FrameQuality(

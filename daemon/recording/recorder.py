@@ -114,8 +114,9 @@ class Recorder:
     def close(self) -> None:
         """Finish the files of a session still open, then end the thread."""
         self._accepting = False
-        self._queue.put(("close", None))
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._queue.put(("close", None))
+            self._thread.join(timeout=30)
 
     # --- called from other threads; none of these waits for the disk --------------------------------
 

@@ -66,7 +66,8 @@ class Retention:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
 
     def run_once(self) -> list[Deletion]:
         deletable = [item for item in self._reader.live_media() if _may_delete(item)]

@@ -202,7 +202,7 @@ class MqttPublisher:
             )
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stop.is_set():
             log.warning("disconnected from MQTT broker: %s", reason_code)
         self._connected.clear()
 

@@ -1,0 +1,208 @@
+"""Object detection on the shared photos: phones, books, laptops; YOLOX against SSD, the face-crop pass,
+and when the detector runs (inline on the frame timeline, or on its worker thread). Run with -s for figures."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SCENARIO_FPS, wait_until
+
+from daemon.capture.frame import Frame
+from daemon.config import InferenceConfig
+from daemon.inference.analysis import Box, DetectedObject, Face
+from daemon.inference.analyzer import FrameAnalyzer, required_models
+from daemon.inference.objects import YoloxDetector, load_object_detector
+
+# Photos are resized to at most this long side first: a kiosk camera's frame, not a 5 k px photo.
+MAX_SIDE = 1280
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str
+    image: np.ndarray
+    faces: tuple[Face, ...]
+    truth: dict[str, list[Box]]  # label -> boxes
+    complete: bool  # COCO's boxes for every class; else only the phones are boxed (or nothing)
+
+
+@pytest.fixture(scope="module")
+def photos(shared, models_dir) -> dict[str, list[Photo]]:
+    """"phones": the 7 photos of images/phones/ (11 phones); "others": the 26 other photos (no phone).
+    Faces come from the full-range face path, as the face-crop pass would get them."""
+    labels = json.loads((shared / "media/labels.json").read_text())["images"]
+    faces = FrameAnalyzer(InferenceConfig(face_model="full", max_faces=16, object_model="off"), models_dir)
+    groups: dict[str, list[Photo]] = {"phones": [], "others": []}
+    for path in sorted((shared / "media/images").rglob("*")):
+        if path.suffix not in (".jpg", ".png", ".bmp"):
+            continue
+        rel = str(path.relative_to(shared / "media"))
+        image = cv2.imread(str(path))
+        scale = min(1.0, MAX_SIDE / max(image.shape[:2]))
+        if scale < 1:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        entry = labels.get(rel, {})
+        truth: dict[str, list[Box]] = {}
+        for obj in entry.get("objects", []):
+            truth.setdefault(obj["label"], []).append(Box(*obj["box"]))
+        complete = entry.get("objects_source", "").startswith("COCO")
+        found = faces.analyze(Frame(image, 0, -1.0, 0.0)).faces  # -1: each photo is a new timeline
+        groups["phones" if "/phones/" in rel else "others"].append(Photo(path.name, image, found, truth, complete))
+    assert len(groups["phones"]) == 7 and len(groups["others"]) == 26
+    return groups
+
+
+def _detector(models_dir: Path, model: str = "yolox", crops: bool = True, **config):
+    return load_object_detector(InferenceConfig(object_model=model, object_face_crops=crops, **config), models_dir)
+
+
+def _match(truth: list[Box], found: list[DetectedObject], min_iou: float) -> tuple[int, list[DetectedObject]]:
+    """(truth boxes matched one-to-one at IoU >= min_iou, the found objects left over)."""
+    unused, count = list(found), 0
+    for box in truth:
+        best = max(unused, key=lambda o: box.iou(o.box), default=None)
+        if best is not None and box.iou(best.box) >= min_iou:
+            unused.remove(best)
+            count += 1
+    return count, unused
+
+
+def phone_figures(detector, photos) -> dict[str, int]:
+    figures = {"phones": 0, "found_iou50": 0, "found_iou30": 0, "wrong_on_phone_photos": 0, "on_other_photos": 0}
+    for photo in photos["phones"]:
+        found = [o for o in detector.detect(photo.image, photo.faces) if o.label == "cell phone"]
+        truth = photo.truth["cell phone"]
+        figures["phones"] += len(truth)
+        figures["found_iou50"] += _match(truth, found, 0.5)[0]
+        matched, left = _match(truth, found, 0.3)
+        figures["found_iou30"] += matched
+        figures["wrong_on_phone_photos"] += len(left)
+    for photo in photos["others"]:
+        figures["on_other_photos"] += sum(o.label == "cell phone" for o in detector.detect(photo.image, photo.faces))
+    return figures
+
+
+def class_figures(detector, photos, label: str) -> tuple[int, int, int]:
+    """(found, labelled, wrong) at IoU >= 0.5 on the photos with complete COCO labels (4 phone photos
+    with COCO boxes and the 2 COCO room photos; the other phone photos only box their phones)."""
+    found = labelled = wrong = 0
+    for photo in photos["phones"] + photos["others"]:
+        if not photo.complete:
+            continue
+        truth = photo.truth.get(label, [])
+        matched, left = _match(truth, [o for o in detector.detect(photo.image, photo.faces) if o.label == label], 0.5)
+        found, labelled, wrong = found + matched, labelled + len(truth), wrong + len(left)
+    return found, labelled, wrong
+
+
+def test_yolox_is_the_better_default_and_the_face_crops_help(photos, models_dir):
+    figures = {
+        (model, crops): phone_figures(_detector(models_dir, model, crops), photos)
+        for model in ("yolox", "ssd")
+        for crops in (False, True)
+    }
+    for (model, crops), f in figures.items():
+        print(f"\n{model:5} {'whole + face crops' if crops else 'whole frame only  '}: phones found {f['found_iou50']}/"
+              f"{f['phones']} at IoU >= 0.5, {f['found_iou30']}/{f['phones']} at IoU >= 0.3; wrong phone boxes "
+              f"{f['wrong_on_phone_photos']} on the phone photos, {f['on_other_photos']} on the 26 other photos")
+    default = figures[("yolox", True)]
+    # Measured: YOLOX whole 1/11 (3/11 at 0.3), with face crops 2/11 (4/11), no wrong phone box anywhere;
+    # SSD 1/11 (1/11) and 4 phone boxes on the other photos at 0.3 (a cat, Grace Hopper, a VOC group).
+    assert default["found_iou50"] >= 2 and default["found_iou30"] >= 4
+    assert default["wrong_on_phone_photos"] == 0 and default["on_other_photos"] == 0
+    assert default["found_iou30"] > figures[("yolox", False)]["found_iou30"]
+    for crops in (False, True):
+        ssd = figures[("ssd", crops)]
+        assert default["found_iou30"] > ssd["found_iou30"]
+        assert default["wrong_on_phone_photos"] + default["on_other_photos"] <= (
+            ssd["wrong_on_phone_photos"] + ssd["on_other_photos"]
+        )
+
+
+def test_books_and_laptops_on_the_coco_photos(photos, models_dir):
+    detector = _detector(models_dir)
+    rooms = {p.name: p for p in photos["others"] if p.name.startswith("coco_val2017")}
+    assert len(rooms) == 2
+    per_room = {name: _match(p.truth["book"], [o for o in detector.detect(p.image) if o.label == "book"], 0.5)[0]
+                for name, p in rooms.items()}
+    books = class_figures(detector, photos, "book")
+    laptops = class_figures(detector, photos, "laptop")
+    people = class_figures(detector, photos, "person")
+    ssd = _detector(models_dir, "ssd")
+    print(f"\nyolox, complete COCO labels (found/labelled, wrong): books {books}, laptops {laptops}, people {people}; "
+          f"books per desk photo {per_room}; ssd books {class_figures(ssd, photos, 'book')}, "
+          f"laptops {class_figures(ssd, photos, 'laptop')}, people {class_figures(ssd, photos, 'person')}")
+    # Measured: 4 of the 13 books on the office desk (26564), with 1 wrong book box over all six photos.
+    # The row of six dark books on the teacher's desk (17182) is a known miss: YOLOX-nano gives no book box
+    # there even at score 0.05, on 2x2 tiles or mirrored (SSD finds one of them at 0.29, under its threshold).
+    assert per_room["coco_val2017_000000026564.jpg"] >= 3
+    assert books[0] >= 4 and books[2] <= 2
+    assert laptops[0] >= 1 and laptops[2] == 0
+
+
+def test_only_the_configured_classes_are_reported(photos, models_dir):
+    detector = _detector(models_dir, object_classes=["book"])
+    found = [o for p in photos["others"] for o in detector.detect(p.image, p.faces)]
+    assert found and {o.label for o in found} == {"book"}
+
+
+def test_inline_objects_follow_the_frame_timeline(scenario_frames, models_dir):
+    """Replay: the detector runs on the frames due at object_rate_hz of video time, so two runs agree."""
+
+    def run() -> list[tuple[float | None, tuple]]:
+        analyzer = FrameAnalyzer(InferenceConfig(object_rate_hz=2.0), models_dir)
+        out = []
+        for i, image in enumerate(scenario_frames[:60]):
+            analysis = analyzer.analyze(Frame(image, i, i / SCENARIO_FPS, 1000 + i / SCENARIO_FPS))
+            out.append((analysis.objects_mono, tuple((o.label, round(o.score, 4)) for o in analysis.objects)))
+        return out
+
+    first, second = run(), run()
+    assert first == second
+    runs = sorted({mono for mono, _ in first})
+    assert runs == pytest.approx([0.5 * k for k in range(12)])  # 6 s of video at 2 Hz
+    assert any(objects for _, objects in first)  # the face segment shows the man (a person)
+
+
+def test_the_object_worker_runs_off_the_frame_path(scenario_frames, models_dir):
+    analyzer = FrameAnalyzer(InferenceConfig(), models_dir, live=True)
+    analyzer.start()
+    try:
+        index = 0
+
+        def objects_reported():
+            nonlocal index
+            index += 1
+            analysis = analyzer.analyze(Frame(scenario_frames[index % 30], index, index / 10, index / 10))
+            return analysis.objects_mono is not None and analysis
+
+        analysis = wait_until(objects_reported, 30, "the object worker's first results", interval=0.05)
+        assert analysis.objects_mono <= analysis.mono
+        assert "person" in {o.label for o in analysis.objects}
+    finally:
+        analyzer.stop()
+
+
+def test_required_models_follow_the_config():
+    assert required_models(InferenceConfig()) == [
+        "face_detection_short_range.tflite", "face_landmark.tflite", "iris_landmark.tflite",
+        "yolox_nano_coco_fp16.tflite", "coco80_labels.txt",
+    ]
+    assert required_models(InferenceConfig(face_model="full", object_model="ssd"))[::3] == [
+        "face_detection_full_range.tflite", "ssd_mobilenet_v1_coco_quant.tflite",
+    ]
+    assert len(required_models(InferenceConfig(object_model="off"))) == 3
+
+
+def test_wrong_model_or_labels_are_named(models_dir, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("person\nbook\n")
+    with pytest.raises(ValueError, match="labels.txt: no class named cell phone"):
+        YoloxDetector(models_dir / "yolox_nano_coco_fp16.tflite", labels, ["cell phone"], 0.3)
+    with pytest.raises(ValueError, match="ssd_mobilenet_v1_coco_quant.tflite"):
+        YoloxDetector(models_dir / "ssd_mobilenet_v1_coco_quant.tflite", models_dir / "coco80_labels.txt", ["book"], 0.3)
