@@ -30,12 +30,11 @@ import numpy as np
 from daemon.capture.frame import FrameQuality
 
 MEASURE_WIDTH = 160
-BLUR = 5
 GRID_COLUMNS, GRID_ROWS = 8, 6
 # A reference cell flatter than this (luma standard deviation) has nothing to recognise it by.
 MIN_CELL_TEXTURE = 4.0
 # Cells whose normalised correlation with the reference is above this still show the same thing.
-SAME_CELL_CORRELATION = 0.5
+SAME_CELL_CORRELATION = 0.6
 # Fewer textured border cells than this: compare all textured cells instead.
 MIN_BORDER_CELLS = 3
 
@@ -59,7 +58,7 @@ class QualityMeter:
         luma = grey.astype(np.float32)
         change = 0.0 if self._previous is None else float(cv2.absdiff(grey, self._previous).mean())
         self._previous = grey
-        smooth = cv2.GaussianBlur(luma, (BLUR, BLUR), 0)  # a pixel of jitter is not a moved camera
+        smooth = cv2.GaussianBlur(luma, (3, 3), 0)  # a pixel of jitter is not a moved camera
         if as_reference:
             self._reference = _Reference.of(smooth)
         return FrameQuality(
