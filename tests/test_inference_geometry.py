@@ -88,3 +88,17 @@ def test_head_pose_signs_match_the_image():
     assert offset(pitch=20)[1] < offset()[1] - 5
     tilted = _landmarks(_rotation(0, 0, 20), camera)
     assert tilted[left_eye, 1] > tilted[right_eye, 1] + 5
+
+
+def test_a_face_at_the_edge_of_the_view_facing_the_camera_has_no_yaw():
+    """Angles are taken from the camera-to-face line: turned to face the lens from the image's left side,
+    the head has yaw 0 (in the optical axis' terms it points 20 degrees toward image-right)."""
+    camera = face_geometry.camera_matrix(640, 480, 60.0, None)
+    position = np.array([-60.0 * math.tan(math.radians(20)), 0.0, 60.0])
+    rvec, _ = cv2.Rodrigues(_rotation(20, 0, 0))
+    points, _ = cv2.projectPoints(face_geometry._MODEL_POINTS, rvec, position, camera, None)
+    landmarks = np.zeros((468, 3), np.float32)
+    landmarks[face_geometry._POSE_INDICES, :2] = points.reshape(-1, 2)
+    pose = face_geometry.head_pose(landmarks, camera)
+    assert points[:, 0, 0].max() < 320  # in the left half of the picture
+    assert (pose.yaw, pose.pitch, pose.roll) == pytest.approx((0, 0, 0), abs=0.5)

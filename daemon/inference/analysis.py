@@ -29,7 +29,8 @@ class Box:
 @dataclass(frozen=True, slots=True)
 class HeadPose:
     """Head rotation in degrees, in image terms: yaw > 0 when the nose points toward image-right,
-    pitch > 0 when it points up, roll > 0 when the head tilts clockwise in the image."""
+    pitch > 0 when it points up, roll > 0 when the head tilts clockwise in the image. Measured from the
+    line between the camera and the face: yaw = pitch = 0 is facing the camera, wherever the face is."""
 
     yaw: float
     pitch: float

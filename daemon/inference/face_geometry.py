@@ -1,8 +1,9 @@
 """Physical signals from the face landmarks: head pose, gaze, eye and mouth openness.
 
 Sign conventions are HeadPose's and Gaze's (analysis.py): yaw > 0 toward image-right, pitch > 0 up,
-roll > 0 clockwise in the image. Angles are in degrees, measured in the camera's frame (a face looking
-straight into the lens from the edge of the view has a small yaw, not zero).
+roll > 0 clockwise in the image, in degrees. Angles are measured from the line between the camera and the
+face, not from the camera's optical axis: yaw = pitch = 0 means facing the camera, wherever the face is
+in the picture (a candidate sitting off-centre and looking at the screen is not "looking away").
 """
 
 from __future__ import annotations
@@ -69,10 +70,20 @@ def camera_matrix(width: int, height: int, hfov_deg: float, intrinsics: tuple[fl
 def head_pose(landmarks: np.ndarray, camera: np.ndarray) -> HeadPose | None:
     """Yaw, pitch and roll from the mesh by cv2.solvePnP against the canonical face; None if it fails."""
     image_points = landmarks[_POSE_INDICES, :2].astype(np.float64)
-    ok, rvec, _ = cv2.solvePnP(_MODEL_POINTS, image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
-    if not ok:
+    ok, rvec, tvec = cv2.solvePnP(_MODEL_POINTS, image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
+    if not ok or tvec[2, 0] <= 0:
         return None
-    return pose_from_rotation(cv2.Rodrigues(rvec)[0])
+    return pose_from_rotation(_toward_the_camera(tvec.ravel()) @ cv2.Rodrigues(rvec)[0])
+
+
+def _toward_the_camera(position: np.ndarray) -> np.ndarray:
+    """The smallest rotation that turns the camera-to-face line onto the optical axis."""
+    ray = position / np.linalg.norm(position)
+    axis = np.cross(ray, [0.0, 0.0, 1.0])
+    sin = float(np.linalg.norm(axis))
+    if sin < 1e-9:
+        return np.eye(3)
+    return cv2.Rodrigues(axis / sin * math.atan2(sin, float(ray[2])))[0]
 
 
 def pose_from_rotation(rotation: np.ndarray) -> HeadPose:

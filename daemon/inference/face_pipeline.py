@@ -27,10 +27,10 @@ FACE_DETECTOR_FILES = {"short": "face_detection_short_range.tflite", "full": "fa
 FACE_MESH_FILE = "face_landmark.tflite"
 IRIS_FILE = "iris_landmark.tflite"
 # Two meshes this similar are one face seen twice (two crops drifted onto it).
+_SAME_FACE_IOU = 0.5
 # A tracked face the detector does not see this many runs in a row is dropped: the mesh alone scores a crop
 # that straddles two faces as a face (measured on the scenario video's switch from one face to two).
 _MAX_MISSES = 2
-_SAME_FACE_IOU = 0.5
 # An eye whose lid gap is under this share of its width is closed: its iris position means nothing.
 _CLOSED_EYE = 0.1
 # Mesh points standing in for BlazeFace's keypoints when the detector was skipped.
@@ -100,10 +100,6 @@ class FacePipeline:
         ]
         timings["face_total"] = _ms_since(started)
         return FaceResult(tuple(faces + extra), timings)
-
-    def reset(self) -> None:
-        """Forget the tracked faces (a new source: the next frame runs the detector)."""
-        self._tracked, self._last_detection = [], None
 
     def _detection_due(self, mono: float) -> bool:
         last = self._last_detection

@@ -294,7 +294,7 @@ class Recorder:
         self._close_files()
         if self._encoder is not None:
             self._encoder.close()
-        log.info("recording of session %s ended (%d frames, %d dropped)", self._session, self._recorded, self._dropped)
+        log.info("recording of session %s ended", self._session)
         self._session, self._encoder, self._latest, self._next_due = None, None, None, None
         self._segments = 0
         self._preroll.clear()
@@ -315,13 +315,12 @@ class Recorder:
     def _finish(self, writer: Mp4Writer, kind: str, event_id: str | None) -> None:
         try:
             path = writer.close()
+            start = writer.start if writer.start is not None else self._clock.time()
+            name = path.relative_to(self._root).as_posix()
+            self._hand_over(name, kind, event_id, start, writer.end or start, writer.frames)
         except _WRITE_ERRORS as exc:
             # Stays <name>.part, which verify ignores (and recovery takes in if the session is interrupted).
             log.error("%s: could not be finished: %s", writer.partial, exc)
-            return
-        start = writer.start if writer.start is not None else self._clock.time()
-        name = path.relative_to(self._root).as_posix()
-        self._hand_over(name, kind, event_id, start, writer.end or start, writer.frames)
 
     def _hand_over(self, name: str, kind: str, event_id: str | None, start: float, end: float, frames: int) -> None:
         path = self._root / name
