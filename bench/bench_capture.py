@@ -45,7 +45,9 @@ FROZEN_CHANGE = 0.1  # the longest run of frames at or below this change is prin
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each real-time run")
     parser.add_argument("--analysis-ms", type=float, default=100.0, help="the slow analysis, per frame")
     parser.add_argument("--cpu", type=int, default=None, help="pin everything to this CPU core")

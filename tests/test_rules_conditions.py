@@ -20,9 +20,12 @@ RULES = RulesConfig()
 NEUTRAL = Neutral(head_yaw=0.0, head_pitch=0.0, gaze_yaw=0.0, gaze_pitch=0.0, samples=10, at=0.0)
 
 
+def conditions(rules: RulesConfig = RULES, neutral: Neutral | None = NEUTRAL) -> dict:
+    return build_conditions(rules, LookingAway(rules.looking_away, rules.eyes_closed, lambda: neutral))
+
+
 def observe(rule: str, analysis: FrameAnalysis, rules: RulesConfig = RULES, neutral: Neutral | None = NEUTRAL):
-    conditions = build_conditions(rules, LookingAway(rules.looking_away, lambda: neutral))
-    return conditions[rule](analysis)
+    return conditions(rules, neutral)[rule](analysis)
 
 
 def engine(rules: RulesConfig = RULES) -> RuleEngine:
@@ -86,6 +89,13 @@ def test_looking_away_uses_head_pose_alone_when_the_analyzer_gives_no_gaze():
     observation = observe("looking_away", scene(0, faces=(face(yaw=35.0),)), neutral=no_gaze)
     assert observation.evidence["crossed"] == ["head_yaw"]
     assert set(observation.evidence["offsets_deg"]) == {"head_yaw", "head_pitch"}
+
+
+def test_looking_away_does_not_judge_the_gaze_of_closed_eyes():
+    # A blink hides the iris: its measured position swings, the candidate has not looked away.
+    assert not observe("looking_away", scene(0, faces=(face(eye_yaw=-15.0, eyes=0.08),))).active
+    head_turned = observe("looking_away", scene(0, faces=(face(yaw=15.0, eyes=0.08),)))
+    assert head_turned.evidence["crossed"] == ["head_yaw"] and "gaze_yaw" not in head_turned.evidence["offsets_deg"]
 
 
 def test_looking_away_watches_the_largest_face():
@@ -178,7 +188,7 @@ def test_talking_ignores_a_still_open_mouth_small_movement_and_short_bursts():
 
 
 def test_talking_forgets_movement_across_a_frame_without_the_mouth():
-    rule = build_conditions(RULES, LookingAway(RULES.looking_away, lambda: None))["talking"]
+    rule = conditions()["talking"]
     for analysis in talking_frames(0, FPS, 0.25):
         rule(analysis)
     assert rule(scene(FPS, faces=())).active is False
@@ -233,11 +243,13 @@ def picture(**changes) -> FrameAnalysis:
         ({}, set()),
         ({"brightness": 19.9}, {"camera_covered"}),
         ({"brightness": 20.0}, set()),
-        ({"contrast": 5.0}, {"camera_covered"}),
-        ({"sharpness": 14.9}, {"camera_blurred"}),
-        ({"sharpness": 15.0}, set()),
-        ({"change": 0.1}, {"camera_frozen"}),
-        ({"change": 0.11}, set()),
+        ({"contrast": 6.9}, {"camera_covered"}),
+        ({"contrast": 7.0, "sharpness": 10.0}, set()),  # a dim room: little contrast, but not covered
+        ({"sharpness": 40.0}, {"camera_blurred"}),  # 40 / 45^2 = 0.0198
+        ({"sharpness": 40.5}, set()),  # 0.02
+        ({"contrast": 10.0, "sharpness": 1.9}, {"camera_blurred"}),  # relative to the contrast
+        ({"change": 0.005}, {"camera_frozen"}),
+        ({"change": 0.006}, set()),
         ({"view_shift": 0.5}, {"camera_moved"}),
         ({"view_shift": 0.49}, set()),
         ({"view_shift": None}, set()),
@@ -252,9 +264,13 @@ def test_camera_rules_thresholds(changes, active):
 
 def test_camera_rules_name_their_measure_and_threshold():
     covered = observe("camera_covered", picture(brightness=5.0))
-    assert covered.evidence == {"brightness": 5.0, "contrast": 45.0, "threshold": "brightness < 20 or contrast < 6"}
+    assert covered.evidence == {"brightness": 5.0, "contrast": 45.0, "threshold": "brightness < 20 or contrast < 7"}
     assert covered.confidence == pytest.approx(0.875)
-    assert observe("camera_frozen", picture(change=0.0)).evidence == {"change": 0.0, "threshold": "change <= 0.1"}
+    assert observe("camera_frozen", picture(change=0.0)).evidence == {"change": 0.0, "threshold": "change <= 0.005"}
+    blurred = observe("camera_blurred", picture(sharpness=20.25))
+    assert blurred.evidence == {"sharpness": 20.25, "contrast": 45.0, "relative_sharpness": 0.01,
+                                "threshold": "sharpness / contrast^2 < 0.02"}
+    assert blurred.confidence == pytest.approx(0.75)
 
 
 def test_no_quality_measured_raises_no_camera_event():
@@ -264,7 +280,7 @@ def test_no_quality_measured_raises_no_camera_event():
 
 
 def test_default_thresholds_pass_an_ordinary_picture():
-    assert all(not observe(rule, scene(0)).active for rule in build_conditions(RULES, LookingAway(RULES.looking_away, lambda: NEUTRAL)))
+    assert all(not condition(scene(0)).active for condition in conditions().values())
     assert GOOD_PICTURE.view_shift is not None
 
 

@@ -8,7 +8,7 @@ import numpy as np
 @dataclass(frozen=True, slots=True)
 class FrameQuality:
     """Cheap measurements of the picture itself, for the camera tamper rules (covered, blurred,
-    frozen, moved). Units and thresholds: see daemon/capture (tamper checks)."""
+    frozen, moved). Units, measured ranges and recommended thresholds: daemon/capture/quality.py."""
 
     brightness: float  # mean luma, 0..255
     contrast: float  # standard deviation of luma
@@ -26,7 +26,7 @@ class Frame:
     """
 
     image: np.ndarray  # BGR, uint8, H x W x 3
-    seq: int  # 0, 1, 2... per source opening; gaps mean dropped frames
+    seq: int  # 0, 1, 2... in capture order, across reopenings; gaps mean dropped frames
     mono: float  # seconds
     wall: float  # seconds since the epoch
     quality: FrameQuality | None = None

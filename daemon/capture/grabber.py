@@ -145,9 +145,11 @@ class FrameGrabber:
             log.warning("capture thread still blocked in a read of %s; leaving it behind", self._name)
 
     def next_frame(self, timeout: float) -> Frame | None:
-        """The newest frame not yet taken; None after `timeout` seconds, or at once once the source has ended."""
+        """The newest frame not yet taken; None after `timeout` seconds (at once once the source ended)."""
         with self._cond:
-            self._cond.wait_for(lambda: self._latest is not None or self._ended or self._stop.is_set(), timeout)
+            self._cond.wait_for(
+                lambda: self._latest is not None or self._ended or self._stop.is_set(), timeout
+            )
             frame, self._latest = self._latest, None
             return frame
 

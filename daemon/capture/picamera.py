@@ -24,7 +24,7 @@ INSTALL_HINT = (
 
 def check_picamera2() -> None:
     if importlib.util.find_spec("picamera2") is None:
-        raise SourceError(f"camera.kind = \"picamera2\": the picamera2 library is not installed ({INSTALL_HINT})")
+        raise SourceError(f'camera.kind = "picamera2": the picamera2 library is missing ({INSTALL_HINT})')
 
 
 class Picamera2Source:
@@ -43,11 +43,13 @@ class Picamera2Source:
         self._timeout_s = camera.timeout_s
         self._seq = 0
         index = int(camera.path)
-        found = len(Picamera2.global_camera_info())
-        if index >= found:
-            raise SourceError(f"{self.name}: no such camera ({found} detected by libcamera; is the ribbon seated?)")
         try:
+            found = len(Picamera2.global_camera_info())
+            if index >= found:
+                raise SourceError(f"{self.name}: no such camera ({found} found by libcamera; ribbon seated?)")
             self._camera = Picamera2(index)
+        except SourceError:
+            raise
         except Exception as exc:  # libcamera reports a busy or failing camera with assorted errors
             raise SourceError(f"{self.name}: cannot open: {exc}") from exc
         try:

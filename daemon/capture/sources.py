@@ -109,10 +109,13 @@ class LiveCaptureSource:
         os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(math.ceil(camera.timeout_s)))
         target = int(camera.path) if camera.path.isdigit() else camera.path
         size_and_rate = {
-            cv2.CAP_PROP_FRAME_WIDTH: camera.width, cv2.CAP_PROP_FRAME_HEIGHT: camera.height, cv2.CAP_PROP_FPS: camera.fps
+            cv2.CAP_PROP_FRAME_WIDTH: camera.width,
+            cv2.CAP_PROP_FRAME_HEIGHT: camera.height,
+            cv2.CAP_PROP_FPS: camera.fps,
         }
         return cls(
-            target, cv2.CAP_V4L2, name=camera.path, nominal_fps=camera.fps, clock=clock, properties=size_and_rate
+            target, cv2.CAP_V4L2, name=camera.path, nominal_fps=camera.fps, clock=clock,
+            properties=size_and_rate,
         )
 
     @classmethod
@@ -127,7 +130,9 @@ class LiveCaptureSource:
         read_ms = round(camera.timeout_s * 1000)
         params = (cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, max(read_ms, 5000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms)
         name = redact_url(camera.path)
-        source = cls(camera.path, cv2.CAP_FFMPEG, name=name, nominal_fps=camera.fps, clock=clock, params=params)
+        source = cls(
+            camera.path, cv2.CAP_FFMPEG, name=name, nominal_fps=camera.fps, clock=clock, params=params
+        )
         source.nominal_fps = source._capture.get(cv2.CAP_PROP_FPS) or camera.fps  # what the stream says
         return source
 
@@ -150,9 +155,10 @@ def check_source(camera: CameraConfig) -> None:
         raise SourceError(f"camera.path: video file {camera.path!r} does not exist")
     if camera.kind == "gstreamer" and not gstreamer_available():
         raise SourceError(
-            "camera.kind = \"gstreamer\": this OpenCV build has no GStreamer support (cv2.getBuildInformation() "
-            "says 'GStreamer: NO'; the opencv-python wheels from PyPI never have it). On a Jetson, use "
-            "JetPack's OpenCV: a venv created with --system-site-packages and without opencv-python-headless."
+            'camera.kind = "gstreamer": this OpenCV build has no GStreamer support '
+            "(cv2.getBuildInformation() says 'GStreamer: NO'; PyPI's opencv-python wheels never have it). "
+            "On a Jetson, use JetPack's OpenCV: a venv created with --system-site-packages, "
+            "with opencv-python-headless uninstalled from it."
         )
     if camera.kind == "picamera2":
         from daemon.capture.picamera import check_picamera2
@@ -191,11 +197,14 @@ def redact_url(url: str) -> str:
 
 def gstreamer_available() -> bool:
     return any(
-        line.strip().startswith("GStreamer:") and "YES" in line for line in cv2.getBuildInformation().splitlines()
+        line.strip().startswith("GStreamer:") and "YES" in line
+        for line in cv2.getBuildInformation().splitlines()
     )
 
 
-def _open_capture(target: str | int, name: str, api: int = cv2.CAP_ANY, params: Sequence[int] = ()) -> cv2.VideoCapture:
+def _open_capture(
+    target: str | int, name: str, api: int = cv2.CAP_ANY, params: Sequence[int] = ()
+) -> cv2.VideoCapture:
     capture = cv2.VideoCapture(target, api, list(params))
     if not capture.isOpened():
         raise SourceError(f"cannot open video source {name!r}")

@@ -29,7 +29,7 @@ from daemon.config import (
     TalkingRule,
 )
 from daemon.events.model import Neutral
-from daemon.inference.analysis import DetectedObject, Face, FrameAnalysis, Gaze, HeadPose
+from daemon.inference.analysis import DetectedObject, Face, FrameAnalysis
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,20 +82,24 @@ def multiple_faces(analysis: FrameAnalysis) -> Observation:
 
 class LookingAway:
     """Head pose or gaze beyond the rule's limits from the candidate's neutral (not raised before
-    calibration has learnt it)."""
+    calibration has learnt it). The gaze of eyes that count as closed (a blink) is not judged: the iris
+    is hidden, its position is noise."""
 
-    def __init__(self, rule: LookingAwayRule, neutral: Callable[[], Neutral | None]):
-        self._rule = rule
+    def __init__(self, rule: LookingAwayRule, eyes_closed: EyesClosedRule, neutral: Callable[[], Neutral | None]):
         self._neutral = neutral
+        self._closed_below = eyes_closed.max_openness
         self.limits = {
             "head_yaw": rule.head_yaw_deg, "head_pitch": rule.head_pitch_deg,
             "gaze_yaw": rule.gaze_yaw_deg, "gaze_pitch": rule.gaze_pitch_deg,
         }
 
-    def offsets(self, pose: HeadPose, gaze: Gaze | None, neutral: Neutral) -> dict[str, float]:
-        """Degrees from the neutral, per measured angle."""
+    def offsets(self, face: Face, neutral: Neutral) -> dict[str, float]:
+        """Degrees from the neutral, per measured angle (the face must have a pose)."""
+        pose, gaze = face.pose, face.gaze
+        assert pose is not None
         offsets = {"head_yaw": pose.yaw - neutral.head_yaw, "head_pitch": pose.pitch - neutral.head_pitch}
-        if gaze is not None and neutral.gaze_yaw is not None and neutral.gaze_pitch is not None:
+        eyes_open = face.eye_openness is None or face.eye_openness >= self._closed_below
+        if gaze is not None and eyes_open and neutral.gaze_yaw is not None and neutral.gaze_pitch is not None:
             offsets |= {"gaze_yaw": gaze.yaw - neutral.gaze_yaw, "gaze_pitch": gaze.pitch - neutral.gaze_pitch}
         return offsets
 
@@ -107,7 +111,7 @@ class LookingAway:
         neutral = self._neutral()
         if face is None or face.pose is None or neutral is None:
             return CLEAR
-        offsets = self.offsets(face.pose, face.gaze, neutral)
+        offsets = self.offsets(face, neutral)
         crossed = self.crossed(offsets)
         if not crossed:
             return CLEAR
@@ -232,10 +236,14 @@ def camera_covered(rule: CameraCoveredRule, analysis: FrameAnalysis) -> Observat
 
 def camera_blurred(rule: CameraBlurredRule, covered: CameraCoveredRule, analysis: FrameAnalysis) -> Observation:
     q = analysis.quality
-    if q is None or q.sharpness >= rule.max_sharpness or _is_covered(covered, q):
+    if q is None or q.contrast <= 0 or _is_covered(covered, q):
         return CLEAR
-    return Observation(True, past_lower(q.sharpness, rule.max_sharpness), {
-        "sharpness": _r(q.sharpness), "threshold": f"sharpness < {rule.max_sharpness:g}",
+    relative = q.sharpness / q.contrast**2  # the Laplacian's variance grows with contrast squared
+    if relative >= rule.max_relative_sharpness:
+        return CLEAR
+    return Observation(True, past_lower(relative, rule.max_relative_sharpness), {
+        "sharpness": _r(q.sharpness), "contrast": _r(q.contrast), "relative_sharpness": round(relative, 4),
+        "threshold": f"sharpness / contrast^2 < {rule.max_relative_sharpness:g}",
     })
 
 

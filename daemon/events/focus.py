@@ -12,14 +12,14 @@ from dataclasses import fields
 from daemon.config import EyesClosedRule
 from daemon.events.conditions import LookingAway, candidate_face
 from daemon.events.model import FocusCounts, Neutral
-from daemon.inference.analysis import FrameAnalysis, Gaze, HeadPose
+from daemon.inference.analysis import Face, FrameAnalysis
 
 
 class FocusCounter:
     def __init__(self, looking_away: LookingAway, eyes_closed: EyesClosedRule):
         self._looking_away = looking_away
         self._max_openness = eyes_closed.max_openness
-        self._pending: list[tuple[HeadPose, Gaze | None, bool]] = []
+        self._pending: list[tuple[Face, bool]] = []
         self._tally: Counter[str] = Counter()
 
     @property
@@ -39,19 +39,20 @@ class FocusCounter:
             tally["eyes_closed"] += eyes_shut
         if face.pose is None:
             return
-        if neutral is None:
-            self._pending.append((face.pose, face.gaze, eyes_shut))
+        if neutral is None:  # keep what looking away reads of the face, not its 468 landmarks
+            kept = Face(face.box, face.score, (), pose=face.pose, gaze=face.gaze, eye_openness=face.eye_openness)
+            self._pending.append((kept, eyes_shut))
         else:
-            self._count_pose(face.pose, face.gaze, eyes_shut, neutral)
+            self._count_pose(face, eyes_shut, neutral)
 
     def calibrated(self, neutral: Neutral) -> None:
         """Count the frames that waited for the neutral."""
-        for pose, gaze, eyes_shut in self._pending:
-            self._count_pose(pose, gaze, eyes_shut, neutral)
+        for face, eyes_shut in self._pending:
+            self._count_pose(face, eyes_shut, neutral)
         self._pending = []
 
-    def _count_pose(self, pose: HeadPose, gaze: Gaze | None, eyes_shut: bool, neutral: Neutral) -> None:
-        away = bool(self._looking_away.crossed(self._looking_away.offsets(pose, gaze, neutral)))
+    def _count_pose(self, face: Face, eyes_shut: bool, neutral: Neutral) -> None:
+        away = bool(self._looking_away.crossed(self._looking_away.offsets(face, neutral)))
         self._tally["pose_measured"] += 1
         self._tally["looking_away"] += away
         self._tally["attentive"] += not away and not eyes_shut

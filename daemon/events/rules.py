@@ -147,7 +147,7 @@ class RuleEngine:
 
     def __init__(self, rules: RulesConfig, session_id: str, new_id: Callable[[], str]):
         self._calibration = Calibrator(rules.calibration)
-        looking_away = LookingAway(rules.looking_away, lambda: self._calibration.neutral)
+        looking_away = LookingAway(rules.looking_away, rules.eyes_closed, lambda: self._calibration.neutral)
         self._focus = FocusCounter(looking_away, rules.eyes_closed)
         self._trackers: list[tuple[Condition, ConditionTracker]] = [
             (condition, ConditionTracker(name, getattr(rules, name), new_id, session_id))

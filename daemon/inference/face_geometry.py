@@ -78,12 +78,12 @@ def head_pose(landmarks: np.ndarray, camera: np.ndarray) -> HeadPose | None:
 
 def _toward_the_camera(position: np.ndarray) -> np.ndarray:
     """The smallest rotation that turns the camera-to-face line onto the optical axis."""
-    ray = position / np.linalg.norm(position)
-    axis = np.cross(ray, [0.0, 0.0, 1.0])
-    sin = float(np.linalg.norm(axis))
+    x, y, z = (float(v) for v in position / np.linalg.norm(position))
+    sin = math.hypot(x, y)  # |ray x (0, 0, 1)| = |(y, -x, 0)|
     if sin < 1e-9:
         return np.eye(3)
-    return cv2.Rodrigues(axis / sin * math.atan2(sin, float(ray[2])))[0]
+    angle = math.atan2(sin, z)
+    return cv2.Rodrigues(np.array([y / sin * angle, -x / sin * angle, 0.0]))[0]
 
 
 def pose_from_rotation(rotation: np.ndarray) -> HeadPose:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from daemon.inference.analysis import Face
-from daemon.inference.roi import Roi, cut_rgb, to_frame
+from daemon.inference.roi import Roi, cut_rgb, to_frame, to_unit_range
 from daemon.inference.runtime import TFLiteModel
 
 NUM_LANDMARKS = 468
@@ -62,8 +62,8 @@ class FaceMeshModel:
     def run(self, image_bgr: np.ndarray, roi: Roi) -> Mesh:
         crop_to_frame = roi.crop_to_frame(_SIDE)
         crop = cut_rgb(image_bgr, crop_to_frame, _SIDE)
-        np.multiply(crop, 1 / 255, out=self._input[0], casting="unsafe")
+        to_unit_range(crop, self._input[0])
         outputs = self._model.run(self._input)
         points = outputs[self._points_out].reshape(NUM_LANDMARKS, 3)
-        logit = float(np.clip(outputs[self._flag_out].item(), -80.0, 80.0))
+        logit = max(-80.0, min(80.0, float(outputs[self._flag_out].item())))
         return Mesh(to_frame(points, crop_to_frame), 1.0 / (1.0 + math.exp(-logit)))

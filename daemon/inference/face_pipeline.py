@@ -10,7 +10,7 @@ do not see it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from daemon.inference import face_geometry
 from daemon.inference.analysis import Box, Face
 from daemon.inference.face_detector import FaceDetector
 from daemon.inference.face_landmarks import FaceMeshModel, Mesh, roi_from_detection, roi_from_landmarks
-from daemon.inference.iris import IrisModel
+from daemon.inference.iris import EyeReading, IrisModel, eye_crops, place
 from daemon.inference.roi import Roi
 
 FACE_DETECTOR_FILES = {"short": "face_detection_short_range.tflite", "full": "face_detection_full_range.tflite"}
@@ -44,10 +44,12 @@ class FaceResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Tracked:
+class _Track:
     roi: Roi  # where to look on the next frame
-    box: Box  # the face's box on this frame
-    misses: int  # detector runs in a row that did not see this face
+    box: Box | None = None  # the face's box on the last frame; None for a fresh detection
+    misses: int = 0  # detector runs in a row that did not see this face
+    readings: tuple[EyeReading, EyeReading] | None = None  # the last iris reading of each eye
+    next_eye: int = 0  # the eye to read next when they take turns
 
 
 class FacePipeline:
@@ -63,41 +65,36 @@ class FacePipeline:
         self._max_faces = config.max_faces
         self._detect_interval = config.detect_interval_s
         self._min_presence = config.landmark_min_score
+        self._alternate_eyes = config.iris_alternate_eyes
         self._hfov = config.camera_hfov_deg
         self._intrinsics = None if config.camera_intrinsics is None else tuple(config.camera_intrinsics)
         self._camera: tuple[tuple[int, int], np.ndarray] | None = None
-        self._tracked: list[_Tracked] = []
+        self._tracked: list[_Track] = []
         self._last_detection: float | None = None
 
     def process(self, image_bgr: np.ndarray, mono: float) -> FaceResult:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        candidates = [(track.roi, track.misses) for track in self._tracked]
+        tracks = list(self._tracked)
         extra: list[Face] = []  # detected beyond max_faces: counted, but without landmarks
         if self._detection_due(mono):
             detections = self._detector.detect(image_bgr)
             self._last_detection = mono
             timings["face_detect"] = _ms_since(started)
-            candidates = [
-                (track.roi, 0 if any(_centre_inside(d.box, track.box) for d in detections) else track.misses + 1)
-                for track in self._tracked
-            ]
-            candidates = [(roi, misses) for roi, misses in candidates if misses < _MAX_MISSES]
+            tracks = [_seen_or_missed(track, detections) for track in tracks]
+            tracks = [track for track in tracks if track.misses < _MAX_MISSES]
             for face in detections:
                 if any(_centre_inside(face.box, track.box) for track in self._tracked):
                     continue  # already tracked: the landmarks place it better than the detector
-                if len(candidates) < self._max_faces:
-                    candidates.append((roi_from_detection(face), 0))
+                if len(tracks) < self._max_faces:
+                    tracks.append(_Track(roi_from_detection(face)))
                 else:
                     extra.append(face)
         mark = time.perf_counter()
-        meshes = [(self._mesh.run(image_bgr, roi), misses) for roi, misses in candidates]
-        kept = self._distinct([(mesh, misses) for mesh, misses in meshes if mesh.presence >= self._min_presence])
+        meshes = [(self._mesh.run(image_bgr, track.roi), track) for track in tracks]
+        kept = _distinct([(mesh, track) for mesh, track in meshes if mesh.presence >= self._min_presence])
         timings["face_landmarks"] = _ms_since(mark)
-        faces = self._describe(image_bgr, [mesh for mesh, _ in kept], timings)
-        self._tracked = [
-            _Tracked(roi_from_landmarks(mesh.landmarks), face.box, misses) for (mesh, misses), face in zip(kept, faces)
-        ]
+        faces, self._tracked = self._describe(image_bgr, kept, timings)
         timings["face_total"] = _ms_since(started)
         return FaceResult(tuple(faces + extra), timings)
 
@@ -106,25 +103,23 @@ class FacePipeline:
         # mono going back means a new timeline (a looped or reopened file).
         return not self._tracked or last is None or mono < last or mono - last >= self._detect_interval
 
-    @staticmethod
-    def _distinct(meshes: list[tuple[Mesh, int]]) -> list[tuple[Mesh, int]]:
-        kept: list[tuple[Mesh, int, Box]] = []
-        for mesh, misses in sorted(meshes, key=lambda item: -item[0].presence):
-            box = _bounding_box(mesh.landmarks)
-            if all(box.iou(other) <= _SAME_FACE_IOU for _, _, other in kept):
-                kept.append((mesh, misses, box))
-        return [(mesh, misses) for mesh, misses, _ in kept]
-
-    def _describe(self, image_bgr: np.ndarray, meshes: list[Mesh], timings: dict[str, float]) -> list[Face]:
+    def _describe(
+        self, image_bgr: np.ndarray, meshes: list[tuple[Mesh, _Track, Box]], timings: dict[str, float]
+    ) -> tuple[list[Face], list[_Track]]:
         iris_ms = geometry_ms = 0.0
-        faces = []
+        faces, tracks = [], []
         camera = self._camera_matrix(image_bgr.shape[1], image_bgr.shape[0])
-        for mesh in meshes:
+        for mesh, track, box in meshes:
+            landmarks = mesh.landmarks
             mark = time.perf_counter()
-            eyes = self._iris.run(image_bgr, mesh.landmarks)
+            readings = list(track.readings or (None, None))
+            # Taking turns halves the iris cost; the other eye's last reading moves with its eye corners.
+            crops = eye_crops(landmarks)
+            for eye in (track.next_eye,) if self._alternate_eyes and track.readings else (0, 1):
+                readings[eye] = self._iris.read(image_bgr, crops, eye)
+            eyes = place((readings[0], readings[1]), crops)
             iris_ms += _ms_since(mark)
             mark = time.perf_counter()
-            landmarks = mesh.landmarks
             pose = face_geometry.head_pose(landmarks, camera)
             openness = face_geometry.eye_openness(eyes)
             open_eyes = [eye for eye, ratio in enumerate(openness) if ratio >= _CLOSED_EYE]
@@ -137,24 +132,25 @@ class FacePipeline:
                 tuple(landmarks[_RIGHT_TRAGION, :2].tolist()),
                 tuple(landmarks[_LEFT_TRAGION, :2].tolist()),
             )
-            faces.append(
-                Face(
-                    box=_bounding_box(landmarks),
-                    score=mesh.presence,
-                    keypoints=keypoints,
-                    landmarks=landmarks,
-                    pose=pose,
-                    gaze=gaze,
-                    eye_openness=sum(openness) / 2,
-                    mouth_openness=face_geometry.mouth_openness(landmarks),
-                    iris=eyes.iris,
-                )
+            face = Face(
+                box=box,
+                score=mesh.presence,
+                keypoints=keypoints,
+                landmarks=landmarks,
+                pose=pose,
+                gaze=gaze,
+                eye_openness=sum(openness) / 2,
+                mouth_openness=face_geometry.mouth_openness(landmarks),
+                iris=eyes.iris,
             )
+            faces.append(face)
+            roi = roi_from_landmarks(landmarks)
+            tracks.append(_Track(roi, box, track.misses, (readings[0], readings[1]), 1 - track.next_eye))
             geometry_ms += _ms_since(mark)
         if meshes:
             timings["iris"] = iris_ms
             timings["face_geometry"] = geometry_ms
-        return faces
+        return faces, tracks
 
     def _camera_matrix(self, width: int, height: int) -> np.ndarray:
         if self._camera is None or self._camera[0] != (width, height):
@@ -162,12 +158,30 @@ class FacePipeline:
         return self._camera[1]
 
 
+def _seen_or_missed(track: _Track, detections: list[Face]) -> _Track:
+    seen = any(_centre_inside(face.box, track.box) for face in detections)
+    return replace(track, misses=0 if seen else track.misses + 1)
+
+
+def _distinct(meshes: list[tuple[Mesh, _Track]]) -> list[tuple[Mesh, _Track, Box]]:
+    """One mesh per face, with its box: of two meshes on the same face (two crops drifted onto it), the
+    surer one."""
+    kept: list[tuple[Mesh, _Track, Box]] = []
+    for mesh, track in sorted(meshes, key=lambda item: -item[0].presence):
+        box = _bounding_box(mesh.landmarks)
+        if all(box.iou(other) <= _SAME_FACE_IOU for _, _, other in kept):
+            kept.append((mesh, track, box))
+    return kept
+
+
 def _bounding_box(landmarks: np.ndarray) -> Box:
     low, high = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
     return Box(float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1]))
 
 
-def _centre_inside(box: Box, other: Box) -> bool:
+def _centre_inside(box: Box, other: Box | None) -> bool:
+    if other is None:
+        return False
     cx, cy = box.x + box.w / 2, box.y + box.h / 2
     return other.x <= cx <= other.x + other.w and other.y <= cy <= other.y + other.h
 

@@ -73,6 +73,15 @@ def cut_rgb(image_bgr: np.ndarray, crop_to_frame: np.ndarray, side: int, flip: b
     return cv2.cvtColor(crop, cv2.COLOR_RGBA2RGB)
 
 
+def to_unit_range(crop_rgb: np.ndarray, out: np.ndarray) -> None:
+    """uint8 RGB -> float32 in [0, 1], written into a model's preallocated input (a float32 scale keeps
+    the arithmetic in float32)."""
+    np.multiply(crop_rgb, _ONE_255, out=out, casting="unsafe")
+
+
+_ONE_255 = np.float32(1 / 255)
+
+
 def to_frame(points: np.ndarray, crop_to_frame: np.ndarray) -> np.ndarray:
     """Map (n, 2) or (n, 3) crop points to frame pixels; z is scaled like x and y."""
     mapped = points.astype(np.float32, copy=True)
