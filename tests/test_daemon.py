@@ -18,6 +18,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from werkzeug.security import generate_password_hash
 
 SITE, KIOSK = "test-site", "kiosk-7"
+# The scenario video is cut for these two rules; the other rules see the splices too (the desk photo is
+# another view, the collage another person), which tests/test_replay.py covers.
+FACE_COUNT = {"no_face", "multiple_faces"}
 # The web page needs the technician password; scripts send it as HTTP Basic credentials.
 WEB_PASSWORD = "technician-password"
 WEB_AUTH = {"Authorization": "Basic " + base64.b64encode(f"technician:{WEB_PASSWORD}".encode()).decode()}
@@ -134,7 +137,7 @@ def test_daemon_proctors_the_video_publishes_alerts_and_serves_the_report(mosqui
         wait_until(lambda: daemon.status()["mqtt"]["outbox_backlog"] == 0, 20, "the outbox to drain")
         wait_until(lambda: len(supervisor.on("session")) == 2, 20, "session start and stop messages")
 
-        alerts = supervisor.on("alert")
+        alerts = [a for a in supervisor.on("alert") if a["event"]["type"] in FACE_COUNT]
         assert [(a["event"]["type"], a["kind"]) for a in alerts] == [
             ("no_face", "start"), ("no_face", "end"), ("multiple_faces", "start"), ("multiple_faces", "end"),
         ]
@@ -143,7 +146,8 @@ def test_daemon_proctors_the_video_publishes_alerts_and_serves_the_report(mosqui
         start, stop = supervisor.on("session")
         assert (start["kind"], stop["kind"]) == ("start", "stop")
         assert start["session"]["candidate_id"] == "c-42"
-        assert stop["summary"]["event_counts"] == {"multiple_faces": 1, "no_face": 1}
+        counts = stop["summary"]["event_counts"]
+        assert {t: n for t, n in counts.items() if t in FACE_COUNT} == {"multiple_faces": 1, "no_face": 1}
         assert supervisor.on("status")[-1]["state"] == "online"
 
         session_id = start["session"]["id"]
@@ -166,14 +170,16 @@ def test_daemon_keeps_proctoring_without_a_broker_and_delivers_the_backlog_later
     try:
         status = daemon.wait_for_state("source_ended")
         assert status["mqtt"]["connected"] is False
-        # session start + 2 x (start, end) alerts + session stop, all kept for later
-        assert status["mqtt"]["outbox_backlog"] == 6
+        # session start + (start, end) alerts of every event + session stop, all kept for later
+        [session] = json.loads(daemon.get("/api/sessions")[1])
+        events = json.loads(daemon.get(f"/api/sessions/{session['id']}/report.json")[1])["events"]
+        assert status["mqtt"]["outbox_backlog"] == 2 + 2 * len(events)
 
         broker.start()
         supervisor = Subscriber(broker.port)
         wait_until(lambda: daemon.status()["mqtt"]["outbox_backlog"] == 0, 60, "the backlog to drain")
-        wait_until(lambda: len(supervisor.on("alert")) == 4, 10, "the 4 queued alerts")
-        kinds = [(a["event"]["type"], a["kind"]) for a in supervisor.on("alert")]
+        wait_until(lambda: len(supervisor.on("alert")) == 2 * len(events), 10, "the queued alerts")
+        kinds = [(a["event"]["type"], a["kind"]) for a in supervisor.on("alert") if a["event"]["type"] in FACE_COUNT]
         assert kinds == [
             ("no_face", "start"), ("no_face", "end"), ("multiple_faces", "start"), ("multiple_faces", "end"),
         ]

@@ -13,7 +13,7 @@ import pytest
 from conftest import SCENARIO_FPS, wait_until
 
 from daemon.capture.frame import Frame
-from daemon.config import InferenceConfig
+from daemon.config import ConfigError, InferenceConfig, parse_config
 from daemon.inference.analysis import Box, DetectedObject, Face
 from daemon.inference.analyzer import FrameAnalyzer, required_models
 from daemon.inference.objects import YoloxDetector, load_object_detector
@@ -206,3 +206,11 @@ def test_wrong_model_or_labels_are_named(models_dir, tmp_path):
         YoloxDetector(models_dir / "yolox_nano_coco_fp16.tflite", labels, ["cell phone"], 0.3)
     with pytest.raises(ValueError, match="ssd_mobilenet_v1_coco_quant.tflite"):
         YoloxDetector(models_dir / "ssd_mobilenet_v1_coco_quant.tflite", models_dir / "coco80_labels.txt", ["book"], 0.3)
+
+
+def test_a_bad_object_class_is_named_in_the_config_error():
+    with pytest.raises(ConfigError) as caught:
+        parse_config('[inference]\nobject_classes = ["cell phone", "phone"]\ncamera_intrinsics = [500.0, 500.0]\n')
+    problems = "\n".join(caught.value.problems)
+    assert "inference.object_classes: ['cell phone', 'phone'] is not allowed: not COCO class names: phone" in problems
+    assert "inference.camera_intrinsics: [500.0, 500.0] is not allowed" in problems

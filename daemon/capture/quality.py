@@ -100,7 +100,8 @@ class _Reference:
 def _small_grey(image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     size = (MEASURE_WIDTH, max(GRID_ROWS, round(height * MEASURE_WIDTH / width)))
-    return cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    # Grey first: one channel to scale instead of three (half the time).
+    return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), size, interpolation=cv2.INTER_AREA)
 
 
 def _cells(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,8 +3,8 @@
 Tracking works as in MediaPipe's face mesh: once a face has landmarks, the next frame's crop comes from
 them and the detector is skipped. The detector still runs every `detect_interval_s` of frame time (so a
 face entering the view is found within that time) and whenever no face is tracked. A tracked face is lost
-when the mesh's face-presence score drops below `landmark_min_score`, or when two detector runs in a row
-do not see it.
+when the mesh's face-presence score drops below `landmark_min_score`, when two detector runs in a row do
+not see it, or when a detector run shows it to be a second crop on a face another track holds better.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ from daemon.inference.roi import Roi
 FACE_DETECTOR_FILES = {"short": "face_detection_short_range.tflite", "full": "face_detection_full_range.tflite"}
 FACE_MESH_FILE = "face_landmark.tflite"
 IRIS_FILE = "iris_landmark.tflite"
-# Two meshes this similar are one face seen twice (two crops drifted onto it).
+# Two meshes this similar are one face seen twice (two crops drifted onto it); for a mesh the last detector
+# run did not confirm, less overlap is enough (measured on the scenario video's cuts between one and two
+# faces: stale crops half on the new face overlap it at IoU 0.3, faces side by side under 0.1).
 _SAME_FACE_IOU = 0.5
+_STALE_FACE_IOU = 0.25
 # A tracked face the detector does not see this many runs in a row is dropped: the mesh alone scores a crop
 # that straddles two faces as a face (measured on the scenario video's switch from one face to two).
 _MAX_MISSES = 2
@@ -81,8 +84,7 @@ class FacePipeline:
             detections = self._detector.detect(image_bgr)
             self._last_detection = mono
             timings["face_detect"] = _ms_since(started)
-            tracks = [_seen_or_missed(track, detections) for track in tracks]
-            tracks = [track for track in tracks if track.misses < _MAX_MISSES]
+            tracks = _confirm(tracks, detections)
             for face in detections:
                 if any(_centre_inside(face.box, track.box) for track in self._tracked):
                     continue  # already tracked: the landmarks place it better than the detector
@@ -158,18 +160,36 @@ class FacePipeline:
         return self._camera[1]
 
 
-def _seen_or_missed(track: _Track, detections: list[Face]) -> _Track:
-    seen = any(_centre_inside(face.box, track.box) for face in detections)
-    return replace(track, misses=0 if seen else track.misses + 1)
+def _confirm(tracks: list[_Track], detections: list[Face]) -> list[_Track]:
+    """Match detections to tracks one to one (a detection's centre inside the track's box; of several
+    such tracks, the one whose box fits it best). A track that lost its detection to a better one is a
+    second crop on that face and goes now; one no detection falls in goes after _MAX_MISSES runs."""
+    confirmed: set[int] = set()
+    duplicates: set[int] = set()
+    for face in detections:
+        owners = [i for i, track in enumerate(tracks) if _centre_inside(face.box, track.box)]
+        if owners:
+            best = max(owners, key=lambda i: face.box.iou(tracks[i].box))
+            confirmed.add(best)
+            duplicates.update(owners)
+    kept = []
+    for i, track in enumerate(tracks):
+        if i in confirmed:
+            kept.append(replace(track, misses=0))
+        elif i not in duplicates and track.misses + 1 < _MAX_MISSES:
+            kept.append(replace(track, misses=track.misses + 1))
+    return kept
 
 
 def _distinct(meshes: list[tuple[Mesh, _Track]]) -> list[tuple[Mesh, _Track, Box]]:
-    """One mesh per face, with its box: of two meshes on the same face (two crops drifted onto it), the
-    surer one."""
+    """One mesh per face, with its box. Of two meshes on one face (two crops drifted onto it) the one the
+    detector last confirmed wins, then the surer one; a mesh the last detector run did not confirm
+    already gives way at a smaller overlap (it is most likely a stale crop half on that face)."""
     kept: list[tuple[Mesh, _Track, Box]] = []
-    for mesh, track in sorted(meshes, key=lambda item: -item[0].presence):
+    for mesh, track in sorted(meshes, key=lambda item: (item[1].misses > 0, -item[0].presence)):
         box = _bounding_box(mesh.landmarks)
-        if all(box.iou(other) <= _SAME_FACE_IOU for _, _, other in kept):
+        limit = _SAME_FACE_IOU if track.misses == 0 else _STALE_FACE_IOU
+        if all(box.iou(other) <= limit for _, _, other in kept):
             kept.append((mesh, track, box))
     return kept
 
