@@ -152,7 +152,7 @@ def test_daemon_proctors_the_video_publishes_alerts_and_serves_the_report(mosqui
 
         session_id = start["session"]["id"]
         code, page = daemon.get(f"/sessions/{session_id}")
-        assert code == 200 and "Ada Lovelace" in page and "multiple_faces" in page
+        assert code == 200 and "Ada Lovelace" in page and "Several faces" in page
         code, body = daemon.get(f"/api/sessions/{session_id}/report.json")
         assert code == 200 and json.loads(body)["integrity"]["score"] == stop["summary"]["integrity_score"]
         assert daemon.get("/sessions/no-such-session")[0] == 404

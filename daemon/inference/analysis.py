@@ -55,7 +55,9 @@ class Face:
 
     The rest is filled when the landmark stage ran on this face: the 468-point mesh (frame pixels,
     z in the same scale), head pose, gaze, and eye/mouth openness (lid gap / eye width averaged over
-    both eyes; inner-lip gap / mouth width)."""
+    both eyes; inner-lip gap / mouth width). Then `box` is the mesh's bounding box, `score` the mesh's
+    face-presence probability, and the keypoints come from the mesh and irises; a face without landmarks
+    (beyond inference.max_faces) has BlazeFace's box, score and keypoints."""
 
     box: Box
     score: float

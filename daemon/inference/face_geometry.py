@@ -103,7 +103,8 @@ def pose_from_rotation(rotation: np.ndarray) -> HeadPose:
 
 def gaze(eyes: Eyes, pose: HeadPose, use: Sequence[int] = (0, 1)) -> Gaze:
     """Where the eyes point, from each iris centre relative to its eye corners, with the head pose.
-    `use` lists the eyes to trust (0 = eye A, 1 = eye B); leave out a closed one.
+    `use` lists the eyes to trust (0 = eye A, 1 = eye B): leave out one whose lids are closed
+    (eye_openness), its iris position means nothing.
 
     Across the image, the iris centre lies R·sin(gaze) from the eyeball's centre, which projects a·sin(head)
     behind the corners' midpoint (R, a: the eye constants above); the iris's own diameter gives the scale in
@@ -136,7 +137,8 @@ def gaze(eyes: Eyes, pose: HeadPose, use: Sequence[int] = (0, 1)) -> Gaze:
 
 
 def _rotation(offset_mm: float, head: float) -> float:
-    """The eye's direction (radians, camera frame) from the iris offset to the corners' midpoint."""
+    """The eye's direction (radians, from the camera-to-face line) from the iris offset to the corners'
+    midpoint and the head's angle."""
     ratio = (offset_mm + _CORNERS_IN_FRONT_OF_CENTRE_MM * math.sin(head)) / _EYE_RADIUS_MM
     return math.asin(max(-1.0, min(1.0, ratio)))
 
