@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -56,6 +58,63 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+# --- proctord as a real process ------------------------------------------------------------------------
+
+
+def daemon_config(tmp_path: Path, models_dir: Path, video: Path | None = None, **tables: dict) -> str:
+    """A `proctord run` config as TOML: data in tmp_path/data, the installed models, `video` as a file
+    camera, the broker and the web page off. Each keyword is a table the test cares about: [paths] and
+    [camera] keys are laid over these; any other table replaces its default (`web={"port": p}` turns the
+    web page on)."""
+    config = {
+        "paths": {"data_dir": tmp_path / "data", "models_dir": models_dir},
+        "camera": {"kind": "file", "path": video} if video else {},
+        "mqtt": {"enabled": False},
+        "web": {"enabled": False},
+    }
+    for name, keys in tables.items():
+        config[name] = {**config[name], **keys} if name in ("paths", "camera") else keys
+    return "".join(
+        f"[{name}]\n" + "".join(f"{key} = {_toml_value(value)}\n" for key, value in keys.items())
+        for name, keys in config.items()
+        if keys
+    )
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return f"[{', '.join(map(_toml_value, value))}]"
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def start_proctord(config: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`proctord run --config CONFIG` as a real process, its output appended to `log`."""
+    with log.open("a") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+            cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )
+
+
+def run_proctord(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`proctord ARGS` run to its exit, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "daemon.cli", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def kill_process(process: subprocess.Popen) -> None:
+    """SIGKILL `process` unless it has exited already, and reap it."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+
+
 class Mosquitto:
     """A real broker on a loopback port, started and stopped by the test.
 
@@ -104,6 +163,17 @@ def mosquitto(tmp_path):
     broker.stop()
 
 
+def read_frames(video: Path, limit: int | None = None, every: int = 1) -> list[np.ndarray]:
+    """A video's frames (BGR): every `every`-th one, at most `limit` of them."""
+    capture, frames, index = cv2.VideoCapture(str(video)), [], 0
+    while (limit is None or len(frames) < limit) and (ok_frame := capture.read())[0]:
+        if index % every == 0:
+            frames.append(ok_frame[1])
+        index += 1
+    capture.release()
+    return frames
+
+
 # The scenario video: real faces from a shared clip, cut into segments whose ground truth we know.
 SCENARIO_FPS = 10
 SCENARIO = [  # (segment, seconds)
@@ -128,11 +198,7 @@ def scenario_times(segment: str) -> list[tuple[float, float]]:
 @pytest.fixture(scope="session")
 def scenario_video(shared, tmp_path_factory) -> Path:
     """A 16 s, 10 fps video: one face, an empty desk (no face), one face, two faces, one face."""
-    capture = cv2.VideoCapture(str(shared / "media/videos/proctoring_ai/center_focus.mp4"))
-    faces = []
-    while (ok_frame := capture.read())[0]:
-        faces.append(ok_frame[1])
-    capture.release()
+    faces = read_frames(shared / "media/videos/proctoring_ai/center_focus.mp4")
     height, width = faces[0].shape[:2]
     desk = cv2.resize(cv2.imread(str(shared / "media/images/coco/coco_val2017_000000017182.jpg")), (2 * width, height))
 
@@ -159,9 +225,4 @@ def scenario_video(shared, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def scenario_frames(scenario_video) -> list[np.ndarray]:
     """The scenario video's frames (BGR), to feed a stage directly on the scenario's own timeline."""
-    capture = cv2.VideoCapture(str(scenario_video))
-    frames = []
-    while (ok_frame := capture.read())[0]:
-        frames.append(ok_frame[1])
-    capture.release()
-    return frames
+    return read_frames(scenario_video)

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_until
+from conftest import daemon_config, free_port, start_proctord, wait_until
 from werkzeug.security import generate_password_hash
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,27 +32,12 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium
 def daemon(tmp_path, scenario_video, models_dir):
     port = free_port()
     config = tmp_path / "proctord.toml"
-    config.write_text(f"""
-[kiosk]
-site = "exam-hall-b"
-name = "kiosk-12"
-[paths]
-data_dir = "{tmp_path / 'data'}"
-models_dir = "{models_dir}"
-[camera]
-kind = "file"
-path = "{scenario_video}"
-loop = true
-[mqtt]
-enabled = false
-[web]
-port = {port}
-password_hash = "{generate_password_hash(PASSWORD)}"
-""")
-    log = (tmp_path / "daemon.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
-    )
+    config.write_text(daemon_config(
+        tmp_path, models_dir, scenario_video, camera={"loop": True},
+        kiosk={"site": "exam-hall-b", "name": "kiosk-12"},
+        web={"port": port, "password_hash": generate_password_hash(PASSWORD)},
+    ))
+    process = start_proctord(config, tmp_path / "daemon.log")
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _answers(f"{url}/healthz") or process.poll() is not None, 60, "the web page")

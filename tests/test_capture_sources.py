@@ -5,10 +5,9 @@ while a camera that is merely absent does not."""
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 
 import pytest
+from conftest import daemon_config, run_proctord
 
 from daemon.capture.grabber import FrameGrabber
 from daemon.capture.sources import SourceError, gstreamer_available, redact_url, source_name
@@ -78,22 +77,9 @@ def test_picamera2_without_the_library_says_how_to_install_it():
 @pytest.mark.skipif(gstreamer_available(), reason="this OpenCV has GStreamer")
 def test_gstreamer_without_support_in_opencv_stops_the_daemon_with_the_reason(tmp_path, models_dir):
     config = tmp_path / "proctord.toml"
-    config.write_text(f"""
-[paths]
-data_dir = "{tmp_path / 'data'}"
-models_dir = "{models_dir}"
-[camera]
-kind = "gstreamer"
-path = "videotestsrc ! videoconvert ! appsink"
-[mqtt]
-enabled = false
-[web]
-enabled = false
-""")
-    result = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
-        capture_output=True, text=True, check=False,
-        timeout=60,
-    )
+    config.write_text(daemon_config(
+        tmp_path, models_dir, camera={"kind": "gstreamer", "path": "videotestsrc ! videoconvert ! appsink"}
+    ))
+    result = run_proctord("run", "--config", str(config), timeout=60)
     assert result.returncode == 2
     assert "this OpenCV build has no GStreamer support" in result.stderr

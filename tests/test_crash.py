@@ -6,50 +6,21 @@ Nothing committed before the kill is lost, the session is closed as interrupted,
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import av
-from conftest import wait_until
+from conftest import daemon_config, kill_process, run_proctord, start_proctord, wait_until
 
 from daemon.store.db import Store, StoreReader
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def write_config(tmp_path: Path, video: Path, models_dir: Path, auto_start: bool) -> Path:
     config = tmp_path / f"proctord-{auto_start}.toml"
-    config.write_text(
-        f"""
-[paths]
-data_dir = "{tmp_path / 'data'}"
-models_dir = "{models_dir}"
-[camera]
-kind = "file"
-path = "{video}"
-realtime = true
-[session]
-auto_start = {str(auto_start).lower()}
-[mqtt]
-enabled = false
-[web]
-enabled = false
-[recording]
-segment_s = 2.0
-keyframe_interval_s = 0.5
-[retention]
-min_free_mb = 0
-"""
-    )
+    config.write_text(daemon_config(
+        tmp_path, models_dir, video, camera={"realtime": True}, session={"auto_start": auto_start},
+        recording={"segment_s": 2.0, "keyframe_interval_s": 0.5}, retention={"min_free_mb": 0},
+    ))
     return config
-
-
-def start(config: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
-        cwd=REPO, stdout=log.open("a"), stderr=subprocess.STDOUT,
-    )
 
 
 def rows(db: Path, sql: str) -> list[tuple]:
@@ -74,7 +45,7 @@ def test_sigkill_mid_recording_loses_nothing_committed_and_the_evidence_verifies
     db = tmp_path / "data" / "proctord.db"
     recordings = tmp_path / "data" / "recordings"
     log = tmp_path / "daemon.log"
-    daemon = start(write_config(tmp_path, scenario_video, models_dir, auto_start=True), log)
+    daemon = start_proctord(write_config(tmp_path, scenario_video, models_dir, auto_start=True), log)
     try:
         # Into the no_face stretch (its event starts at 5 s): finished segments, an event, its clip open.
         wait_until(
@@ -85,23 +56,20 @@ def test_sigkill_mid_recording_loses_nothing_committed_and_the_evidence_verifies
         )
         committed_events = rows(db, 'SELECT id, type, start FROM events')
         committed_media = rows(db, "SELECT name, sha256 FROM media")
-        daemon.kill()  # SIGKILL: no shutdown, no flush, no close
-        daemon.wait(timeout=10)
+        kill_process(daemon)  # SIGKILL: no shutdown, no flush, no close
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
+        kill_process(daemon)
     [(session_id, state_at_kill)] = rows(db, "SELECT id, state FROM sessions")
     assert state_at_kill == "running"
     assert list(recordings.rglob("*.part"))  # the kill left files half-written
 
-    restarted = start(write_config(tmp_path, scenario_video, models_dir, auto_start=False), log)
+    restarted = start_proctord(write_config(tmp_path, scenario_video, models_dir, auto_start=False), log)
     try:
         wait_until(lambda: rows(db, "SELECT state FROM sessions") == [("interrupted",)], 60, "the session closed")
         restarted.terminate()
         assert restarted.wait(timeout=30) == 0
     finally:
-        if restarted.poll() is None:
-            restarted.kill()
+        kill_process(restarted)
 
     Store(db, "kiosk-1").close()  # the database opens (and migrates, and closes) as usual
     assert rows(db, "PRAGMA integrity_check") == [("ok",)]
@@ -123,10 +91,7 @@ def test_sigkill_mid_recording_loses_nothing_committed_and_the_evidence_verifies
             assert decoded(recordings / item.name) == item.frames > 0, item.name
     assert not list(recordings.rglob("*.part"))
 
-    verified = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "verify", session_id, "--config",
-         str(write_config(tmp_path, scenario_video, models_dir, auto_start=False))],
-        cwd=REPO, capture_output=True, text=True, check=False,
-    )
+    config = write_config(tmp_path, scenario_video, models_dir, auto_start=False)
+    verified = run_proctord("verify", session_id, "--config", str(config))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"session {session_id}: ok" in verified.stdout

@@ -5,16 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import subprocess
-import sys
-import threading
 import urllib.request
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from conftest import Mosquitto, free_port, wait_until
-from paho.mqtt.enums import CallbackAPIVersion
+from conftest import Mosquitto, daemon_config, free_port, kill_process, start_proctord, wait_until
+from mqtt_helpers import Supervisor
 from werkzeug.security import generate_password_hash
 
 SITE, KIOSK = "test-site", "kiosk-7"
@@ -26,63 +22,20 @@ WEB_PASSWORD = "technician-password"
 WEB_AUTH = {"Authorization": "Basic " + base64.b64encode(f"technician:{WEB_PASSWORD}".encode()).decode()}
 
 
-class Subscriber:
-    """A supervisor's view of the broker: every message on the kiosk's topics, in arrival order."""
-
-    def __init__(self, port: int):
-        self.messages: list[tuple[str, dict, bool]] = []
-        self._lock = threading.Lock()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-supervisor")
-        self._client.on_message = self._on_message
-        self._client.on_connect = lambda c, *_: c.subscribe("proctor/#", qos=1)
-        self._client.connect("127.0.0.1", port)
-        self._client.loop_start()
-
-    def _on_message(self, client, userdata, message):
-        with self._lock:
-            self.messages.append((message.topic, json.loads(message.payload), message.retain))
-
-    def on(self, leaf: str) -> list[dict]:
-        with self._lock:
-            return [payload for topic, payload, _ in self.messages if topic == f"proctor/{SITE}/{KIOSK}/{leaf}"]
-
-    def close(self):
-        self._client.loop_stop()
-        self._client.disconnect()
-
-
 class DaemonProcess:
     def __init__(self, tmp_path: Path, video: Path, models_dir: Path, mqtt_port: int):
         self.web_port = free_port()
         config = tmp_path / "proctord.toml"
-        config.write_text(
-            f"""
-[kiosk]
-site = "{SITE}"
-name = "{KIOSK}"
-[paths]
-data_dir = "{tmp_path / 'data'}"
-models_dir = "{models_dir}"
-[camera]
-kind = "file"
-path = "{video}"
-[session]
-auto_start = true
-candidate_name = "Ada Lovelace"
-candidate_id = "c-42"
-exam_id = "math-101"
-[mqtt]
-port = {mqtt_port}
-[web]
-port = {self.web_port}
-password_hash = "{generate_password_hash(WEB_PASSWORD, method='pbkdf2:sha256:1000')}"
-"""
-        )
+        config.write_text(daemon_config(
+            tmp_path, models_dir, video, kiosk={"site": SITE, "name": KIOSK},
+            session={"auto_start": True, "candidate_name": "Ada Lovelace", "candidate_id": "c-42",
+                     "exam_id": "math-101"},
+            mqtt={"port": mqtt_port},
+            web={"port": self.web_port,
+                 "password_hash": generate_password_hash(WEB_PASSWORD, method="pbkdf2:sha256:1000")},
+        ))
         self.log = tmp_path / "daemon.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT,
-        )
+        self.process = start_proctord(config, self.log)
 
     def get(self, path: str) -> tuple[int, str]:
         try:
@@ -108,9 +61,7 @@ password_hash = "{generate_password_hash(WEB_PASSWORD, method='pbkdf2:sha256:100
         return self.process.wait(timeout=30)
 
     def kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        kill_process(self.process)
 
 
 @pytest.fixture
@@ -128,27 +79,27 @@ def start_daemon(tmp_path, scenario_video, models_dir):
 
 
 def test_daemon_proctors_the_video_publishes_alerts_and_serves_the_report(mosquitto, start_daemon):
-    supervisor = Subscriber(mosquitto.port)
+    supervisor = Supervisor(mosquitto.port)
     daemon = start_daemon(mosquitto.port)
     try:
         status = daemon.wait_for_state("source_ended")
         assert status["frames_analysed"] > 100
         assert status["session"] is None  # closed at the end of the video
         wait_until(lambda: daemon.status()["mqtt"]["outbox_backlog"] == 0, 20, "the outbox to drain")
-        wait_until(lambda: len(supervisor.on("session")) == 2, 20, "session start and stop messages")
+        wait_until(lambda: len(supervisor.payloads("session")) == 2, 20, "session start and stop messages")
 
-        alerts = [a for a in supervisor.on("alert") if a["event"]["type"] in FACE_COUNT]
+        alerts = [a for a in supervisor.payloads("alert") if a["event"]["type"] in FACE_COUNT]
         assert [(a["event"]["type"], a["kind"]) for a in alerts] == [
             ("no_face", "start"), ("no_face", "end"), ("multiple_faces", "start"), ("multiple_faces", "end"),
         ]
         assert len({a["id"] for a in alerts}) == 4
         assert all(a["site"] == SITE and a["kiosk"] == KIOSK and a["event"]["severity"] == "high" for a in alerts)
-        start, stop = supervisor.on("session")
+        start, stop = supervisor.payloads("session")
         assert (start["kind"], stop["kind"]) == ("start", "stop")
         assert start["session"]["candidate_id"] == "c-42"
         counts = stop["summary"]["event_counts"]
         assert {t: n for t, n in counts.items() if t in FACE_COUNT} == {"multiple_faces": 1, "no_face": 1}
-        assert supervisor.on("status")[-1]["state"] == "online"
+        assert supervisor.payloads("status")[-1]["state"] == "online"
 
         session_id = start["session"]["id"]
         code, page = daemon.get(f"/sessions/{session_id}")
@@ -159,7 +110,7 @@ def test_daemon_proctors_the_video_publishes_alerts_and_serves_the_report(mosqui
         assert daemon.get("/healthz") == (200, '{"ok":true}\n')
 
         assert daemon.terminate() == 0
-        wait_until(lambda: supervisor.on("status")[-1]["state"] == "offline", 10, "the offline status")
+        wait_until(lambda: supervisor.payloads("status")[-1]["state"] == "offline", 10, "the offline status")
     finally:
         supervisor.close()
 
@@ -176,10 +127,11 @@ def test_daemon_keeps_proctoring_without_a_broker_and_delivers_the_backlog_later
         assert status["mqtt"]["outbox_backlog"] == 2 + 2 * len(events)
 
         broker.start()
-        supervisor = Subscriber(broker.port)
+        supervisor = Supervisor(broker.port)
         wait_until(lambda: daemon.status()["mqtt"]["outbox_backlog"] == 0, 60, "the backlog to drain")
-        wait_until(lambda: len(supervisor.on("alert")) == 2 * len(events), 10, "the queued alerts")
-        kinds = [(a["event"]["type"], a["kind"]) for a in supervisor.on("alert") if a["event"]["type"] in FACE_COUNT]
+        wait_until(lambda: len(supervisor.payloads("alert")) == 2 * len(events), 10, "the queued alerts")
+        alerts = [a for a in supervisor.payloads("alert") if a["event"]["type"] in FACE_COUNT]
+        kinds = [(a["event"]["type"], a["kind"]) for a in alerts]
         assert kinds == [
             ("no_face", "start"), ("no_face", "end"), ("multiple_faces", "start"), ("multiple_faces", "end"),
         ]

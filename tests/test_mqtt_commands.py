@@ -70,7 +70,7 @@ def start_kiosk(tmp_path, mosquitto):
 
     def start(frame: Frame | None = None, **mqtt_options) -> CommandedKiosk:
         made.append(CommandedKiosk(tmp_path, mosquitto.port, frame, **mqtt_options))
-        wait_until(lambda: made[-1].publisher.connected, 10, "the kiosk to connect")
+        wait_until(lambda: made[-1].publisher.listening, 10, "the kiosk to listen for commands")
         return made[-1]
 
     yield start

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import Mosquitto, wait_until
+from conftest import Mosquitto, daemon_config, kill_process, start_proctord, wait_until
 from mqtt_helpers import Supervisor
 
 from daemon.store.db import StoreReader
@@ -24,33 +23,16 @@ class Daemon:
     def __init__(self, workdir: Path, video: Path, models_dir: Path, mqtt_port: int):
         self.data = workdir / "data"
         self.config = workdir / "proctord.toml"
-        self.config.write_text(f"""
-[kiosk]
-site = "{SITE}"
-name = "{KIOSK}"
-[paths]
-data_dir = "{self.data}"
-models_dir = "{models_dir}"
-[camera]
-kind = "file"
-path = "{video}"
-[session]
-auto_start = true
-candidate_id = "c-7"
-[mqtt]
-port = {mqtt_port}
-reconnect_max_s = 1
-[web]
-enabled = false
-""")
+        self.config.write_text(daemon_config(
+            workdir, models_dir, video, kiosk={"site": SITE, "name": KIOSK},
+            session={"auto_start": True, "candidate_id": "c-7"},
+            mqtt={"port": mqtt_port, "reconnect_max_s": 1},
+        ))
         self.log = workdir / "daemon.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Daemon:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "run", "--config", str(self.config)],
-            stdout=self.log.open("a"), stderr=subprocess.STDOUT,
-        )
+        self.process = start_proctord(self.config, self.log)
         return self
 
     def outbox(self) -> list[str]:
@@ -60,9 +42,8 @@ enabled = false
         return [m.message_id for m in StoreReader(self.data / "proctord.db").outbox(limit=1000)]
 
     def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
+        if self.process:
+            kill_process(self.process)
 
     def terminate(self) -> int:
         self.process.send_signal(signal.SIGTERM)

@@ -13,7 +13,7 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
-from conftest import wait_until
+from conftest import daemon_config, wait_until
 
 from daemon.events.model import Event
 from daemon.gpio import Light, Panel
@@ -246,22 +246,10 @@ def test_a_real_daemon_stops_feeding_the_watchdog_while_its_analysis_is_stalled(
     path, server = notify_socket
     monkeypatch.setenv("NOTIFY_SOCKET", path)
     monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # WatchdogSec=1: a ping every 0.5 s
-    config = parse_config(f"""
-[paths]
-data_dir = "{tmp_path / 'data'}"
-models_dir = "{models_dir}"
-[camera]
-kind = "file"
-path = "{scenario_video}"
-loop = true
-timeout_s = 0.5
-[mqtt]
-enabled = false
-[web]
-enabled = false
-[service]
-stall_after_s = 1.0
-""")
+    config = parse_config(daemon_config(
+        tmp_path, models_dir, scenario_video,
+        camera={"loop": True, "timeout_s": 0.5}, service={"stall_after_s": 1.0},
+    ))
     daemon = Daemon(config)
     flowing, stalled = threading.Event(), threading.Event()
     flowing.set()

@@ -5,17 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import run_proctord
 from test_store_chain import recorded_session
 
 from daemon.store.chain import entry_hash
 from daemon.store.db import StoreReader
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -28,10 +26,7 @@ def setup(tmp_path):
 
 
 def proctord(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args, "--config", str(config)],
-        cwd=REPO, capture_output=True, text=True, check=False,
-    )
+    return run_proctord(*args, "--config", str(config))
 
 
 def test_export_writes_report_media_chain_and_a_manifest_that_checks_out(setup):

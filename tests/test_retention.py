@@ -15,7 +15,7 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import SCENARIO_FPS, wait_until
+from conftest import SCENARIO_FPS, daemon_config, wait_until
 
 from daemon.capture.frame import Frame
 from daemon.config import Config, RecordingConfig, RetentionConfig, parse_config
@@ -212,23 +212,10 @@ def test_a_daemon_below_the_floor_keeps_proctoring_and_reports_recording_degrade
 ):
     from daemon.service import Daemon
 
-    config: Config = parse_config(f"""
-[paths]
-data_dir = "{tmp_path / 'data'}"
-models_dir = "{models_dir}"
-[camera]
-kind = "file"
-path = "{scenario_video}"
-realtime = true
-[session]
-auto_start = true
-[mqtt]
-enabled = false
-[web]
-enabled = false
-[retention]
-min_free_mb = {shutil.disk_usage(tmp_path).free // 1_000_000 + 1_000_000}
-""")
+    config: Config = parse_config(daemon_config(
+        tmp_path, models_dir, scenario_video, camera={"realtime": True}, session={"auto_start": True},
+        retention={"min_free_mb": shutil.disk_usage(tmp_path).free // 1_000_000 + 1_000_000},
+    ))
     daemon = Daemon(config)
     runner = threading.Thread(target=daemon.run, name="daemon-under-test")
     runner.start()

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import sqlite_utils
+from conftest import run_proctord
 
 from daemon.events.model import Event, EventChange
 from daemon.store import db as store_db
@@ -18,7 +18,6 @@ from daemon.store.db import Store
 from daemon.store.records import CandidateInfo, MediaRecord
 from daemon.store.verify import UnknownSession, verify
 
-REPO = Path(__file__).resolve().parents[1]
 T0 = 1_700_000_000.0
 
 
@@ -187,10 +186,7 @@ def test_verify_command_exit_codes(paths, tmp_path):
     config.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n')
 
     def run(*args) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "daemon.cli", *args, "--config", str(config)],
-            cwd=REPO, capture_output=True, text=True, check=False,
-        )
+        return run_proctord(*args, "--config", str(config))
 
     clean = run("verify")
     assert clean.returncode == 0, clean.stdout + clean.stderr

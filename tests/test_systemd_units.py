@@ -11,11 +11,10 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, run_proctord
 
 INSTALL = REPO / "systemd" / "install.sh"
 UNINSTALL = REPO / "systemd" / "uninstall.sh"
@@ -62,13 +61,6 @@ def verify(root: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [tool("systemd-analyze"), "verify", f"--root={root}", "proctord.service"],
         capture_output=True, text=True, check=False,
-    )
-
-
-def check_config(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "check-config", str(path)],
-        capture_output=True, text=True, cwd=REPO, check=False,
     )
 
 
@@ -147,7 +139,7 @@ def test_install_creates_user_directories_config_and_enables_the_unit(target, tm
                  'username = "kiosk7"', 'password_file = "mqtt-password"', 'password_file = "web-password-hash"',
                  "auto_start = true", "enabled = true"]:
         assert line in text, line
-    checked = check_config(config)
+    checked = run_proctord("check-config", str(config))
     assert checked.returncode == 0, checked.stderr
 
 
@@ -159,7 +151,7 @@ def test_every_platform_gets_a_valid_config(target, platform, camera, kind):
     install(target, "--platform", platform, "--camera", camera)
     config = target / "etc/proctord/proctord.toml"
     assert kind in config.read_text()
-    checked = check_config(config)
+    checked = run_proctord("check-config", str(config))
     assert checked.returncode == 0, checked.stderr
 
 

@@ -12,7 +12,7 @@ import sys
 import threading
 
 import pytest
-from conftest import wait_until
+from conftest import kill_process, wait_until
 from mqtt_helpers import KIOSK, SITE, Kiosk, Supervisor
 
 from daemon.sync.watch import Fleet
@@ -42,9 +42,7 @@ class Watch:
         return self.process.wait(timeout=10)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        kill_process(self.process)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import free_port
+from conftest import daemon_config, free_port, run_proctord
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from daemon.capture.frame import Frame
@@ -170,21 +170,10 @@ def test_live_view_encodes_at_most_max_fps_whatever_the_viewers(shared):
 
 def test_the_daemon_refuses_to_start_on_a_plain_password_naming_the_key_only(tmp_path, scenario_video, models_dir):
     config = tmp_path / "proctord.toml"
-    config.write_text(f"""
-[paths]
-data_dir = "{tmp_path / 'data'}"
-models_dir = "{models_dir}"
-[camera]
-kind = "file"
-path = "{scenario_video}"
-[mqtt]
-enabled = false
-[web]
-port = {free_port()}
-password_hash = "my secret password"
-""")
-    run = subprocess.run([sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
-                         capture_output=True, text=True, timeout=60, check=False)
+    config.write_text(daemon_config(
+        tmp_path, models_dir, scenario_video, web={"port": free_port(), "password_hash": "my secret password"}
+    ))
+    run = run_proctord("run", "--config", str(config), timeout=60)
     assert run.returncode == 2
     assert "proctord: web.password_hash: not a password hash" in run.stderr
     assert "my secret password" not in run.stderr + run.stdout

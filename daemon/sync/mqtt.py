@@ -86,6 +86,7 @@ class MqttPublisher:
         self._last_status_check = float("-inf")
 
         self._connected = threading.Event()
+        self._listening = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._refusal_logged: str | None = None
@@ -117,6 +118,11 @@ class MqttPublisher:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def listening(self) -> bool:
+        """The broker has confirmed the command subscription of the current connection."""
+        return self._listening.is_set()
 
     def start(self) -> None:
         connect_async(self._client, self._broker)
@@ -161,6 +167,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
@@ -193,6 +200,12 @@ class MqttPublisher:
         self._last_status = None  # the retained status is re-published at once
         self._wake.set()
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if all(not code.is_failure for code in reason_codes):
+            self._listening.set()
+        else:
+            log.error("the broker refused the command subscription %s: %s", self._topics.command, reason_codes)
+
     def _on_connect_fail(self, client, userdata) -> None:
         # Said once per outage, not at every retry; alerts keep queueing in the outbox meanwhile.
         if not self._unreachable_logged:
@@ -205,6 +218,7 @@ class MqttPublisher:
         if self._connected.is_set() and not self._stop.is_set():
             log.warning("disconnected from MQTT broker: %s", reason_code)
         self._connected.clear()
+        self._listening.clear()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._reports.put(("puback", (mid, reason_code)))
