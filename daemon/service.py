@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """A snapshot for the status page, /api/status and (later) the MQTT status topic."""
+    """A snapshot for the status page, /api/status and /metrics."""
 
     version: str
     kiosk: str
