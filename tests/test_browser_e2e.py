@@ -100,7 +100,8 @@ def test_technician_logs_in_runs_a_session_and_reads_the_report(daemon, browser,
 
     page.goto(f"{daemon}/live")
     page.wait_for_function("document.getElementById('live').naturalWidth > 0")
-    page.screenshot(path=str(shots / "webui-live.png"))
+    # The live picture shows a real, identifiable person from the shared media: never kept in docs/.
+    page.screenshot(path=str(tmp_path / "webui-live.png"))
     page.goto(daemon)
     page.wait_for_selector("#measured_fps")
     wait_until(lambda: float(page.inner_text("#measured_fps")) > 0, 10, "a measured frame rate")
