@@ -142,20 +142,12 @@ class FaceDetector:
 
     def _check_model(self, num_anchors: int) -> tuple[int, int]:
         """Check the model fits the variant; return the output positions of regressors and scores."""
-        path, shapes = self._model.path, self._model.output_shapes
-        expected_input = (1, self._size, self._size, 3)
-        if self._model.input_shape != expected_input or self._model.input_dtype != np.float32:
-            raise ValueError(
-                f"{path}: input {self._model.input_shape} {self._model.input_dtype} does not fit BlazeFace "
-                f"{self.variant!r} (expected {expected_input} float32)"
-            )
-        try:
-            return shapes.index((1, num_anchors, _ROW)), shapes.index((1, num_anchors, 1))
-        except ValueError:
-            raise ValueError(
-                f"{path}: outputs {shapes} do not fit BlazeFace {self.variant!r} "
-                f"(expected (1, {num_anchors}, {_ROW}) and (1, {num_anchors}, 1))"
-            ) from None
+        return self._model.require(
+            f"BlazeFace {self.variant!r}",
+            (1, self._size, self._size, 3),
+            np.float32,
+            ((1, num_anchors, _ROW), (1, num_anchors, 1)),
+        )
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:

@@ -42,21 +42,10 @@ def roi_from_landmarks(landmarks: np.ndarray) -> Roi:
 class FaceMeshModel:
     def __init__(self, model_path: Path, threads: int = 1) -> None:
         self._model = TFLiteModel(model_path, threads)
-        shapes = self._model.output_shapes
-        if self._model.input_shape != (1, _SIDE, _SIDE, 3) or self._model.input_dtype != np.float32:
-            raise ValueError(
-                f"{model_path}: input {self._model.input_shape} {self._model.input_dtype} is not a face mesh "
-                f"input (expected (1, {_SIDE}, {_SIDE}, 3) float32)"
-            )
         # Decoded by shape: copies of this model name their outputs differently.
-        try:
-            self._points_out = shapes.index((1, 1, 1, NUM_LANDMARKS * 3))
-            self._flag_out = shapes.index((1, 1, 1, 1))
-        except ValueError:
-            raise ValueError(
-                f"{model_path}: outputs {shapes} are not a 468-point face mesh "
-                f"(expected (1, 1, 1, {NUM_LANDMARKS * 3}) and (1, 1, 1, 1))"
-            ) from None
+        self._points_out, self._flag_out = self._model.require(
+            "a 468-point face mesh", (1, _SIDE, _SIDE, 3), np.float32, ((1, 1, 1, NUM_LANDMARKS * 3), (1, 1, 1, 1))
+        )
         self._input = np.empty((1, _SIDE, _SIDE, 3), dtype=np.float32)
 
     def run(self, image_bgr: np.ndarray, roi: Roi) -> Mesh:

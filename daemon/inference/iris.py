@@ -52,20 +52,9 @@ class Eyes:
 class IrisModel:
     def __init__(self, model_path: Path, threads: int = 1) -> None:
         self._model = TFLiteModel(model_path, threads)
-        shapes = self._model.output_shapes
-        if self._model.input_shape != (1, _SIDE, _SIDE, 3) or self._model.input_dtype != np.float32:
-            raise ValueError(
-                f"{model_path}: input {self._model.input_shape} {self._model.input_dtype} is not an iris model "
-                f"input (expected (1, {_SIDE}, {_SIDE}, 3) float32)"
-            )
-        try:
-            self._contour_out = shapes.index((1, _CONTOUR_POINTS * 3))
-            self._iris_out = shapes.index((1, _IRIS_POINTS * 3))
-        except ValueError:
-            raise ValueError(
-                f"{model_path}: outputs {shapes} are not iris landmarks "
-                f"(expected (1, {_CONTOUR_POINTS * 3}) and (1, {_IRIS_POINTS * 3}))"
-            ) from None
+        self._contour_out, self._iris_out = self._model.require(
+            "the iris model", (1, _SIDE, _SIDE, 3), np.float32, ((1, _CONTOUR_POINTS * 3), (1, _IRIS_POINTS * 3))
+        )
         self._input = np.empty((1, _SIDE, _SIDE, 3), dtype=np.float32)
 
     def read(self, image_bgr: np.ndarray, crops: EyeCrops, eye: int) -> EyeReading:

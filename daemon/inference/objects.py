@@ -53,12 +53,9 @@ class YoloxDetector:
         num_classes, self._labels = _read_labels(labels_path, classes)
         grids = [(self._SIDE // s, s) for s in self._STRIDES]
         cells = sum(n * n for n, _ in grids)
-        expected = (1, cells, 5 + num_classes)
-        if self._model.input_shape != (1, self._SIDE, self._SIDE, 3) or self._model.output_shapes != [expected]:
-            raise ValueError(
-                f"{model_path}: input {self._model.input_shape}, outputs {self._model.output_shapes} do not fit "
-                f"YOLOX at {self._SIDE} (expected one output {expected})"
-            )
+        self._model.require(
+            f"YOLOX at {self._SIDE}", (1, self._SIDE, self._SIDE, 3), np.float32, ((1, cells, 5 + num_classes),)
+        )
         xy, stride = [], []
         for n, s in grids:
             ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")

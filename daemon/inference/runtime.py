@@ -83,6 +83,23 @@ class TFLiteModel:
     def output_shapes(self) -> list[tuple[int, ...]]:
         return list(self._output_shapes)
 
+    def require(
+        self, what: str, input_shape: tuple[int, ...], input_dtype: type, outputs: tuple[tuple[int, ...], ...]
+    ) -> tuple[int, ...]:
+        """Check this is the model the caller expects: its input, and one output of each shape in `outputs`.
+        Returns where each of those outputs comes in `run()`'s list. Raises ValueError naming the file."""
+        if self.input_shape != input_shape or self.input_dtype != np.dtype(input_dtype):
+            raise ValueError(
+                f"{self.path}: input {self.input_shape} {self.input_dtype} does not fit {what} "
+                f"(expected {input_shape} {np.dtype(input_dtype)})"
+            )
+        try:
+            return tuple(self._output_shapes.index(shape) for shape in outputs)
+        except ValueError:
+            raise ValueError(
+                f"{self.path}: outputs {self._output_shapes} do not fit {what} (expected {list(outputs)})"
+            ) from None
+
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Run one inference. The arrays returned are copies (`get_tensor`), so they stay valid after the
         next `run`; views from `Interpreter.tensor()` would be overwritten by it."""
