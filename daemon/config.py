@@ -11,7 +11,7 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core.core_schema import ValidationInfo
@@ -280,26 +280,21 @@ class MqttConfig(_Section):
     # A shared secret every command must carry as "token" ("" = rely on the broker's ACLs alone).
     command_token_file: str = ""
 
-    @field_validator("ca_file", "cert_file", "key_file")
-    @classmethod
-    def _needs_tls(cls, path: str, info) -> str:
-        if path and not info.data.get("tls"):
-            raise ValueError("needs tls = true")
-        return path
+    # A key that is set needs another one set too: key -> (the other key, why).
+    _NEEDS: ClassVar[dict[str, tuple[tuple[str, str], ...]]] = {
+        "ca_file": (("tls", "needs tls = true"),),
+        "cert_file": (("tls", "needs tls = true"),),
+        "key_file": (("tls", "needs tls = true"), ("cert_file", "needs cert_file (the client certificate it belongs to)")),
+        "password_file": (("username", "needs username"),),
+    }
 
-    @field_validator("key_file")
+    @field_validator(*_NEEDS)
     @classmethod
-    def _key_goes_with_cert(cls, path: str, info) -> str:
-        if path and not info.data.get("cert_file"):
-            raise ValueError("needs cert_file (the client certificate it belongs to)")
-        return path
-
-    @field_validator("password_file")
-    @classmethod
-    def _password_needs_user(cls, path: str, info) -> str:
-        if path and not info.data.get("username"):
-            raise ValueError("needs username")
-        return path
+    def _needs_its_companion(cls, value: str, info) -> str:
+        for other, why in cls._NEEDS[info.field_name]:
+            if value and not info.data.get(other):
+                raise ValueError(why)
+        return value
 
 
 class WebConfig(_Section):
