@@ -104,6 +104,7 @@ class Daemon:
                 open_events=lambda: self.sessions.open_events,
                 latest_frame=self.latest_frame.get,
                 data_dir=config.data_dir,
+                recordings_dir=config.recordings_dir,
             ))
         # systemd (READY, STATUS, WATCHDOG while frames are analysed, STOPPING) and the panel light.
         self.panel = open_panel(config.gpio, on_press=lambda: self.health.acknowledge(), on_hold=self.toggle_session)

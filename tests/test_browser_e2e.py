@@ -96,11 +96,11 @@ def test_technician_logs_in_runs_a_session_and_reads_the_report(daemon, browser,
 
     # The looping video shows two faces once per loop (16 s); the running session's page reloads itself.
     page.wait_for_selector("#events >> text=Several faces", timeout=60_000)
-    page.screenshot(path=str(shots / "webui-session.png"), full_page=True)
+    # The session page shows evidence snapshots of the real person in the shared media: not for docs/.
+    page.screenshot(path=str(tmp_path / "webui-session.png"), full_page=True)
 
     page.goto(f"{daemon}/live")
     page.wait_for_function("document.getElementById('live').naturalWidth > 0")
-    # The live picture shows a real, identifiable person from the shared media: never kept in docs/.
     page.screenshot(path=str(tmp_path / "webui-live.png"))
     page.goto(daemon)
     page.wait_for_selector("#measured_fps")

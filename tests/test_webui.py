@@ -5,6 +5,7 @@ Every route is exercised, with the refused cases: no login, bad CSRF token, bad 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +23,7 @@ from daemon.inference.analysis import Box, Face, FrameAnalysis
 from daemon.latest_frame import LatestFrame
 from daemon.session import SessionController
 from daemon.store.db import Store, StoreReader
+from daemon.store.records import CandidateInfo, MediaRecord
 from daemon.store.writer import StoreWriter
 from daemon.sync.contract import Topics
 from webui.app import WebBackend, create_app
@@ -71,6 +73,7 @@ class Kiosk:
             open_events=lambda: self.sessions.open_events,
             latest_frame=self.latest.get,
             data_dir=self.data_dir,
+            recordings_dir=self.data_dir / "recordings",
         )
         self.seq = 0
 
@@ -439,3 +442,55 @@ def test_a_failing_page_shows_no_stack_trace(kiosk, caplog):
         assert "Internal error" in response.text
         assert "Traceback" not in response.text and "secret internals" not in response.text
     assert "secret internals" in caplog.text  # the log has it
+
+
+def _record_evidence(kiosk: Kiosk, session_id: str, event_id: str, frame: np.ndarray) -> None:
+    """A snapshot JPEG and a clip file on disk, known to the store as the recorder would leave them."""
+    folder = kiosk.data_dir / "recordings" / session_id
+    folder.mkdir(parents=True)
+    files = {"snapshot": f"snapshot-{event_id}.jpg", "clip": f"clip-{event_id}.mp4"}
+    (folder / files["snapshot"]).write_bytes(cv2.imencode(".jpg", frame)[1].tobytes())
+    (folder / files["clip"]).write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
+    for kind, name in files.items():
+        data = (folder / name).read_bytes()
+        record = MediaRecord(
+            name=f"{session_id}/{name}", session_id=session_id, kind=kind, event_id=event_id,
+            sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), start=kiosk.clock.wall, end=kiosk.clock.wall,
+            frames=1,
+        )
+        kiosk.writer.submit(kiosk.writer.store.add_media, record).result()
+
+
+@pytest.fixture
+def desk(shared) -> np.ndarray:
+    return cv2.imread(str(shared / "media/images/coco/coco_val2017_000000017182.jpg"))
+
+
+def test_session_page_shows_each_events_snapshot_and_clip_and_serves_them(kiosk, logged_in, desk):
+    session = kiosk.sessions.start(CandidateInfo("Ada", "c-1"), kiosk.now())
+    kiosk.frames(seconds=3, faces=0)  # a no_face event
+    [event] = kiosk.reader.events(session.id)
+    _record_evidence(kiosk, session.id, event.id, desk)
+
+    page = logged_in.get(f"/sessions/{session.id}").get_data(as_text=True)
+    assert f"/sessions/{session.id}/media/clip-{event.id}.mp4" in page
+    assert f'poster="/sessions/{session.id}/media/snapshot-{event.id}.jpg"' in page
+
+    snapshot = logged_in.get(f"/sessions/{session.id}/media/snapshot-{event.id}.jpg")
+    assert snapshot.status_code == 200 and snapshot.mimetype == "image/jpeg"
+    assert cv2.imdecode(np.frombuffer(snapshot.data, np.uint8), cv2.IMREAD_COLOR).shape == desk.shape
+    ranged = logged_in.get(f"/sessions/{session.id}/media/clip-{event.id}.mp4", headers={"Range": "bytes=0-7"})
+    assert ranged.status_code == 206 and ranged.mimetype == "video/mp4" and len(ranged.data) == 8
+
+
+@pytest.mark.parametrize("file", ["clip-unknown.mp4", "..%2Fproctord.db", "proctord.db"])
+def test_only_files_the_store_knows_are_served(kiosk, logged_in, file):
+    session = kiosk.sessions.start(CandidateInfo("Ada", "c-1"), kiosk.now())
+    assert logged_in.get(f"/sessions/{session.id}/media/{file}").status_code == 404
+
+
+def test_media_needs_a_login(kiosk, client, desk):
+    session = kiosk.sessions.start(CandidateInfo("Ada", "c-1"), kiosk.now())
+    _record_evidence(kiosk, session.id, "ev-1", desk)
+    response = client.get(f"/sessions/{session.id}/media/snapshot-ev-1.jpg")
+    assert response.status_code in (302, 401) and response.mimetype != "image/jpeg"

@@ -53,6 +53,7 @@ class WebBackend:
     open_events: Callable[[], Sequence[Event]]  # the running session's events that have not ended
     latest_frame: Callable[[], AnalysedFrame | None]
     data_dir: Path
+    recordings_dir: Path  # segments, clips and snapshots, as the store names them (<session>/<file>)
 
 
 def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK) -> Flask:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, url_for
+from dataclasses import dataclass
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    send_file,
+    url_for,
+)
 
 from daemon.report import events_csv, load_report, render_report_html, render_report_pdf, report_css
 from daemon.report import view as report_view
 from daemon.session import SessionError
-from daemon.store.records import CandidateInfo
+from daemon.store.records import CandidateInfo, MediaRecord
 from webui.forms import StartSessionForm
 from webui.host import host_figures
 
@@ -80,14 +92,44 @@ def stop_session():
     return redirect(url_for("pages.session", session_id=stopped.id))
 
 
+@dataclass(frozen=True, slots=True)
+class SessionEvidence:
+    """The session's files still on disk: its recording segments, and each event's clip and snapshot."""
+
+    segments: list[MediaRecord]
+    clips: dict[str, MediaRecord]  # by event id
+    snapshots: dict[str, MediaRecord]
+
+
+def evidence_for(session_id: str) -> SessionEvidence:
+    on_disk = [m for m in backend().reader.media(session_id) if (backend().recordings_dir / m.name).is_file()]
+    by_event = {kind: {m.event_id: m for m in on_disk if m.kind == kind} for kind in ("clip", "snapshot")}
+    return SessionEvidence([m for m in on_disk if m.kind == "segment"], by_event["clip"], by_event["snapshot"])
+
+
 @bp.get("/sessions/<session_id>")
 def session(session_id: str):
     report = report_for(session_id)
     running = report["session"]["state"] == "running"
     return render_template(
         "session.html", report=report, timeline=report_view.timeline(report),
-        refresh_s=RUNNING_REFRESH_S if running else None,
+        refresh_s=RUNNING_REFRESH_S if running else None, evidence=evidence_for(session_id),
     )
+
+
+@bp.get("/sessions/<session_id>/media/<file>")
+def media(session_id: str, file: str):
+    """A recorded file of the session, only if the store knows it (no path from the request reaches the disk).
+    Served with range support, so a browser can seek in a clip."""
+    known = {m.name: m for m in backend().reader.media(session_id)}
+    record = known.get(f"{session_id}/{file}")
+    path = backend().recordings_dir / record.name if record else None
+    if path is None or not path.is_file():
+        abort(404, description=f"No file {file!r} in session {session_id!r}.")
+    return send_file(path, mimetype=_MEDIA_TYPES[path.suffix], conditional=True, max_age=0)
+
+
+_MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 
 
 @bp.get("/sessions/<session_id>/report.html")

@@ -61,6 +61,11 @@ class MediaRecord:
     end: float  # of the last frame (a snapshot: the same)
     frames: int
 
+    @property
+    def file_name(self) -> str:
+        """The file's name within its session's folder."""
+        return self.name.rsplit("/", 1)[-1]
+
 
 @dataclass(frozen=True, slots=True)
 class StoredMedia:
