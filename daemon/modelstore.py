@@ -25,6 +25,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
+from daemon.files import file_sha256
+
 logger = logging.getLogger(__name__)
 
 # The appliance is installed from a checkout (see README), so the manifest is read where the repo keeps it.
@@ -218,8 +220,7 @@ def _installed_problem(entry: ModelEntry, dest: Path) -> str | None:
 
 def _sha256_of(path: Path) -> str | None:
     try:
-        with path.open("rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+        return file_sha256(path)
     except FileNotFoundError:
         return None
 

@@ -18,10 +18,10 @@ from conftest import SCENARIO_FPS, wait_until
 from daemon.capture.frame import Frame
 from daemon.config import RecordingConfig
 from daemon.events.model import Event
+from daemon.files import file_sha256
 from daemon.recording.disk import DiskSpace
 from daemon.recording.mp4 import finalize, probe
 from daemon.recording.recorder import Recorder
-from daemon.store.chain import file_sha256
 from daemon.store.records import MediaRecord
 
 T0 = 1_700_000_000.0

@@ -20,10 +20,10 @@ from conftest import SCENARIO_FPS, daemon_config, wait_until
 from daemon.capture.frame import Frame
 from daemon.config import Config, RecordingConfig, RetentionConfig, parse_config
 from daemon.events.model import Event, EventChange
+from daemon.files import file_sha256
 from daemon.recording.disk import DiskSpace
 from daemon.recording.recorder import Recorder
 from daemon.recording.retention import DAY_S, Deletion, Retention
-from daemon.store.chain import file_sha256
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import CandidateInfo, MediaRecord
 from daemon.store.verify import verify

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from werkzeug.security import check_password_hash
 from daemon.clock import Clock
 from daemon.config import WebConfig
 from daemon.credentials import credential_path, read_credential
+from daemon.files import write_durably
 from webui.forms import LoginForm
 from webui.throttle import LoginThrottle
 
@@ -74,13 +74,7 @@ def load_secret_key(data_dir: Path) -> bytes:
         log.warning("%s is not a hex key; making a new one (open logins end)", path)
     data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(key.hex())
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)  # never a half-written key after a power cut
+    write_durably(path, key.hex().encode(), mode=0o600)  # never a half-written key after a power cut
     return key
 
 

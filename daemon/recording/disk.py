@@ -1,13 +1,10 @@
-"""The recordings' file system: free space against the configured floor, and durable writes."""
+"""The recordings' file system: free space against the configured floor."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-
-from daemon.store.records import PARTIAL_SUFFIX
 
 
 def _free_bytes(path: Path) -> int:
@@ -29,24 +26,3 @@ class DiskSpace:
 
     def describe(self) -> str:
         return f"{self.free() / 1e6:.0f} MB free, below the {self.min_free_bytes / 1e6:.0f} MB floor"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a new or renamed directory entry durable (a power cut may otherwise lose the file itself)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(path: Path, data: bytes) -> None:
-    """Write, fsync, then rename into place: the file exists complete or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + PARTIAL_SUFFIX)
-    with partial.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(partial, path)
-    fsync_dir(path.parent)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from daemon import __version__
 from daemon.config import RulesConfig
+from daemon.files import PARTIAL_SUFFIX, file_sha256
 from daemon.report import load_report
 from daemon.store import chain
 from daemon.store.db import StoreReader, connect_reader
-from daemon.store.records import PARTIAL_SUFFIX
 from daemon.store.verify import UnknownSession, verify
 
 FORMAT = "proctord-session-export/1"
@@ -73,7 +73,7 @@ def export_session(
             # Video and JPEG are compressed already: stored as they are.
             bundle.write(source, f"{session_id}/{name}", compress_type=zipfile.ZIP_STORED)
             files.append({
-                "path": name, "sha256": chain.file_sha256(source), "bytes": source.stat().st_size,
+                "path": name, "sha256": file_sha256(source), "bytes": source.stat().st_size,
                 "kind": item.kind, "event_id": item.event_id, "recorded_sha256": item.sha256,
                 "start": item.start, "end": item.end,
             })

@@ -27,8 +27,7 @@ import av
 import cv2
 import numpy as np
 
-from daemon.recording.disk import fsync_dir
-from daemon.store.records import PARTIAL_SUFFIX
+from daemon.files import PARTIAL_SUFFIX, fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ from daemon.capture.frame import Frame
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import RecordingConfig, RulesConfig, RuleTiming
 from daemon.events.model import Event
-from daemon.recording.disk import DiskSpace, write_durably
+from daemon.files import file_sha256, write_durably
+from daemon.recording.disk import DiskSpace
 from daemon.recording.mp4 import EncodedFrame, H264Encoder, Mp4Writer, fit_size
 from daemon.recording.preroll import PreRoll
-from daemon.store.chain import file_sha256
 from daemon.store.records import MediaRecord
 
 log = logging.getLogger(__name__)

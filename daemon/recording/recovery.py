@@ -8,9 +8,9 @@ from pathlib import Path
 
 import av
 
+from daemon.files import PARTIAL_SUFFIX, file_sha256
 from daemon.recording.mp4 import finalize, probe
-from daemon.store.chain import file_sha256
-from daemon.store.records import PARTIAL_SUFFIX, MediaRecord
+from daemon.store.records import MediaRecord
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from daemon.files import write_durably
 from daemon.report.events_csv import events_csv
 from daemon.report.html import render_report_html
 from daemon.report.pdf import render_report_pdf
@@ -23,8 +24,6 @@ def write_reports(report: dict, out_dir: Path) -> dict[str, Path]:
     written = {}
     for kind, (name, render) in REPORT_FILES.items():
         path = out_dir / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_bytes(render(report))
-        tmp.replace(path)
+        write_durably(path, render(report))
         written[kind] = path
     return written

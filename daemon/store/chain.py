@@ -14,7 +14,6 @@ import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
 GENESIS = "0" * 64  # the "previous hash" of a session's first entry
 
@@ -42,14 +41,6 @@ def canonical(body: dict) -> str:
 def entry_hash(prev_hash: str, session_id: str, seq: int, kind: str, ref: str, body: str) -> str:
     material = "\n".join([prev_hash, session_id, str(seq), kind, ref, body])
     return hashlib.sha256(material.encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while block := file.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def append(conn: sqlite3.Connection, session_id: str, kind: str, ref: str, body: dict, at: float) -> str:

@@ -43,8 +43,6 @@ class OutboxMessage:
     id: int | None = None  # the outbox row, which fixes the sending order
 
 
-# A media file still being written carries this suffix until it is complete and renamed.
-PARTIAL_SUFFIX = ".part"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from daemon.files import PARTIAL_SUFFIX, file_sha256
 from daemon.store import chain
 from daemon.store.db import connect_reader
 from daemon.store.evidence import MEDIA_FIELDS, SESSION_START_FIELDS, SESSION_STOP_FIELDS
-from daemon.store.records import PARTIAL_SUFFIX
 
 # Which record a chain entry vouches for; the last entry of a family and ref holds its current content.
 _FAMILY = {
@@ -181,7 +181,7 @@ class _SessionCheck:
                 self._problem(f"file {name}", "missing (and no deletion was recorded)")
                 continue
             checked += 1
-            if chain.file_sha256(path) != body["sha256"]:
+            if file_sha256(path) != body["sha256"]:
                 self._problem(f"file {name}", "altered: its sha256 differs from the one recorded")
         folder = self._root / self._id
         if not running and folder.is_dir():

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 
 from daemon.capture.frame import Frame
+from daemon.files import write_durably
 
 JPEG_QUALITY = 90
 
@@ -34,10 +35,7 @@ def save_snapshot(frame: Frame, directory: Path) -> Snapshot:
     if not ok:
         raise OSError("the frame could not be encoded as JPEG")
     data = encoded.tobytes()
-    directory.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(frame.wall))
     path = directory / f"{stamp}-{uuid.uuid4().hex[:6]}.jpg"
-    partial = path.with_suffix(".jpg.part")
-    partial.write_bytes(data)
-    partial.replace(path)
+    write_durably(path, data)
     return Snapshot(str(path), hashlib.sha256(data).hexdigest(), len(data), frame.width, frame.height, frame.wall)
