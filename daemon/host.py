@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.parts import Figure, PartStatus
+from daemon.parts import Figure, FiguresOnly, PartStatus
 
 THERMAL_ZONES = Path("/sys/class/thermal")
 
@@ -33,18 +33,12 @@ def host_figures(data_dir: Path, thermal_zones: Path = THERMAL_ZONES) -> HostFig
     return HostFigures(load, os.cpu_count() or 1, cpu_temperature(thermal_zones), disk.free, disk.total)
 
 
-class HostPart:
+class HostPart(FiguresOnly):
     name = "host"
 
     def __init__(self, data_dir: Path, thermal_zones: Path = THERMAL_ZONES):
         self._data_dir = data_dir
         self._thermal_zones = thermal_zones
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
 
     def status(self) -> PartStatus:
         host = host_figures(self._data_dir, self._thermal_zones)

@@ -83,18 +83,22 @@ class Part(Protocol):
     def status(self) -> PartStatus: ...
 
 
-class OffPart:
-    """A part its config turns off: nothing runs, and the status page says why."""
-
-    def __init__(self, name: str, reason: str):
-        self.name = name
-        self._reason = reason
+class FiguresOnly:
+    """A part with nothing to run, only figures to report (the machine's, or a part its config turns off)."""
 
     def start(self) -> None:
         pass
 
     def stop(self) -> None:
         pass
+
+
+class OffPart(FiguresOnly):
+    """A part its config turns off: nothing runs, and the status page says why."""
+
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        self._reason = reason
 
     def status(self) -> PartStatus:
         return PartStatus(self.name, "off", self._reason)

@@ -33,6 +33,7 @@ from daemon.store.records import CandidateInfo
 from daemon.store.writer import StoreWriter
 from daemon.sync.commands import CommandActions
 from daemon.sync.contract import KioskStatus, Topics
+from daemon.sync.mqtt import MqttPublisher
 from daemon.sync.part import MqttPart
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,9 @@ class Daemon:
         self.writer = StoreWriter(Store(config.database_path, kiosk=config.kiosk.name))
         self.recording = RecordingService(config, self.writer, self.reader, clock)
         self.latest_frame = LatestFrame()  # for the web page's live view
-        self.mqtt = MqttPart.from_config(
+        self.mqtt = MqttPart(config.mqtt, self.reader, lambda: MqttPublisher.from_config(
             config.mqtt, self.topics, self.reader, self._acknowledge, self._command_actions(), clock
-        )
+        ))
         self.sessions = SessionController(
             config.rules, self.writer, self.reader, self.topics, on_committed=self.mqtt.outbox_changed,
             recorder=self.recording.recorder,

@@ -78,7 +78,7 @@ class Kiosk:
             data_dir=self.data_dir,
             recordings_dir=self.data_dir / "recordings",
         )
-        self.parts = [SessionPart(self.sessions), MqttPart(config.mqtt, None, self.reader), HostPart(self.data_dir)]
+        self.parts = [SessionPart(self.sessions), MqttPart(config.mqtt.model_copy(update={"enabled": False}), self.reader, None), HostPart(self.data_dir)]
         self.seq = 0
 
     def now(self) -> Instant:

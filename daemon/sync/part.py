@@ -4,40 +4,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future
 
-from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import MqttConfig
 from daemon.parts import Figure, PartStatus
 from daemon.store.db import StoreReader
-from daemon.sync.commands import CommandActions
-from daemon.sync.contract import Topics
 from daemon.sync.mqtt import MqttPublisher
 
 
 class MqttPart:
     name = "mqtt"
 
-    def __init__(self, config: MqttConfig, publisher: MqttPublisher | None, reader: StoreReader):
+    def __init__(self, config: MqttConfig, reader: StoreReader, publisher: Callable[[], MqttPublisher]):
+        """`publisher` makes the publisher, called only when mqtt.enabled is true; it raises UserError
+        (naming the config key) when a credential or TLS file cannot be used."""
         self._broker = f"{config.host}:{config.port}"
-        self._publisher = publisher
         self._reader = reader
-
-    @classmethod
-    def from_config(
-        cls,
-        config: MqttConfig,
-        topics: Topics,
-        reader: StoreReader,
-        acknowledge: Callable[[list[str]], Future],
-        actions: CommandActions,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> MqttPart:
-        """Raises UserError (naming the config key) when a credential or TLS file cannot be used."""
-        publisher = (
-            MqttPublisher.from_config(config, topics, reader, acknowledge, actions, clock) if config.enabled else None
-        )
-        return cls(config, publisher, reader)
+        self._publisher = publisher() if config.enabled else None
 
     def start(self) -> None:
         if self._publisher:
