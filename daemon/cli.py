@@ -11,12 +11,11 @@ from pathlib import Path
 
 from daemon import __version__
 from daemon.config import Config, ConfigError, load_config
+from daemon.errors import EXIT_BAD_INPUT, UserError
 from daemon.recording.commands import add_evidence_commands
 from daemon.sync.watch import add_watch_command
 
 log = logging.getLogger("proctord")
-
-EXIT_BAD_INPUT = 2  # a bad config, a missing model, a video that cannot be read
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,13 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except UserFacingError as exc:
+    except UserError as exc:  # anything else is a bug: its traceback is shown
         print(f"proctord: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-
-
-class UserFacingError(Exception):
-    """An error whose message tells the user what to do; no traceback."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,7 +85,7 @@ def _run(args) -> int:
     from daemon.service import Daemon
 
     _log_to_logs_directory()
-    daemon = _build(Daemon, load_config(args.config))
+    daemon = Daemon(load_config(args.config))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: daemon.request_stop())
     daemon.run()
@@ -125,9 +120,9 @@ def _replay(args) -> int:
     from daemon.replay import replay, summary
 
     if not args.video.is_file():
-        raise UserFacingError(f"{args.video}: no such video file")
+        raise UserError(f"{args.video}: no such video file")
     config = load_config(args.config)
-    result = _build(replay, args.video, config, args.out, progress=sys.stderr.isatty())
+    result = replay(args.video, config, args.out, progress=sys.stderr.isatty())
     print(summary(result))
     return 0
 
@@ -137,7 +132,7 @@ def _models_fetch(args) -> int:
 
     config: Config = load_config(args.config)
     mirror = args.mirror or (Path(os.environ[MIRROR_ENV]) if os.environ.get(MIRROR_ENV) else None)
-    report = _build(fetch_models, MANIFEST_PATH, config.models_dir, mirror)
+    report = fetch_models(MANIFEST_PATH, config.models_dir, mirror)
     print(report)
     return 0
 
@@ -153,24 +148,13 @@ def _hash_password(args) -> int:
     if sys.stdin.isatty():
         password = getpass.getpass("Technician password: ")
         if getpass.getpass("Again: ") != password:
-            raise UserFacingError("the two passwords differ; nothing was written")
+            raise UserError("the two passwords differ; nothing was written")
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserFacingError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     print(generate_password_hash(password))
     return 0
-
-
-def _build(factory, *args, **kwargs):
-    """Call a constructor or command, turning the errors a user can fix into one clear line."""
-    from daemon.capture.sources import SourceError
-    from daemon.modelstore import ModelError
-
-    try:
-        return factory(*args, **kwargs)
-    except (ModelError, SourceError, ValueError) as exc:
-        raise UserFacingError(str(exc)) from exc
 
 
 if __name__ == "__main__":

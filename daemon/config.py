@@ -16,6 +16,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core.core_schema import ValidationInfo
 
+from daemon.errors import UserError
+
 DEFAULT_CONFIG_NAME = "default_config.toml"
 
 
@@ -434,7 +436,7 @@ class Config(_Section):
         return self.data_dir / "recordings"
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A config that cannot be used; `problems` holds one line per bad key."""
 
     def __init__(self, source: str, problems: list[str]):

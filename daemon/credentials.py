@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from daemon.errors import UserError
 
-class CredentialError(ValueError):
+
+class CredentialError(UserError):
     """The secret a config key points to cannot be read."""
 
 

@@ -1,22 +1,26 @@
 """The kiosk's front panel on GPIO (gpiozero): a status light, an optional buzzer, an optional button.
 
 The light shows one of the appliance's states; a single LED tells them apart by its blink, an RGB LED
-by its colour too. The button's short press acknowledges the alerts in view, holding it starts or stops
-a session. On a machine without GPIO the panel is empty and says so once in the log: nothing else in
+by its colour too. The button's short press acknowledges the alerts in view (the light no longer shows
+them), holding it starts or stops a session. The panel is the daemon's "panel" part (daemon/parts.py). On a machine without GPIO the panel is empty and says so once in the log: nothing else in
 the daemon depends on it. The pin factory is injectable (gpiozero's MockFactory in the tests).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import Enum
 
 from gpiozero import LED, RGBLED, BadPinFactory, Button, Buzzer, GPIOZeroError, PinFactoryFallback
 from gpiozero.pins import Factory
 
 from daemon.config import GpioConfig
+from daemon.errors import UserError
+from daemon.events.model import Event
+from daemon.parts import Figure, PartStatus
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +45,20 @@ BEEP_S = 0.1
 BUTTON_BOUNCE_S = 0.05
 
 
-class GpioError(ValueError):
+class GpioError(UserError):
     """A pin the config names cannot be used on this board."""
 
 
 class Panel:
-    """What the daemon drives; any of the three parts may be absent."""
+    """What the daemon drives; any of the three devices may be absent."""
+
+    name = "panel"
 
     def __init__(
         self,
         light: LED | RGBLED | None = None,
         buzzer: Buzzer | None = None,
         button: Button | None = None,
-        on_press: Callable[[], None] = lambda: None,
         on_hold: Callable[[], None] = lambda: None,
     ):
         self._light = light
@@ -61,8 +66,10 @@ class Panel:
         self._button = button
         self._shown = Light.OFF
         self._held = False
-        self._on_press = on_press
         self._on_hold = on_hold
+        self._lock = threading.Lock()  # the button's thread acknowledges, the health thread asks
+        self._in_view: set[str] = set()  # ids of the alerts open at the last look
+        self._acknowledged: set[str] = set()
         if button is not None:
             button.when_pressed = self._pressed
             button.when_held = self._button_held
@@ -96,6 +103,36 @@ class Panel:
         if self._buzzer is not None:
             self._buzzer.beep(BEEP_S, BEEP_S, n=BEEPS, background=True)
 
+    def unacknowledged(self, open_events: Iterable[Event]) -> list[Event]:
+        """The open alerts the button has not acknowledged (those alone turn the light to alert)."""
+        events = list(open_events)
+        with self._lock:
+            self._in_view = {event.id for event in events}
+            self._acknowledged &= self._in_view  # ids of closed events never come back
+            return [event for event in events if event.id not in self._acknowledged]
+
+    def acknowledge(self) -> None:
+        """The button's short press: the alerts open now no longer turn the light to alert."""
+        with self._lock:
+            self._acknowledged |= self._in_view
+        log.info("alerts acknowledged on the panel")
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.close()
+
+    def status(self) -> PartStatus:
+        devices = [name for name, device in (("light", self._light), ("buzzer", self._buzzer),
+                                             ("button", self._button)) if device is not None]
+        if not devices:
+            return PartStatus(self.name, "off", "no GPIO panel", title="Panel")
+        return PartStatus(self.name, "ok", None, (
+            Figure("devices", "Devices", ", ".join(devices), kind="info"),
+            Figure("light", "Light", self._shown.value, kind="info"),
+        ), title="Panel")
+
     def close(self) -> None:
         """Light off, callbacks gone, pins released (they return to inputs)."""
         self.show(Light.OFF)
@@ -115,7 +152,7 @@ class Panel:
 
     def _released(self) -> None:
         if not self._held:
-            _call(self._on_press, "button press")
+            _call(self.acknowledge, "button press")
 
 
 def _call(action: Callable[[], None], what: str) -> None:
@@ -127,7 +164,6 @@ def _call(action: Callable[[], None], what: str) -> None:
 
 def open_panel(
     config: GpioConfig,
-    on_press: Callable[[], None] = lambda: None,
     on_hold: Callable[[], None] = lambda: None,
     pin_factory: Factory | None = None,
 ) -> Panel:
@@ -169,4 +205,4 @@ def open_panel(
         "GPIO panel: light %s, buzzer %s, button %s",
         ",".join(config.light_pins) or "none", config.buzzer_pin or "none", config.button_pin or "none",
     )
-    return Panel(light, buzzer, button, on_press, on_hold)
+    return Panel(light, buzzer, button, on_hold)

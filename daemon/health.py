@@ -6,6 +6,9 @@ Progress means the analysis loop keeps passing and, while the camera is online, 
 analysed. A camera the capture layer has called lost, or a video that ended, is not a stall: the daemon is
 alive and reports it, and a restart would not bring the camera back. A stall stops the watchdog pings, so
 systemd restarts the daemon once WatchdogSec has passed without one.
+
+The monitor is the daemon's "health" part (daemon/parts.py), started last and stopped first: STOPPING
+reaches systemd before anything else shuts down. Its vitals are read off the daemon's status snapshot.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.events.model import Event
 from daemon.gpio import Light, Panel
 from daemon.notify import SystemdNotifier
+from daemon.parts import DaemonStatus, Figure, PartStatus
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +39,20 @@ class Vitals:
     session_id: str | None
     open_events: tuple[Event, ...] = ()
 
+    @classmethod
+    def of(cls, status: DaemonStatus) -> Vitals:
+        return cls(
+            phase=status.state,
+            camera_online=bool(status.part("capture").figure("online")),
+            frames_analysed=int(status.part("analysis").figure("frames") or 0),
+            session_id=status.session.id if status.session else None,
+            open_events=status.open_events,
+        )
+
 
 class HealthMonitor:
+    name = "health"
+
     def __init__(
         self,
         vitals: Callable[[], Vitals],
@@ -53,7 +69,6 @@ class HealthMonitor:
         period = notifier.watchdog_period_s
         # systemd's advice: ping at half the period, so one late check does not cost a restart.
         self._ping_every = period / 2 if period else None
-        self._lock = threading.Lock()
         self._ready = False
         self._line = ""
         self._next_ping = 0.0
@@ -64,8 +79,6 @@ class HealthMonitor:
         self._frames_mono = 0.0  # when the monitor last saw the frame count move
         self._expecting_frames = False
         self._announced: set[str] = set()  # high-severity alerts already buzzed
-        self._acknowledged: set[str] = set()
-        self._open_ids: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="health", daemon=True)
 
@@ -73,23 +86,24 @@ class HealthMonitor:
         """Called by the analysis loop on every pass, frame or not; the monitor notices the count move."""
         self._passes += 1
 
-    def acknowledge(self) -> None:
-        """The panel button's short press: the alerts open now no longer turn the light to alert."""
-        with self._lock:
-            self._acknowledged |= self._open_ids
-        log.info("alerts acknowledged on the panel")
-
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        """Shutdown begins: no more pings, STOPPING to systemd, the panel off and released."""
+        """Shutdown begins: no more pings, STOPPING to systemd."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
         self._notifier.stopping("stopping: closing the session")
         self._notifier.close()
-        self._panel.close()
+
+    def status(self) -> PartStatus:
+        line = self._line
+        state = "ok" if self._ready and not line.startswith("fault") else "degraded" if self._ready else "off"
+        return PartStatus(self.name, state, line if state == "degraded" else None, (
+            Figure("summary", "Status", line or "starting", kind="info"),
+            Figure("systemd", "systemd", "notified" if self._notifier.enabled else "not under systemd", kind="info"),
+        ), title="Health")
 
     def check(self) -> None:
         """One look at the daemon (the monitor thread calls it every CHECK_EVERY_S)."""
@@ -149,10 +163,7 @@ class HealthMonitor:
 
     def _assess(self, vitals: Vitals, stall: str | None) -> tuple[Light, str]:
         """The light to show and the one-line STATUS for `systemctl status`."""
-        with self._lock:
-            self._open_ids = {event.id for event in vitals.open_events}
-            self._acknowledged &= self._open_ids
-            alerts = sorted({e.type for e in vitals.open_events if e.id not in self._acknowledged})
+        alerts = sorted({event.type for event in self._panel.unacknowledged(vitals.open_events)})
         if vitals.phase in ("starting", "stopping"):
             return Light.OFF, vitals.phase
         session = f"session {vitals.session_id}" if vitals.session_id else "no session"

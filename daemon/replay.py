@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from daemon.capture.quality import QualityMeter
-from daemon.capture.sources import VideoFileSource
+from daemon.capture.sources import SourceError, VideoFileSource
 from daemon.clock import SystemClock
 from daemon.config import Config
 from daemon.events.rules import Instant
@@ -50,7 +50,7 @@ def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -
     try:
         first = source.read()
         if first is None:
-            raise ValueError(f"{video}: no frame could be decoded")
+            raise SourceError(f"{video}: no frame could be decoded")
         s = config.session
         info = CandidateInfo(s.candidate_name, s.candidate_id, s.exam_id, notes=f"replay of {video.name}")
         sessions.start(info, Instant(first.mono, first.wall))

@@ -1,11 +1,15 @@
-"""The daemon: wires camera -> inference -> session rules -> store -> MQTT / web, runs until told to stop."""
+"""The daemon: wires camera -> inference -> session rules -> store -> MQTT / web, runs until told to stop.
+
+Everything that runs beside the frame loop is a part (daemon/parts.py) in one list, started in order and
+stopped in reverse; the status page, /metrics, the health monitor and the retained MQTT status all read
+one snapshot made of the parts' own status.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
 
 from daemon import __version__
 from daemon.capture.grabber import FrameGrabber
@@ -14,51 +18,25 @@ from daemon.config import Config
 from daemon.events.rules import Instant
 from daemon.gpio import open_panel
 from daemon.health import HealthMonitor, Vitals
+from daemon.host import HostPart
 from daemon.inference.analyzer import FrameAnalyzer, required_models
 from daemon.latest_frame import LatestFrame
 from daemon.modelstore import MANIFEST_PATH, verify_models
 from daemon.notify import SystemdNotifier
+from daemon.parts import DaemonStatus, OffPart, Part, SessionListener
 from daemon.pipeline import FramePipeline
 from daemon.recording.service import RecordingService
-from daemon.session import SessionController, SessionError
+from daemon.session import SessionController, SessionError, SessionPart
 from daemon.store.db import Store, StoreReader
+from daemon.store.part import StorePart
 from daemon.store.records import CandidateInfo
 from daemon.store.writer import StoreWriter
 from daemon.sync.commands import CommandActions
 from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.mqtt import MqttPublisher
+from daemon.sync.part import MqttPart
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """A snapshot for the status page, /api/status and /metrics."""
-
-    version: str
-    kiosk: str
-    site: str
-    state: str  # starting | running | source_ended | stopping
-    source: str
-    nominal_fps: float
-    measured_fps: float
-    frames_analysed: int
-    frames_captured: int
-    frames_dropped: int
-    seconds_since_last_frame: float | None  # since the last frame the camera delivered
-    capture_fps: float  # frames the camera delivers per second (measured_fps: frames analysed per second)
-    camera_online: bool  # false once no frame came for camera.timeout_s (camera_lost)
-    camera_reconnects: int
-    camera_error: str | None  # why frames do not arrive now (None while they do)
-    faces_in_view: int
-    inference_ms: dict[str, float]
-    face_model: str
-    session: dict | None
-    mqtt: dict
-    recording: dict  # state: off | idle | recording | degraded (and why), files written, free space
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class Daemon:
@@ -73,44 +51,64 @@ class Daemon:
         self.reader = StoreReader(config.database_path)
         self.writer = StoreWriter(Store(config.database_path, kiosk=config.kiosk.name))
         self.recording = RecordingService(config, self.writer, self.reader, clock)
+        self.latest_frame = LatestFrame()  # for the web page's live view
+        self.mqtt = MqttPart(config.mqtt, self.reader, lambda: MqttPublisher.from_config(
+            config.mqtt, self.topics, self.reader, self._acknowledge, self._command_actions(), clock
+        ))
         self.sessions = SessionController(
-            config.rules, self.writer, self.reader, self.topics, on_committed=self._outbox_changed,
+            config.rules, self.writer, self.reader, self.topics, on_committed=self.mqtt.outbox_changed,
             recorder=self.recording.recorder,
         )
-        self.publisher = (
-            MqttPublisher.from_config(config.mqtt, self.topics, self.reader, self._acknowledge,
-                                      self._command_actions(), clock)
-            if config.mqtt.enabled else None
+        # live: object detection runs on its own thread while the analysis part runs
+        self.pipeline = FramePipeline(
+            FrameAnalyzer(config.inference, config.models_dir, live=True), self.sessions, self.recording.recorder,
+            clock, stale_after_s=config.camera.timeout_s,
         )
-        # live: object detection runs on its own thread between analyzer.start() and analyzer.stop()
-        self.analyzer = FrameAnalyzer(config.inference, config.models_dir, live=True)
-        self.pipeline = FramePipeline(self.analyzer, self.sessions, self.recording.recorder)
         # Opens (and reopens) the camera on its own thread: a camera that is absent does not stop the start.
         self.grabber = FrameGrabber.for_camera(config.camera, clock)
-        self._reference_session: str | None = None  # the session whose view reference was taken
-        self.latest_frame = LatestFrame()  # for the web page's live view
-        self.web = None
-        if config.web.enabled:
-            # the web layer is optional; import it only when used
-            from webui.app import WebBackend
-            from webui.server import WebServer
-
-            self.web = WebServer.for_daemon(config.web, WebBackend(
-                status=lambda: self.status().as_dict(),
-                reader=self.reader,
-                rules=config.rules,
-                start_session=lambda info: self.sessions.start(info, self.now()),
-                stop_session=self.sessions.stop,
-                open_events=lambda: self.sessions.open_events,
-                latest_frame=self.latest_frame.get,
-                data_dir=config.data_dir,
-                recordings_dir=config.recordings_dir,
-            ))
         # systemd (READY, STATUS, WATCHDOG while frames are analysed, STOPPING) and the panel light.
-        self.panel = open_panel(config.gpio, on_press=lambda: self.health.acknowledge(), on_hold=self.toggle_session)
+        panel = open_panel(config.gpio, on_hold=self.toggle_session)
         self.health = HealthMonitor(
-            self._vitals, SystemdNotifier.from_environment(), self.panel, config.service.stall_after_s, clock
+            lambda: Vitals.of(self.status()), SystemdNotifier.from_environment(), panel,
+            config.service.stall_after_s, clock,
         )
+        # Started in this order, stopped in reverse: the store closes after every write of the others,
+        # the session ends (interrupted) after the frames stop and before the uplink flushes, and the
+        # health monitor says STOPPING to systemd first.
+        self.parts: list[Part] = [
+            StorePart(self.writer, config.database_path),
+            self.recording,
+            self.mqtt,
+            SessionPart(self.sessions),
+            self._web(),
+            self.pipeline,
+            self.grabber,
+            HostPart(config.data_dir),
+            panel,
+            self.health,
+        ]
+        for part in self.parts:
+            if isinstance(part, SessionListener):
+                self.sessions.listen(part)
+
+    def _web(self) -> Part:
+        if not self.config.web.enabled:
+            return OffPart("web", "web.enabled is false")
+        # the web layer is optional; import it only when used
+        from webui.app import WebBackend
+        from webui.server import WebServer
+
+        return WebServer.for_daemon(self.config.web, WebBackend(
+            status=self.status,
+            reader=self.reader,
+            rules=self.config.rules,
+            start_session=lambda info: self.sessions.start(info, self.now()),
+            stop_session=self.sessions.stop,
+            open_events=lambda: self.sessions.open_events,
+            latest_frame=self.latest_frame.get,
+            data_dir=self.config.data_dir,
+            recordings_dir=self.config.recordings_dir,
+        ))
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -132,73 +130,44 @@ class Daemon:
         s = self.config.session
         self.sessions.start(CandidateInfo(s.candidate_name, s.candidate_id, s.exam_id), self.now())
 
-    def _vitals(self) -> Vitals:
-        session = self.sessions.active
-        return Vitals(
-            phase=self._state,
-            camera_online=self.grabber.stats.online,
-            frames_analysed=self.pipeline.stats.frames,
-            session_id=session.id if session else None,
-            open_events=self.sessions.open_events,
-        )
-
     def run(self) -> None:
         self._recover_interrupted_sessions()
-        self.recording.start()
-        if self.publisher:
-            self.publisher.start()
-        if self.web:
-            self.web.start()
-        self.analyzer.start()
-        self.grabber.start()
-        if self.config.session.auto_start:
-            self._start_configured_session()
-        self._state = "running"
-        self.health.start()
+        started: list[Part] = []
         try:
+            for part in self.parts:
+                part.start()
+                started.append(part)
+            if self.config.session.auto_start:
+                self._start_configured_session()
+            self._state = "running"
             self._analyse_until_stopped()
         finally:
-            self._shutdown()
+            self._state = "stopping"
+            log.info("stopping")
+            for part in reversed(started):
+                try:
+                    part.stop()
+                except Exception:  # the next parts still stop: the store must close, the outbox flush
+                    log.exception("stopping %s failed", part.name)
 
-    def status(self) -> Status:
-        capture = self.grabber.stats
-        stats = self.pipeline.stats
-        session = self.sessions.active
-        since_frame = capture.seconds_since_last_frame
-        return Status(
+    def status(self) -> DaemonStatus:
+        return DaemonStatus(
             version=__version__,
             kiosk=self.config.kiosk.name,
             site=self.config.kiosk.site,
             state=self._state,
-            source=capture.source,
-            nominal_fps=capture.nominal_fps,
-            measured_fps=round(stats.fps, 2),
-            frames_analysed=stats.frames,
-            frames_captured=capture.captured,
-            frames_dropped=capture.dropped,
-            seconds_since_last_frame=None if since_frame is None else round(since_frame, 3),
-            capture_fps=round(capture.fps, 2),
-            camera_online=capture.online,
-            camera_reconnects=capture.reconnects,
-            camera_error=capture.error,
-            faces_in_view=stats.faces,
-            inference_ms={stage: round(ms, 2) for stage, ms in stats.timings_ms.items()},
-            face_model=self.analyzer.face_model,
-            session=asdict(session) if session else None,
-            mqtt={
-                "enabled": self.publisher is not None,
-                "broker": f"{self.config.mqtt.host}:{self.config.mqtt.port}",
-                "connected": bool(self.publisher and self.publisher.connected),
-                "outbox_backlog": self.reader.outbox_backlog(),
-            },
-            recording=self.recording.status(),
+            session=self.sessions.active,
+            open_events=self.sessions.open_events,
+            parts=tuple(part.status() for part in self.parts),
         )
 
     def kiosk_status(self) -> KioskStatus:
         """What the retained MQTT status and the ping command report."""
-        capture = self.grabber.stats
-        camera_ok = capture.online and not capture.ended
-        return KioskStatus(__version__, self.sessions.active, camera_ok, self.pipeline.stats.fps)
+        status = self.status()
+        analysis = status.part("analysis")
+        return KioskStatus(
+            status.version, status.session, status.part("capture").state == "ok", float(analysis.figure("fps") or 0)
+        )
 
     def _command_actions(self) -> CommandActions:
         return CommandActions(
@@ -222,16 +191,12 @@ class Daemon:
             self._follow_camera()
 
     def _follow_camera(self) -> None:
-        """Feed camera_lost the grabber's exact times, and give each new session its view reference."""
-        session = self.sessions.active
-        if session is not None and session.id != self._reference_session:
-            # However the session was started (auto, web, MQTT, panel): camera_moved compares with this view.
-            self._reference_session = session.id
-            self.grabber.take_reference()
+        """Feed camera_lost the grabber's exact times: lost at the last frame before a gap, restored at the
+        first after it, and the state now, so a configured onset_s/release_s runs on without frames."""
         camera = self.grabber.poll_camera()
-        for change in camera.changes:  # lost at the last frame before the gap, restored at the first after it
+        for change in camera.changes:
             self.sessions.observe_camera(change.online, Instant(change.mono, change.wall))
-        self.sessions.observe_camera(camera.online, self.now())  # so a configured onset_s/release_s runs on
+        self.sessions.observe_camera(camera.online, self.now())
 
     def _source_ended(self) -> None:
         self._state = "source_ended"
@@ -249,27 +214,3 @@ class Daemon:
 
     def _acknowledge(self, message_ids: list[str]) -> Future:
         return self.writer.submit(self.writer.store.ack, message_ids)
-
-    def _outbox_changed(self) -> None:
-        if self.publisher:
-            self.publisher.wake()
-
-    def _shutdown(self) -> None:
-        self._state = "stopping"
-        log.info("stopping")
-        self.health.stop()  # STOPPING to systemd, no more pings, the panel off (its button too)
-        if self.publisher:
-            self.publisher.stop_commands()  # no session starts behind the shutdown's back
-        self.grabber.stop()
-        self.analyzer.stop()
-        try:
-            # A shutdown is not the end a supervisor chose: the session is marked interrupted.
-            self.sessions.stop(state="interrupted")
-        except SessionError:
-            pass
-        if self.publisher:
-            self.publisher.stop()
-        if self.web:
-            self.web.stop()
-        self.recording.stop()
-        self.writer.close()

@@ -2,7 +2,8 @@
 
 Thread-safe: the pipeline thread feeds frames while the web page or an MQTT command starts and stops
 sessions. Every change is committed (with its outgoing MQTT messages, in one transaction) on the
-store thread before it is announced.
+store thread before it is announced; the parts that care (SessionListener) are told of each start and
+stop on the thread that asked for it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from daemon.config import RulesConfig
 from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.events.rules import Instant, RuleEngine
 from daemon.inference.analysis import FrameAnalysis
+from daemon.parts import Figure, PartStatus, SessionListener
 from daemon.recording.recorder import Recorder
 from daemon.report import build_report
 from daemon.store.db import StoreReader
@@ -52,7 +54,10 @@ class SessionController:
         self._reader = reader
         self._topics = topics
         self._on_committed = on_committed  # new outbox rows are ready to send
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._listeners: list[SessionListener] = []
+        self._starting = False  # a start is being committed
+        self._closed = False  # the daemon is stopping
         self._session: SessionRecord | None = None
         self._engine: RuleEngine | None = None
         self._frames = 0
@@ -69,18 +74,39 @@ class SessionController:
         with self._lock:
             return tuple(self._engine.open_events) if self._engine else ()
 
+    def listen(self, listener: SessionListener) -> None:
+        """Tell `listener` of every session start and stop from now on."""
+        self._listeners.append(listener)
+
     def start(self, info: CandidateInfo, at: Instant) -> SessionRecord:
         with self._lock:
+            if self._closed:
+                raise SessionError("the daemon is stopping")
+            if self._starting:
+                raise SessionError("a session is being started")
             if self._session is not None:
                 raise SessionError(f"session {self._session.id} is already running")
+            self._starting = True
+        # Committed (and synced) without the lock, so the frame path's observe() never waits on the disk;
+        # frames analysed before the commit find no session, as they would a moment earlier.
+        try:
             session = self._writer.submit(self._write_start, info, at.wall).result()
-            self._session = session
+        except BaseException:
+            with self._lock:
+                self._starting = False
+                self._lock.notify_all()
+            raise
+        with self._lock:
+            self._session, self._starting = session, False
             if self._recorder:
                 self._recorder.start_session(session.id)
             self._engine = RuleEngine(self._rules, session.id, lambda: uuid.uuid4().hex)
             self._frames, self._last_progress, self._last_seen = 0, at.mono, at
+            self._lock.notify_all()
         log.info("session %s started (candidate %r, exam %r)", session.id, info.candidate_id, info.exam_id)
         self._on_committed()
+        for listener in self._listeners:
+            listener.session_started(session)
         return session
 
     def stop(self, at: Instant | None = None, state: str = "completed") -> SessionRecord:
@@ -103,7 +129,19 @@ class SessionController:
         finished = self._writer.submit(self._write_stop, *stop).result()
         log.info("session %s %s after %.1f s", finished.id, state, finished.duration)
         self._on_committed()
+        for listener in self._listeners:
+            listener.session_stopped(finished)
         return finished
+
+    def close(self) -> None:
+        """The daemon is stopping: no session starts any more, and the running one ends as interrupted
+        (a shutdown is not the end a supervisor chose)."""
+        with self._lock:
+            self._closed = True
+            self._lock.wait_for(lambda: not self._starting)  # a start being committed becomes the running one
+            running = self._session is not None
+        if running:
+            self.stop(state="interrupted")
 
     def observe(self, analysis: FrameAnalysis) -> None:
         """Feed one analysed frame to the running session's rules (no-op without a session)."""
@@ -169,3 +207,26 @@ class SessionController:
             "evidence_chain": self._writer.store.chain_head(session.id),
         }
         self._writer.store.enqueue([self._topics.session_message(session, "stop", summary)])
+
+
+class SessionPart:
+    """The session controller as one of the daemon's parts: stopping it ends the running session as
+    interrupted (a shutdown is not the end a supervisor chose) and refuses new ones."""
+
+    name = "session"
+
+    def __init__(self, sessions: SessionController):
+        self._sessions = sessions
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._sessions.close()
+
+    def status(self) -> PartStatus:
+        session, open_events = self._sessions.active, self._sessions.open_events
+        return PartStatus(self.name, "ok" if session else "off", None if session else "no session running", (
+            Figure("running", "Running", session is not None, help="1 while a session runs"),
+            Figure("open_events", "Open events", len(open_events), help="Events of the running session not yet ended"),
+        ))

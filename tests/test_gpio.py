@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import wait_until
 from gpiozero.pins.mock import MockFactory
+from gpiozero.threads import GPIOThread
 
 from daemon.config import GpioConfig
 from daemon.events.model import Event
-from daemon.gpio import BEEPS, GpioError, Light, open_panel
+from daemon.gpio import BEEP_S, BEEPS, LOOKS, GpioError, Light, open_panel
 from daemon.health import HealthMonitor, Vitals
 from daemon.notify import SystemdNotifier
 
@@ -25,6 +26,10 @@ def factory():
     factory = MockFactory()
     yield factory
     factory.reset()
+
+
+def event(event_id: str, event_type: str = "no_face") -> Event:
+    return Event(event_id, "s1", event_type, "high", start=0.0, end=None, peak_confidence=1.0)
 
 
 def level(factory, pin: int) -> bool:
@@ -82,36 +87,51 @@ def test_single_led_tells_states_apart_by_blinking_and_honours_active_low(factor
     panel.close()
 
 
+def beeping_done() -> bool:
+    """gpiozero's blink threads have finished (nothing else blinks here): every beep is in the pin's states."""
+    return not any(isinstance(thread, GPIOThread) and thread.is_alive() for thread in threading.enumerate())
+
+
 def test_buzzer_beeps_three_times(factory):
     panel = open_panel(GpioConfig(enabled=True, buzzer_pin=f"GPIO{BUZZER}"), pin_factory=factory)
     factory.pin(BUZZER).clear_states()
     panel.buzz()
-    wait_until(lambda: [c.state for c in factory.pin(BUZZER).states].count(True) == BEEPS
-               and not level(factory, BUZZER), 5, "three beeps")
-    time.sleep(0.5)  # and no fourth
-    assert [c.state for c in factory.pin(BUZZER).states].count(True) == BEEPS
+    wait_until(beeping_done, 5, "the beeps to end")
+    # Three beeps of BEEP_S with BEEP_S between them (gpiozero's tolerance: 50 ms), and no fourth.
+    beeps = [(0.0, False)] + [(0.0, True), (BEEP_S, False)] + [(BEEP_S, True), (BEEP_S, False)] * (BEEPS - 1)
+    factory.pin(BUZZER).assert_states_and_times(beeps)
+    assert len(factory.pin(BUZZER).states) == len(beeps)
+    panel.close()
+
+
+def test_alert_light_blinks_at_its_pace(factory):
+    panel = open_panel(GpioConfig(enabled=True, light_pins=[f"GPIO{SINGLE}"]), pin_factory=factory)
+    factory.pin(SINGLE).clear_states()
+    panel.show(Light.ALERT)
+    on_s, off_s = LOOKS[Light.ALERT][1]
+    expected = [(0.0, False), (0.0, True), (on_s, False), (off_s, True), (on_s, False)]
+    wait_until(lambda: len(factory.pin(SINGLE).states) >= len(expected), 5, "two blinks")
+    factory.pin(SINGLE).assert_states_and_times(expected)
     panel.close()
 
 
 def test_button_press_acknowledges_and_hold_starts_or_stops(factory):
-    presses, holds = [], []
+    holds = []
     config = GpioConfig(enabled=True, button_pin=f"GPIO{BUTTON}", button_hold_s=0.2)
-    panel = open_panel(config, on_press=lambda: presses.append(1), on_hold=lambda: holds.append(1),
-                       pin_factory=factory)
+    panel = open_panel(config, on_hold=lambda: holds.append(1), pin_factory=factory)
     button = factory.pin(BUTTON)  # wired to ground, pulled up: pressed = low
+    no_face, phone = event("e1"), event("e2", "phone_visible")
+    assert panel.unacknowledged([no_face]) == [no_face]
 
-    button.drive_low()
-    time.sleep(0.08)  # past the debounce, short of the hold
+    button.drive_low()  # a short press: released long before the hold time
     button.drive_high()
-    wait_until(lambda: presses == [1], 5, "a short press")
+    assert panel.unacknowledged([no_face, phone]) == [phone]  # the alert in view is acknowledged, the new one not
     assert holds == []
 
-    time.sleep(0.08)
     button.drive_low()
     wait_until(lambda: holds == [1], 5, "a hold")
-    button.drive_high()
-    time.sleep(0.1)
-    assert presses == [1]  # releasing after a hold is not also a press
+    button.drive_high()  # gpiozero calls back on the thread that drives the pin: done when this returns
+    assert panel.unacknowledged([phone]) == [phone]  # releasing after a hold is not also a press
     panel.close()
 
 
@@ -119,12 +139,12 @@ def test_an_error_in_a_button_action_is_logged_not_lost(factory, caplog):
     def broken():
         raise RuntimeError("store is closed")
 
-    panel = open_panel(GpioConfig(enabled=True, button_pin=f"GPIO{BUTTON}"), on_press=broken, pin_factory=factory)
+    config = GpioConfig(enabled=True, button_pin=f"GPIO{BUTTON}", button_hold_s=0.1)
+    panel = open_panel(config, on_hold=broken, pin_factory=factory)
     with caplog.at_level(logging.ERROR, logger="daemon.gpio"):
         factory.pin(BUTTON).drive_low()
-        time.sleep(0.08)
+        wait_until(lambda: "button hold failed" in caplog.text, 5, "the error in the log")
         factory.pin(BUTTON).drive_high()
-        wait_until(lambda: "button press failed" in caplog.text, 5, "the error in the log")
     assert "store is closed" in caplog.text
     panel.close()
 
@@ -169,14 +189,12 @@ def test_the_light_follows_the_appliance_and_a_high_alert_beeps_once(factory):
     assert level(factory, SINGLE) is True  # proctoring: steady
 
     factory.pin(BUZZER).clear_states()
-    no_face = Event("e1", "s1", "no_face", "high", start=0.0, end=None, peak_confidence=1.0)
-    vitals = replace(vitals, frames_analysed=2, open_events=(no_face,))
+    vitals = replace(vitals, frames_analysed=2, open_events=(event("e1"),))
     monitor.check()
     monitor.check()  # the same alert still open: no second round of beeps
     assert panel.shown is Light.ALERT
-    wait_until(lambda: [c.state for c in factory.pin(BUZZER).states].count(True) == BEEPS
-               and not level(factory, BUZZER), 5, "the beeps")
+    wait_until(lambda: len(factory.pin(BUZZER).states) == 1 + 2 * BEEPS, 5, "the beeps")
 
     monitor.stop()
+    panel.stop()
     assert level(factory, SINGLE) is False and level(factory, BUZZER) is False
-    assert [c.state for c in factory.pin(BUZZER).states].count(True) == BEEPS

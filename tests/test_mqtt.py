@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from daemon.config import ConfigError, MqttConfig, parse_config
 from daemon.credentials import CredentialError
+from daemon.errors import UserError
 from daemon.events.model import Event, EventChange
 from daemon.store.db import Store
 from daemon.store.records import OutboxMessage
@@ -224,7 +225,7 @@ def test_credential_and_tls_problems_name_the_key(tmp_path, monkeypatch):
         BrokerSettings.from_config(MqttConfig(username="u", password_file="pw"))
     with pytest.raises(CredentialError, match=f"mqtt.password_file: cannot read {tmp_path}/missing"):
         BrokerSettings.from_config(MqttConfig(username="u", password_file=str(tmp_path / "missing")))
-    with pytest.raises(ValueError, match=f"mqtt.ca_file: {tmp_path}/ca.pem is not a readable file"):
+    with pytest.raises(UserError, match=f"mqtt.ca_file: {tmp_path}/ca.pem is not a readable file"):
         BrokerSettings.from_config(MqttConfig(tls=True, ca_file=str(tmp_path / "ca.pem")))
 
     with pytest.raises(ConfigError) as bad:

@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from dataclasses import replace
 from types import SimpleNamespace
@@ -15,6 +14,8 @@ from types import SimpleNamespace
 import pytest
 from conftest import daemon_config, wait_until
 
+from daemon.clock import SystemClock
+from daemon.errors import UserError
 from daemon.events.model import Event
 from daemon.gpio import Light, Panel
 from daemon.health import HealthMonitor, Vitals
@@ -89,9 +90,9 @@ def test_the_watchdog_is_only_ours_when_watchdog_pid_is_ours_or_unset():
     env = {"NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "5000000"}
     assert SystemdNotifier.from_environment(env | {"WATCHDOG_PID": str(os.getpid())}).watchdog_period_s == 5.0
     assert SystemdNotifier.from_environment(env | {"WATCHDOG_PID": "1"}).watchdog_period_s is None
-    with pytest.raises(ValueError, match="WATCHDOG_USEC: 'soon'"):
+    with pytest.raises(UserError, match="WATCHDOG_USEC: 'soon'"):
         SystemdNotifier.from_environment(env | {"WATCHDOG_USEC": "soon"})
-    with pytest.raises(ValueError, match="NOTIFY_SOCKET: 'relative/path'"):
+    with pytest.raises(UserError, match="NOTIFY_SOCKET: 'relative/path'"):
         SystemdNotifier.from_environment({"NOTIFY_SOCKET": "relative/path"})
 
 
@@ -134,6 +135,22 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+
+
+class JumpingClock(SystemClock):
+    """The system's clock, which a test can move forward at once instead of sleeping."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.offset
+
+    def time(self) -> float:
+        return super().time() + self.offset
+
+    def jump(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 class Script:
@@ -227,13 +244,14 @@ def test_alerts_turn_the_light_to_alert_until_acknowledged_and_stop_says_stoppin
     m.script.set(open_events=(event("e1"),))
     assert "STATUS=alert: no_face; session s1; camera online" in m.advance(0.25)
     assert m.panel.shown is Light.ALERT
-    m.monitor.acknowledge()
+    m.panel.acknowledge()  # the button's short press
     assert "STATUS=proctoring: session s1; camera online" in m.advance(0.25)
     m.script.set(open_events=(event("e1"), event("e2", "multiple_faces", "medium")))
     assert "STATUS=alert: multiple_faces; session s1; camera online" in m.advance(0.25)
 
     m.monitor.stop()
     assert m.server.received() == ["STOPPING=1\nSTATUS=stopping: closing the session"]
+    m.panel.stop()  # the daemon stops the panel right after the monitor
     assert m.panel.shown is Light.OFF
 
 
@@ -250,10 +268,11 @@ def test_a_real_daemon_stops_feeding_the_watchdog_while_its_analysis_is_stalled(
         tmp_path, models_dir, scenario_video,
         camera={"loop": True, "timeout_s": 0.5}, service={"stall_after_s": 1.0},
     ))
-    daemon = Daemon(config)
+    clock = JumpingClock()
+    daemon = Daemon(config, clock)
     flowing, stalled = threading.Event(), threading.Event()
     flowing.set()
-    analyze = daemon.analyzer.analyze
+    analyze = daemon.pipeline.analyzer.analyze
 
     def analyze_unless_stalled(frame):
         if not flowing.is_set():  # the analysis hangs, as a wedged model or driver call would
@@ -261,7 +280,7 @@ def test_a_real_daemon_stops_feeding_the_watchdog_while_its_analysis_is_stalled(
             flowing.wait()
         return analyze(frame)
 
-    monkeypatch.setattr(daemon.analyzer, "analyze", analyze_unless_stalled)
+    monkeypatch.setattr(daemon.pipeline.analyzer, "analyze", analyze_unless_stalled)
     received: list[str] = []
 
     def receive() -> list[str]:
@@ -279,7 +298,8 @@ def test_a_real_daemon_stops_feeding_the_watchdog_while_its_analysis_is_stalled(
         stall = wait_until(
             lambda: next((m for m in receive() if m.startswith("STATUS=fault: stalled")), None), 10, "the stall"
         )
-        time.sleep(1.5)  # three more watchdog periods' worth of health checks
+        clock.jump(1.5)  # three watchdog periods later, still stalled: a check pings only if it sees no stall
+        daemon.health.check()
         assert "WATCHDOG=1" not in receive()[received.index(stall):]
 
         flowing.set()

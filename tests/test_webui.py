@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -19,13 +19,16 @@ from werkzeug.security import generate_password_hash
 from daemon.capture.frame import Frame
 from daemon.config import Config, WebConfig
 from daemon.events.rules import Instant
+from daemon.host import HostPart
 from daemon.inference.analysis import Box, Face, FrameAnalysis
 from daemon.latest_frame import LatestFrame
-from daemon.session import SessionController
+from daemon.parts import DaemonStatus, Figure, PartStatus
+from daemon.session import SessionController, SessionPart
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import CandidateInfo, MediaRecord
 from daemon.store.writer import StoreWriter
 from daemon.sync.contract import Topics
+from daemon.sync.part import MqttPart
 from webui.app import WebBackend, create_app
 from webui.throttle import FREE_FAILURES
 
@@ -65,7 +68,7 @@ class Kiosk:
         self.sessions = SessionController(config.rules, self.writer, self.reader, Topics.from_config(config))
         self.latest = LatestFrame()
         self.backend = WebBackend(
-            status=self.status,
+            status=lambda: self.status(),  # a test may replace the snapshot
             reader=self.reader,
             rules=config.rules,
             start_session=lambda info: self.sessions.start(info, self.now()),
@@ -75,23 +78,32 @@ class Kiosk:
             data_dir=self.data_dir,
             recordings_dir=self.data_dir / "recordings",
         )
+        self.parts = [SessionPart(self.sessions), MqttPart(config.mqtt.model_copy(update={"enabled": False}), self.reader, None), HostPart(self.data_dir)]
         self.seq = 0
 
     def now(self) -> Instant:
         return Instant(self.clock.monotonic(), self.clock.time())
 
-    def status(self) -> dict:
-        session = self.sessions.active
-        return {
-            "version": "test", "kiosk": "kiosk-1", "site": "site-a", "state": "running", "source": "scenario.mp4",
-            "nominal_fps": 10.0, "measured_fps": 9.8, "frames_analysed": self.seq, "frames_captured": self.seq,
-            "frames_dropped": 2, "seconds_since_last_frame": 0.1, "capture_fps": 10.0, "camera_online": True,
-            "camera_reconnects": 1, "camera_error": None, "faces_in_view": 1,
-            "inference_ms": {"face_detect": 1.5}, "face_model": "face_detection_short_range.tflite",
-            "session": asdict(session) if session else None,
-            "mqtt": {"enabled": True, "broker": "127.0.0.1:1883", "connected": False,
-                     "outbox_backlog": self.reader.outbox_backlog()},
-        }
+    def status(self) -> DaemonStatus:
+        """The daemon's snapshot: the real session, uplink and machine parts, and the camera side as the
+        capture and analysis parts report it on a 10 fps camera."""
+        capture = PartStatus("capture", "ok", None, (
+            Figure("source", "Source", "scenario.mp4", kind="info"),
+            Figure("online", "Camera online", True),
+            Figure("fps", "Delivered", 10.0, "fps"),
+            Figure("dropped", "Frames dropped", 2, kind="counter"),
+            Figure("reconnects", "Reconnects", 1, kind="counter"),
+        ), title="Camera")
+        analysis = PartStatus("analysis", "ok", None, (
+            Figure("face_model", "Face model", "face_detection_short_range.tflite", kind="info"),
+            Figure("frames", "Frames analysed", self.seq, kind="counter"),
+            Figure("fps", "Analysed", 9.8, "fps"),
+            Figure("face_detect_ms", "face detect", 1.5, "ms"),
+        ))
+        return DaemonStatus(
+            "test", "kiosk-1", "site-a", "running", self.sessions.active, self.sessions.open_events,
+            (capture, analysis, *(part.status() for part in self.parts)),
+        )
 
     def frames(self, seconds: float, faces: int) -> None:
         """Feed the session's rules `seconds` of 10 fps analyses with `faces` faces."""
@@ -276,11 +288,30 @@ def test_without_a_configured_password_nobody_gets_in(kiosk):
 def test_status_page_shows_the_figures_and_the_start_link(logged_in):
     page = logged_in.get("/")
     assert page.status_code == 200
-    for text in ("site-a / kiosk-1", "9.8", "face_detection_short_range.tflite", "face_detect", "Disk free",
-                 "CPU load", "No session running.", "Start a session"):
+    for text in ("site-a / kiosk-1", "9.8 fps", "face_detection_short_range.tflite", "face detect", "1.5 ms",
+                 "Disk free", "CPU load", "mqtt.enabled is false", "No session running.", "Start a session"):
         assert text in page.text
     status = logged_in.get("/api/status").json
-    assert status["host"]["disk_free_bytes"] > 0 and status["open_events"] == []
+    assert status["parts"]["host"]["figures"]["disk_free_bytes"]["value"] > 0 and status["open_events"] == []
+    assert status["parts"]["analysis"]["figures"]["fps"] == {
+        "key": "fps", "label": "Analysed", "value": 9.8, "unit": "fps", "kind": "gauge", "help": "", "stale": False,
+        "text": "9.8 fps",
+    }
+
+
+def test_a_stale_figure_is_shown_as_stale_and_left_out_of_the_metrics(logged_in, kiosk):
+    offline = PartStatus("capture", "failed", "/dev/video0: no frame for more than 2 s", (
+        Figure("online", "Camera online", False),
+        Figure("fps", "Delivered", 0.0, "fps", stale=True),
+    ))
+    live = kiosk.status
+    kiosk.status = lambda: replace(live(), parts=(offline, *live().parts[1:]))
+    page = logged_in.get("/").text
+    assert re.search(r'<dd id="capture-fps" class="stale"[^>]*>0 fps</dd>', page)
+    assert "no frame for more than 2 s" in page
+    assert logged_in.get("/api/status").json["parts"]["capture"]["figures"]["fps"]["stale"] is True
+    metrics = logged_in.get("/metrics").text
+    assert "proctord_capture_online 0.0" in metrics and "proctord_capture_fps" not in metrics
 
 
 def test_a_session_started_from_the_form_records_events_and_is_stopped(logged_in, kiosk):
@@ -409,14 +440,17 @@ def test_metrics_in_prometheus_text_format(logged_in, kiosk):
         for sample in family.samples
     }
     assert samples[("proctord_events_total", (("type", "no_face"),))] == 1
-    assert samples[("proctord_frames_dropped_total", ())] == 2
-    assert samples[("proctord_fps", ())] == 9.8
-    assert samples[("proctord_camera_online", ())] == 1
-    assert samples[("proctord_camera_reconnects_total", ())] == 1
-    assert samples[("proctord_inference_ms", (("stage", "face_detect"),))] == 1.5
+    assert samples[("proctord_capture_dropped_total", ())] == 2
+    assert samples[("proctord_analysis_frames_total", ())] == kiosk.seq == 40
+    assert samples[("proctord_analysis_fps", ())] == 9.8
+    assert samples[("proctord_capture_online", ())] == 1
+    assert samples[("proctord_capture_reconnects_total", ())] == 1
+    assert samples[("proctord_analysis_face_detect_ms", ())] == 1.5
     assert samples[("proctord_session_running", ())] == 1
-    assert samples[("proctord_outbox_backlog", ())] == kiosk.reader.outbox_backlog() > 0
-    assert samples[("proctord_disk_free_bytes", ())] > 0
+    assert samples[("proctord_session_open_events", ())] == 1
+    assert samples[("proctord_mqtt_outbox_backlog", ())] == kiosk.reader.outbox_backlog() > 0
+    assert samples[("proctord_host_disk_free_bytes", ())] > 0
+    assert not any(name.startswith(("proctord_capture_source", "proctord_analysis_face_model")) for name, _ in samples)
 
 
 def test_responses_carry_security_headers_and_a_guarded_cookie(client):

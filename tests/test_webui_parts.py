@@ -14,11 +14,12 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from daemon.capture.frame import Frame
 from daemon.config import WebConfig
+from daemon.errors import UserError
 from daemon.events.model import Event
+from daemon.host import cpu_temperature, host_figures
 from daemon.inference.analysis import Box, DetectedObject, Face, FrameAnalysis, Gaze, HeadPose
 from daemon.latest_frame import LatestFrame
 from webui.auth import load_password_hash, load_secret_key
-from webui.host import cpu_temperature, host_figures
 from webui.live import LiveView
 from webui.overlay import annotate
 from webui.throttle import FIRST_DELAY_S, FREE_FAILURES, MAX_DELAY_S, LoginThrottle
@@ -77,17 +78,17 @@ def test_password_hash_settings(tmp_path, monkeypatch):
     assert load_password_hash(WebConfig(password_file="web-password")) == good
     assert load_password_hash(WebConfig(password_file=str(tmp_path / "web-password"))) == good
 
-    with pytest.raises(ValueError, match="both set"):
+    with pytest.raises(UserError, match="both set"):
         load_password_hash(WebConfig(password_hash=good, password_file="web-password"))
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(UserError, match="cannot read"):
         load_password_hash(WebConfig(password_file="missing"))
     monkeypatch.delenv("CREDENTIALS_DIRECTORY")
-    with pytest.raises(ValueError, match="CREDENTIALS_DIRECTORY is not set"):
+    with pytest.raises(UserError, match="CREDENTIALS_DIRECTORY is not set"):
         load_password_hash(WebConfig(password_file="web-password"))
 
 
 def test_a_plain_password_in_the_config_is_refused_without_being_repeated():
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(UserError) as refused:
         load_password_hash(WebConfig(password_hash="hunter2hunter2"))
     assert "web.password_hash: not a password hash" in str(refused.value)
     assert "hunter2" not in str(refused.value)

@@ -7,7 +7,6 @@ from dataclasses import asdict
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from webui.host import host_figures
 from webui.pages import backend, report_for
 
 bp = Blueprint("api", __name__)
@@ -20,10 +19,7 @@ def healthz():
 
 @bp.get("/api/status")
 def status():
-    return jsonify(
-        backend().status()
-        | {"host": asdict(host_figures(backend().data_dir)), "open_events": [asdict(e) for e in backend().open_events()]}
-    )
+    return jsonify(backend().status().as_dict())
 
 
 @bp.get("/api/sessions")

@@ -1,6 +1,6 @@
 """The technician's web page: the Flask application factory.
 
-The page reads through the daemon's status snapshot, the store's read-only API and the latest-frame
+The page reads through the daemon's typed status snapshot (daemon/parts.py: DaemonStatus), the store's read-only API and the latest-frame
 holder, and changes nothing but through `start_session` / `stop_session`; a slow browser never touches
 the pipeline. Every page but /healthz needs the technician login (webui/auth.py); every state-changing
 request needs a CSRF token (Flask-WTF); the browser never sees a stack trace.
@@ -23,11 +23,11 @@ from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import RulesConfig, WebConfig
 from daemon.events.model import Event
 from daemon.latest_frame import AnalysedFrame
+from daemon.parts import DaemonStatus
 from daemon.report import view as report_view
 from daemon.store.db import StoreReader
 from daemon.store.records import CandidateInfo, SessionRecord
 from webui import api, auth, pages
-from webui.host import host_figures
 from webui.live import LiveView
 from webui.metrics import DaemonCollector, metrics_registry
 
@@ -45,7 +45,7 @@ CSRF_MESSAGE = "The form was out of date or did not come from this page (CSRF ch
 class WebBackend:
     """All the web page may use of the daemon."""
 
-    status: Callable[[], dict]  # the daemon's status snapshot, as plain data
+    status: Callable[[], DaemonStatus]  # the daemon's status snapshot
     reader: StoreReader
     rules: RulesConfig
     start_session: Callable[[CandidateInfo], SessionRecord]  # raises SessionError when one runs
@@ -57,7 +57,7 @@ class WebBackend:
 
 
 def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK) -> Flask:
-    """Raises ValueError naming the config key when the password setting cannot be used."""
+    """Raises UserError naming the config key when the password setting cannot be used."""
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=auth.load_secret_key(backend.data_dir),
@@ -75,7 +75,7 @@ def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK)
     app.extensions["proctord_backend"] = backend
     app.extensions["proctord_live"] = LiveView(backend.latest_frame, backend.open_events, web.live_fps, clock)
     app.extensions["proctord_metrics"] = metrics_registry(
-        DaemonCollector(backend.status, lambda: host_figures(backend.data_dir), backend.reader.event_counts)
+        DaemonCollector(backend.status, backend.reader.event_counts)
     )
     CSRFProtect(app)
     auth.install(app, auth.Authenticator(auth.load_password_hash(web), web.session_lifetime_s, clock))

@@ -20,6 +20,7 @@ from werkzeug.security import check_password_hash
 from daemon.clock import Clock
 from daemon.config import WebConfig
 from daemon.credentials import credential_path, read_credential
+from daemon.errors import UserError
 from daemon.files import write_durably
 from webui.forms import LoginForm
 from webui.throttle import LoginThrottle
@@ -41,7 +42,7 @@ def load_password_hash(web: WebConfig) -> str | None:
     """The configured password hash, None when none is set. Errors name the key, never the value
     (a password typed where its hash belongs must not end up in a log)."""
     if web.password_hash and web.password_file:
-        raise ValueError("web.password_hash and web.password_file are both set: keep one")
+        raise UserError("web.password_hash and web.password_file are both set: keep one")
     if web.password_file:
         text = read_credential("web.password_file", web.password_file).strip()
         key = f"web.password_file ({credential_path('web.password_file', web.password_file)})"
@@ -50,7 +51,7 @@ def load_password_hash(web: WebConfig) -> str | None:
     if not text:
         return None
     if not _looks_like_hash(text):
-        raise ValueError(f"{key}: not a password hash (value not shown); create one with `proctord hash-password`")
+        raise UserError(f"{key}: not a password hash (value not shown); create one with `proctord hash-password`")
     return text
 
 

@@ -1,4 +1,9 @@
-"""/metrics in the Prometheus text format, read from the same snapshot as the status page at each scrape."""
+"""/metrics in the Prometheus text format, generated at each scrape from the same snapshot as the status
+page: every part's figure is a metric, proctord_<part>_<key> (counters end in _total).
+
+A figure that is None (not measured here), an "info" figure (text) or a stale one (the camera is offline,
+so it describes the past) is left out: Prometheus then marks the series stale itself.
+"""
 
 from __future__ import annotations
 
@@ -8,50 +13,23 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from webui.host import HostFigures
+from daemon.parts import DaemonStatus
+
+_FAMILIES = {"gauge": GaugeMetricFamily, "counter": CounterMetricFamily}
 
 
 class DaemonCollector(Collector):
-    def __init__(
-        self,
-        status: Callable[[], dict],
-        host: Callable[[], HostFigures],
-        event_counts: Callable[[], dict[str, int]],
-    ):
+    def __init__(self, status: Callable[[], DaemonStatus], event_counts: Callable[[], dict[str, int]]):
         self._status = status
-        self._host = host
         self._event_counts = event_counts
 
     def collect(self):
-        status, host = self._status(), self._host()
-        mqtt = status["mqtt"]
-        counters = [  # (name without _total, help, value)
-            ("proctord_frames_analysed", "Frames analysed", status["frames_analysed"]),
-            ("proctord_frames_captured", "Frames delivered by the camera", status["frames_captured"]),
-            ("proctord_frames_dropped", "Frames dropped because the analysis was busy", status["frames_dropped"]),
-            ("proctord_camera_reconnects", "Times the camera was reopened", status["camera_reconnects"]),
-        ]
-        gauges = [
-            ("proctord_fps", "Frames analysed per second (smoothed)", status["measured_fps"]),
-            ("proctord_capture_fps", "Frames the camera delivers per second", status["capture_fps"]),
-            ("proctord_camera_online", "1 while the camera delivers frames", int(status["camera_online"])),
-            ("proctord_faces_in_view", "Faces in the last analysed frame", status["faces_in_view"]),
-            ("proctord_session_running", "1 while a session runs", int(status["session"] is not None)),
-            ("proctord_mqtt_connected", "1 while connected to the broker", int(mqtt["connected"])),
-            ("proctord_outbox_backlog", "MQTT messages waiting for the broker", mqtt["outbox_backlog"]),
-            ("proctord_disk_free_bytes", "Free space where the data is kept", host.disk_free_bytes),
-        ]
-        if host.temperature_c is not None:
-            gauges.append(("proctord_cpu_temperature_celsius", "CPU temperature", host.temperature_c))
-        for name, help_text, value in counters:
-            yield CounterMetricFamily(name, help_text, value=value)
-        for name, help_text, value in gauges:
-            yield GaugeMetricFamily(name, help_text, value=value)
-
-        inference = GaugeMetricFamily("proctord_inference_ms", "Inference time per stage (smoothed)", labels=["stage"])
-        for stage, ms in sorted(status["inference_ms"].items()):
-            inference.add_metric([stage], ms)
-        yield inference
+        for part in self._status().parts:
+            for figure in part.figures:
+                if figure.kind not in _FAMILIES or figure.value is None or figure.stale:
+                    continue
+                name = f"proctord_{part.name}_{figure.key}"
+                yield _FAMILIES[figure.kind](name, figure.help or figure.label, value=float(figure.value))
         events = CounterMetricFamily("proctord_events", "Proctoring events recorded, by type", labels=["type"])
         for event_type, count in sorted(self._event_counts().items()):
             events.add_metric([event_type], count)

@@ -21,7 +21,6 @@ from daemon.report import view as report_view
 from daemon.session import SessionError
 from daemon.store.records import CandidateInfo, MediaRecord
 from webui.forms import StartSessionForm
-from webui.host import host_figures
 
 bp = Blueprint("pages", __name__)
 
@@ -42,12 +41,7 @@ def report_for(session_id: str) -> dict:
 
 @bp.get("/")
 def status():
-    return render_template(
-        "status.html",
-        status=backend().status(),
-        host=host_figures(backend().data_dir),
-        open_events=backend().open_events(),
-    )
+    return render_template("status.html", status=backend().status())
 
 
 @bp.get("/live")

@@ -12,6 +12,8 @@
   frame after it; both are kept in order until the run loop collects them (poll_camera), so none is
   missed however the threads interleave.
 - Each frame gets its FrameQuality (daemon/capture/quality.py) here, off the analysis thread.
+- It is the daemon's "capture" part (daemon/parts.py); a session start makes the next frame the view
+  reference that camera_moved compares with.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from daemon.capture.quality import QualityMeter
 from daemon.capture.sources import FrameSource, SourceError, check_source, open_source, source_name
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import CameraConfig
+from daemon.parts import Figure, PartStatus
+from daemon.store.records import SessionRecord
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,8 @@ class Backoff:
 
 
 class FrameGrabber:
+    name = "capture"
+
     def __init__(
         self,
         open_source: Callable[[], FrameSource],
@@ -154,9 +160,40 @@ class FrameGrabber:
             return frame
 
     def take_reference(self) -> None:
-        """The next frame becomes the reference view for FrameQuality.view_shift (call at session start)."""
+        """The next frame becomes the reference view for FrameQuality.view_shift."""
         with self._cond:
             self._reference_wanted = True
+
+    def session_started(self, session: SessionRecord) -> None:
+        # However the session was started (auto, web, MQTT, panel): camera_moved compares with this view.
+        self.take_reference()
+
+    def session_stopped(self, session: SessionRecord) -> None:
+        pass
+
+    def status(self) -> PartStatus:
+        stats = self.stats
+        if stats.ended:
+            state, reason = "off", "the video ended"
+        elif stats.online:
+            state, reason = "ok", None
+        else:
+            state, reason = "failed", stats.error or f"no frame for more than {self._timeout_s:g} s"
+        since = stats.seconds_since_last_frame
+        offline = not stats.online
+        return PartStatus(self.name, state, reason, (
+            Figure("source", "Source", stats.source, kind="info"),
+            Figure("online", "Camera online", stats.online, help="1 while the camera delivers frames"),
+            Figure("fps", "Delivered", round(stats.fps, 2), "fps", help="Frames the camera delivers per second",
+                   stale=offline),
+            Figure("nominal_fps", "Configured", stats.nominal_fps, "fps", help="The source's own frame rate"),
+            Figure("frames", "Frames delivered", stats.captured, kind="counter", help="Frames delivered by the camera"),
+            Figure("dropped", "Frames dropped", stats.dropped, kind="counter",
+                   help="Frames dropped because the analysis was busy"),
+            Figure("reconnects", "Reconnects", stats.reconnects, kind="counter", help="Times the camera was reopened"),
+            Figure("last_frame_age_seconds", "Last frame", None if since is None else round(since, 3), "s ago",
+                   help="Seconds since the camera delivered a frame"),
+        ), title="Camera")
 
     def poll_camera(self) -> CameraReport:
         """Whether the camera is online now, and the changes since the last poll with their exact times."""

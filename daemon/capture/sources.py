@@ -21,11 +21,12 @@ import cv2
 from daemon.capture.frame import Frame
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import CameraConfig
+from daemon.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class SourceError(Exception):
+class SourceError(UserError):
     """The source cannot be opened or has failed."""
 
 

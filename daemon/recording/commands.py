@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from daemon.config import Config, load_config
+from daemon.errors import EXIT_BAD_INPUT
 
 EXIT_PROBLEMS = 1  # verify found breaks (export: the bundle is written, and says so)
-EXIT_BAD_INPUT = 2
 
 
 def add_evidence_commands(commands, config_option) -> None:

@@ -1,13 +1,13 @@
-"""Recording, retention and crash recovery wired to the store: the one object the daemon holds."""
+"""Recording, retention and crash recovery wired to the store: the daemon's "recording" part."""
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import Future
-from dataclasses import asdict
 
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import Config
+from daemon.parts import Figure, PartStatus
 from daemon.recording.disk import DiskSpace
 from daemon.recording.recorder import Recorder, confirmation_delay_s
 from daemon.recording.recovery import recover_session_files
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class RecordingService:
+    name = "recording"
+
     def __init__(self, config: Config, writer: StoreWriter, reader: StoreReader, clock: Clock = SYSTEM_CLOCK,
                  disk: DiskSpace | None = None):
         self._writer = writer
@@ -48,10 +50,28 @@ class RecordingService:
             self.recorder.close()
         self.retention.stop()
 
-    def status(self) -> dict:
-        """For the status page: the recorder's state (off, idle, recording, degraded) and the free space."""
-        recorder = asdict(self.recorder.status) if self.recorder else {"state": "off"}
-        return recorder | {"free_mb": round(self.disk.free() / 1e6), "min_free_mb": round(self.disk.min_free_bytes / 1e6)}
+    def status(self) -> PartStatus:
+        """The recorder's state (off, idle, recording, degraded and why), what it wrote, and the free space."""
+        space = (
+            Figure("free_bytes", "Free space", self.disk.free(), "bytes", help="Free space where recordings are kept"),
+            Figure("min_free_bytes", "Kept free", self.disk.min_free_bytes, "bytes",
+                   help="Free space retention keeps by deleting the oldest recordings"),
+        )
+        if self.recorder is None:
+            return PartStatus(self.name, "off", "recording.enabled is false", space)
+        recorder = self.recorder.status
+        return PartStatus(self.name, "degraded" if recorder.state == "degraded" else "ok", recorder.reason, (
+            Figure("recorder", "Recorder", recorder.state, kind="info"),
+            Figure("frames_recorded", "Frames recorded", recorder.frames_recorded, kind="counter",
+                   help="Frames written to recordings"),
+            Figure("frames_dropped", "Frames not recorded", recorder.frames_dropped, kind="counter",
+                   help="Frames the encoder fell behind on"),
+            Figure("files_written", "Files written", recorder.files_written, kind="counter",
+                   help="Segments, clips and snapshots written"),
+            Figure("bytes_written", "Written", recorder.bytes_written, "bytes", kind="counter",
+                   help="Bytes of segments, clips and snapshots written"),
+            *space,
+        ))
 
     def _commit_media(self, media: MediaRecord) -> None:
         self._writer.submit(self._writer.store.add_media, media).add_done_callback(_report_failure(media.name))

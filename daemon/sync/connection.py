@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from daemon.config import MqttConfig
 from daemon.credentials import read_credential
+from daemon.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,11 @@ class BrokerSettings:
 
     @classmethod
     def from_config(cls, config: MqttConfig) -> BrokerSettings:
-        """Raises ValueError naming the config key when a file it names cannot be used."""
+        """Raises UserError naming the config key when a file it names cannot be used."""
         for key in ("ca_file", "cert_file", "key_file"):
             path = getattr(config, key)
             if path and not Path(path).is_file():
-                raise ValueError(f"mqtt.{key}: {path} is not a readable file")
+                raise UserError(f"mqtt.{key}: {path} is not a readable file")
         password = read_credential("mqtt.password_file", config.password_file) if config.password_file else ""
         return cls(
             host=config.host, port=config.port, protocol=config.protocol, keepalive_s=config.keepalive_s,
@@ -74,7 +75,7 @@ def new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
                 keyfile=settings.key_file or None,
             )
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            raise ValueError(f"mqtt: cannot set up TLS with these files: {exc}") from exc
+            raise UserError(f"mqtt: cannot set up TLS with these files: {exc}") from exc
     if settings.username:
         client.username_pw_set(settings.username, settings.password or None)
     client.reconnect_delay_set(min_delay=MIN_RECONNECT_S, max_delay=settings.reconnect_max_s)

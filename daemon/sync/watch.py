@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
+from daemon.errors import EXIT_BAD_INPUT, UserError
 from daemon.sync.connection import BrokerSettings, connect_async, new_client
 from daemon.sync.contract import fleet_topic, split_topic
 
@@ -225,15 +226,13 @@ def parse_broker(text: str, tls: bool) -> tuple[str, int]:
     host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
     host = host.strip("[]")
     if not host:
-        raise ValueError(f"--broker: {text!r}: give HOST or HOST:PORT")
+        raise UserError(f"--broker: {text!r}: give HOST or HOST:PORT")
     if not port:
         return host, default
     if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"--broker: {text!r}: the port must be a number from 1 to 65535")
+        raise UserError(f"--broker: {text!r}: the port must be a number from 1 to 65535")
     return host, int(port)
 
-
-EXIT_BAD_INPUT = 2
 
 
 def add_watch_command(commands) -> None:
@@ -263,7 +262,7 @@ def _watch(args) -> int:
             username=args.username, password=password,
         )
         console = Console(settings, args.prefix, args.json)
-    except ValueError as exc:
+    except UserError as exc:
         print(f"proctord watch: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     console.run()

@@ -1,22 +1,26 @@
 // A little progressive enhancement; every page works without it.
 "use strict";
 
-// Status page: refresh the live figures in place every 2 s.
+// Status page: refresh the figures in place every 2 s (each <dd id="part-key"> from /api/status).
 const statusCards = document.getElementById("status");
 if (statusCards) {
-  const text = (id, value) => { const el = document.getElementById(id); if (el) el.textContent = value; };
+  const show = (id, text, stale) => {
+    const el = document.getElementById(id);
+    if (!el) return;
+    el.textContent = text;
+    if (stale !== undefined) el.classList.toggle("stale", stale);
+  };
   setInterval(async () => {
     try {
       const response = await fetch(statusCards.dataset.url, { credentials: "same-origin" });
       if (response.status === 401) { location.reload(); return; }  // the login expired: show the login page
       const s = await response.json();
-      for (const key of ["state", "measured_fps", "capture_fps", "frames_analysed", "frames_dropped", "faces_in_view",
-                         "camera_reconnects"]) text(key, s[key]);
-      text("camera_online", s.camera_online ? "online" : "offline");
-      text("seconds_since_last_frame", s.seconds_since_last_frame ?? "—");
-      text("mqtt_connected", s.mqtt.connected ? "yes" : "no");
-      text("outbox_backlog", s.mqtt.outbox_backlog);
-      text("open_events", s.open_events.map((e) => e.type).join(", ") || "none");
+      show("state", s.state);
+      show("open_events", s.open_events.map((e) => e.type).join(", ") || "none");
+      for (const [name, part] of Object.entries(s.parts)) {
+        show(`${name}-state`, part.state);
+        for (const [key, figure] of Object.entries(part.figures)) show(`${name}-${key}`, figure.text, figure.stale);
+      }
     } catch (e) { /* the daemon restarting: try again next tick */ }
   }, 2000);
 }

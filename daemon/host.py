@@ -1,4 +1,7 @@
-"""The machine's own figures for the status page and /metrics: CPU load, temperature, free disk."""
+"""The machine's own figures for the status page and /metrics: CPU load, temperature, free disk.
+
+The daemon's "host" part (daemon/parts.py): nothing to start, only figures to report.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from daemon.parts import Figure, FiguresOnly, PartStatus
 
 THERMAL_ZONES = Path("/sys/class/thermal")
 
@@ -26,6 +31,27 @@ def host_figures(data_dir: Path, thermal_zones: Path = THERMAL_ZONES) -> HostFig
         load = None
     disk = shutil.disk_usage(_existing(data_dir))
     return HostFigures(load, os.cpu_count() or 1, cpu_temperature(thermal_zones), disk.free, disk.total)
+
+
+class HostPart(FiguresOnly):
+    name = "host"
+
+    def __init__(self, data_dir: Path, thermal_zones: Path = THERMAL_ZONES):
+        self._data_dir = data_dir
+        self._thermal_zones = thermal_zones
+
+    def status(self) -> PartStatus:
+        host = host_figures(self._data_dir, self._thermal_zones)
+        return PartStatus(self.name, "ok", None, (
+            Figure("load_1m", "CPU load", None if host.load_1m is None else round(host.load_1m, 2),
+                   help="Runnable processes averaged over a minute"),
+            Figure("cpus", "CPUs", host.cpus, help="CPU cores"),
+            Figure("cpu_temperature_celsius", "Temperature", host.temperature_c, "°C", help="CPU temperature"),
+            Figure("disk_free_bytes", "Disk free", host.disk_free_bytes, "bytes",
+                   help="Free space where the data is kept"),
+            Figure("disk_total_bytes", "Disk size", host.disk_total_bytes, "bytes",
+                   help="Size of the file system holding the data"),
+        ), title="Machine")
 
 
 def cpu_temperature(thermal_zones: Path = THERMAL_ZONES) -> float | None:
