@@ -197,17 +197,15 @@ class Attention:
             return None
         head = (face.pose.yaw - neutral.head_yaw, face.pose.pitch - neutral.head_pitch)
         gaze = self._gaze(face)
-        past: dict[str, tuple[float, str]] = {}
-        if gaze is not None:
-            for side, degrees in region.beyond(*gaze, self.margin).items():
-                past[side] = (degrees, "gaze")
-        past.pop(DOWN, None)  # down is looking_down's, and needs the head down too
+        gaze_past = {} if gaze is None else region.beyond(*gaze, self.margin)
+        # Down is looking_down's, and needs the head down too.
+        past: dict[str, tuple[float, str]] = {side: (deg, "gaze") for side, deg in gaze_past.items() if side != DOWN}
         if abs(head[0]) > self._away.head_yaw_deg:
             side = LEFT if head[0] > 0 else RIGHT
             past[side] = max(past.get(side, (0.0, "")), (abs(head[0]) - self._away.head_yaw_deg, "head turn"))
         if head[1] > self._away.head_up_deg:
             past[UP] = max(past.get(UP, (0.0, "")), (head[1] - self._away.head_up_deg, "head raised"))
-        gaze_down = gaze is not None and region.beyond(*gaze, self.margin).get(DOWN)
+        gaze_down = gaze_past.get(DOWN)
         if gaze_down and -head[1] > self._down.head_down_deg:
             past[DOWN] = (min(gaze_down, -head[1] - self._down.head_down_deg), "head and gaze down")
         if not past:
