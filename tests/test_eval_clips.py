@@ -59,11 +59,13 @@ def test_uncertain_spans_widen_a_label_and_hide_events_wholly_inside_them(tmp_pa
 
 
 def test_the_overlay_completes_an_entry_and_the_labels_own_keys_win(tmp_path):
-    labels = {"videos": {"a.mp4": {"duration_s": 12.0, "event_spans_s": {}}, "b.mp4": {"duration_s": 8.0}}}
-    overlay = {"a.mp4": {"event_spans_s": {"phone": [[1.0, 5.0]]}, "config": {"rules": {"screen": {"preset": "laptop_14in"}}}},
+    labels = {"videos": {"a.mp4": {"duration_s": 12.0, "event_spans_s": {"phone": []}}, "b.mp4": {"duration_s": 8.0}}}
+    overlay = {"a.mp4": {"duration_s": 99.0, "event_spans_s": {"phone": [[1.0, 5.0]], "no_face": [[0.0, 12.0]]},
+                         "config": {"rules": {"screen": {"preset": "laptop_14in"}}}},
                "b.mp4": {"event_spans_s": {"phone": [[1.0, 5.0]]}}}
     a, b = load(tmp_path, labels, overlay)
-    assert a.spans == {} and a.config["rules"]["screen"]["preset"] == "laptop_14in"
+    assert a.duration_s == 12.0 and a.config["rules"]["screen"]["preset"] == "laptop_14in"
+    assert a.spans == {"phone": [], "no_face": [(0.0, 12.0)]}  # by event type, the labels' own win
     assert b.spans == {"phone": [(1.0, 5.0)]}
     config = eval_clips.clip_config({"paths": {"models_dir": str(tmp_path)}}, a)
     assert config.rules.screen.preset == "laptop_14in" and config.paths.models_dir == str(tmp_path)
