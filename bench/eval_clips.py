@@ -34,8 +34,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from daemon.config import Config  # noqa: E402
-from daemon.replay import replay  # noqa: E402
+from daemon.config import Config
+from daemon.replay import replay
 
 OVERLAY = REPO / "bench" / "clip_labels.json"
 Span = tuple[float, float]
