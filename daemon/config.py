@@ -138,13 +138,92 @@ Share = Annotated[float, Field(gt=0, le=1)]
 
 
 class LookingAwayRule(RuleTiming):
-    # Limits on the candidate's head pose and gaze (head plus eyes), in degrees from the neutral that
-    # calibration learnt: beyond any one of them the candidate looks away. Tuned on the shared clips (a
-    # head turned 10-15 degrees, eyes 14-20 degrees off-centre; README "Measured figures").
-    head_yaw_deg: Degrees = 10.0
-    head_pitch_deg: Degrees = 10.0
-    gaze_yaw_deg: Degrees = 10.0
-    gaze_pitch_deg: Degrees = 10.0
+    """Attention off the screen to the left, the right or up (down is looking_down's): the gaze (head pose
+    plus eyes; the head pose alone while the eyes count as closed) outside the screen's angular region
+    ([rules.screen], placed by calibration), or the head itself turned far past any reading angle."""
+
+    head_yaw_deg: Degrees = Field(35.0, description=(
+        "Head turned left or right more than this many degrees from the calibrated neutral is looking away, "
+        "wherever the eyes point. Well past reading angles: the edge of a 24-inch screen at 60 cm is 24 degrees "
+        "off centre, and heads swung by up to 24 degrees while the eyes stayed on the screen in the shared clips."
+    ))
+    head_up_deg: Degrees = Field(25.0, description=(
+        "Head raised more than this many degrees above the calibrated neutral is looking away (up). "
+        "Head roll never counts."
+    ))
+
+
+class LookingDownRule(RuleTiming):
+    """The head pitched down and the gaze below the screen together, as over a phone in the lap; slower
+    than looking_away, because a glance at the keyboard or a sheet on the desk is normal."""
+
+    head_down_deg: Degrees = Field(15.0, description=(
+        "Head pitched down more than this many degrees below the calibrated neutral while the gaze is below "
+        "the screen's region is looking down. Eyes alone lowered (a glance at the keyboard) do not count."
+    ))
+
+
+class RepeatedGlancesRule(RuleTiming):
+    """Looks off the screen too short to be looking_away (or looking_down) events, repeated to one side:
+    how notes are read."""
+
+    count: Annotated[int, Field(ge=2, le=100)] = Field(3, description=(
+        "This many glances to the same side (left, right, up or down) within window_s raise one event; "
+        "the glances it counted are then spent."
+    ))
+    window_s: Annotated[float, Field(gt=0, le=3600)] = Field(120.0, description=(
+        "The window, in seconds, in which the glances to one side are counted."
+    ))
+    min_glance_s: Annotated[float, Field(gt=0, le=10)] = Field(0.3, description=(
+        "A look off the screen shorter than this is not a glance (measurement noise, a blink)."
+    ))
+
+
+# A screen preset: width and height of the visible picture and the eyes' distance from it, in cm.
+SCREEN_PRESETS: dict[str, tuple[float, float, float]] = {
+    "monitor_24in": (53.1, 29.9, 60.0),  # 24-inch 16:9 monitor at arm's length
+    "laptop_14in": (31.0, 17.4, 50.0),  # 14-inch 16:9 laptop on a desk
+}
+
+
+class ScreenConfig(_Section):
+    """Where the candidate is meant to look: the screen's size and distance and where the camera sits.
+    Turned into the angular region the eyes cover while reading, plus a margin (daemon/events/attention.py)."""
+
+    preset: Literal["monitor_24in", "laptop_14in", "custom"] = Field("monitor_24in", description=(
+        "monitor_24in: a 24-inch monitor (53.1 x 29.9 cm) at 60 cm; laptop_14in: a 14-inch laptop "
+        "(31.0 x 17.4 cm) at 50 cm; custom: width_cm, height_cm and distance_cm give the screen."
+    ))
+    width_cm: Annotated[float, Field(gt=0, le=500)] | None = Field(None, description=(
+        "Width of the screen's picture in cm; overrides the preset's."
+    ))
+    height_cm: Annotated[float, Field(gt=0, le=500)] | None = Field(None, description=(
+        "Height of the screen's picture in cm; overrides the preset's."
+    ))
+    distance_cm: Annotated[float, Field(gt=0, le=500)] | None = Field(None, description=(
+        "Distance from the candidate's eyes to the screen in cm; overrides the preset's."
+    ))
+    camera: Literal["top_centre", "bottom_centre"] = Field("top_centre", description=(
+        "Where the camera sits on the screen: top_centre (a laptop or a monitor webcam) or bottom_centre "
+        "(a camera mounted low)."
+    ))
+    margin_deg: Annotated[float, Field(ge=0, le=30)] = Field(5.0, description=(
+        "Degrees added on every side of the screen's region before a gaze counts as off the screen: "
+        "room for the gaze estimate's error (README, \"Looking away\")."
+    ))
+
+    @model_validator(mode="after")
+    def _custom_gives_every_dimension(self) -> ScreenConfig:
+        missing = [name for name in ("width_cm", "height_cm", "distance_cm") if getattr(self, name) is None]
+        if self.preset == "custom" and missing:
+            raise ValueError(f"preset = \"custom\" needs {', '.join(missing)}")
+        return self
+
+    @property
+    def dimensions_cm(self) -> tuple[float, float, float]:
+        """Width, height and viewing distance: the preset's, each overridden where given."""
+        width, height, distance = SCREEN_PRESETS.get(self.preset, (0.0, 0.0, 0.0))
+        return self.width_cm or width, self.height_cm or height, self.distance_cm or distance
 
 
 class EyesClosedRule(RuleTiming):
@@ -196,11 +275,25 @@ class CameraMovedRule(RuleTiming):
 class CalibrationConfig(_Section):
     # The session's first duration_s learn the candidate's neutral head pose and gaze (the median over the
     # frames with one face); a candidate not seen by then is calibrated on the first min_samples such
-    # frames. The neutral is clamped to max_neutral_deg, so a candidate turned away throughout
-    # calibration cannot hide later looking away.
+    # frames. The neutral is clamped to max_neutral_deg from where the screen's centre lies seen from the
+    # camera ([rules.screen]), so a candidate turned away throughout calibration cannot hide later looking away.
     duration_s: Annotated[float, Field(ge=0, le=300)] = 3.0
     min_samples: Annotated[int, Field(ge=1, le=10_000)] = 10
     max_neutral_deg: Degrees = 20.0
+    learn_s: Annotated[float, Field(ge=0, le=3600)] = Field(120.0, description=(
+        "The gaze of the session's first learn_s seconds (from its first frame) refines the screen's region "
+        "for this candidate: the region grows to take in the learn_percentile to 100 - learn_percentile "
+        "range of the gaze seen, by at most max_widening_deg on each side. 0 = keep the region from the "
+        "screen's geometry and calibration alone."
+    ))
+    learn_percentile: Annotated[float, Field(ge=0, lt=50)] = Field(5.0, description=(
+        "The share (percent) of the learnt gaze left out on each side: glances during the first minutes "
+        "do not widen the region."
+    ))
+    max_widening_deg: Annotated[float, Field(ge=0, le=45)] = Field(10.0, description=(
+        "The most the learnt gaze widens the region on any side, in degrees: a candidate who looks off the "
+        "screen a lot in the first minutes cannot make every look attention."
+    ))
 
 
 class SeverityFactors(_Section):
@@ -217,6 +310,14 @@ class RulesConfig(_Section):
     looking_away: LookingAwayRule = LookingAwayRule(
         onset_s=0.5, release_s=1.5, min_duration_s=2.0, severity="medium", weight=1.0
     )
+    # Slower than looking_away: a look at the keyboard or the desk is part of an exam.
+    looking_down: LookingDownRule = LookingDownRule(
+        onset_s=2.0, release_s=1.5, min_duration_s=5.0, severity="medium", weight=1.0
+    )
+    # Raised on the glance that completes the count; the event spans the glances counted.
+    repeated_glances: RepeatedGlancesRule = RepeatedGlancesRule(
+        onset_s=0.0, release_s=0.0, severity="medium", weight=1.0
+    )
     eyes_closed: EyesClosedRule = EyesClosedRule(onset_s=2.0, release_s=0.5, severity="medium", weight=0.5)
     talking: TalkingRule = TalkingRule(onset_s=1.0, release_s=1.5, min_duration_s=3.0, severity="medium")
     phone: ObjectRule = ObjectRule(onset_s=1.0, release_s=2.0, severity="high", weight=3.0)
@@ -228,6 +329,7 @@ class RulesConfig(_Section):
     camera_blurred: CameraBlurredRule = CameraBlurredRule(onset_s=5.0, release_s=2.0, severity="low", weight=0.5)
     camera_frozen: CameraFrozenRule = CameraFrozenRule(onset_s=5.0, release_s=1.0, severity="high")
     camera_moved: CameraMovedRule = CameraMovedRule(onset_s=3.0, release_s=2.0, severity="medium", weight=0.5)
+    screen: ScreenConfig = ScreenConfig()
     calibration: CalibrationConfig = CalibrationConfig()
     severity_factors: SeverityFactors = SeverityFactors()
 

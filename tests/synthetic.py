@@ -34,16 +34,17 @@ GOOD_PICTURE = FrameQuality(brightness=120.0, contrast=45.0, sharpness=250.0, ch
 
 
 def face(
-    score: float = 0.9, *, yaw: float = 0.0, pitch: float = 0.0, eye_yaw: float = 0.0, eyes: float | None = 0.3,
-    mouth: float | None = 0.02, box: Box = FACE_BOX, measured: bool = True,
+    score: float = 0.9, *, yaw: float = 0.0, pitch: float = 0.0, eye_yaw: float = 0.0, eye_pitch: float = 0.0,
+    eyes: float | None = 0.3, mouth: float | None = 0.02, box: Box = FACE_BOX, measured: bool = True,
+    roll: float = 0.0,
 ) -> Face:
     """A face looking at the screen, eyes open, mouth closed, unless told otherwise; `measured=False`:
     only what the detector gives (no pose, gaze or openness)."""
     if not measured:
         return Face(box, score, keypoints=())
     return Face(
-        box, score, keypoints=(), pose=HeadPose(yaw, pitch, 0.0),
-        gaze=Gaze(yaw + eye_yaw, pitch, eye_yaw, 0.0), eye_openness=eyes, mouth_openness=mouth,
+        box, score, keypoints=(), pose=HeadPose(yaw, pitch, roll),
+        gaze=Gaze(yaw + eye_yaw, pitch + eye_pitch, eye_yaw, eye_pitch), eye_openness=eyes, mouth_openness=mouth,
     )
 
 

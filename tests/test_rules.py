@@ -33,6 +33,7 @@ HOLDS: dict[str, Callable[..., FrameAnalysis]] = {
     "multiple_faces": lambda i, **kw: scene(i, faces=(face(0.9), face(0.8, box=Box(400.0, 60.0, 80.0, 80.0))), **kw),
     # 60 degrees: beyond the limit even from a neutral learnt on this frame (clamped to 5 degrees).
     "looking_away": lambda i, **kw: scene(i, faces=(face(yaw=60.0),), **kw),
+    "looking_down": lambda i, **kw: scene(i, faces=(face(pitch=-60.0),), **kw),
     "eyes_closed": lambda i, **kw: scene(i, faces=(face(eyes=0.02),), **kw),
     "phone": lambda i, **kw: scene(i, objects=(seen("cell phone"),), **kw),
     "book": lambda i, **kw: scene(i, objects=(seen("book"),), **kw),
@@ -61,11 +62,12 @@ def engine(rules: RulesConfig | None = None) -> RuleEngine:
 
 
 def custom_rules() -> RulesConfig:
-    """Every rule with TIMING; calibration on the first frame (looking_away is live from frame 0), its
-    neutral clamped to 5 degrees, so that a first frame turned away leaves a frame at 0 within the limits."""
+    """Every rule with TIMING; calibration on the first frame (the attention rules are live from frame 0), its
+    neutral clamped to 5 degrees from the screen's centre and a 10-degree margin, so that a first frame
+    turned away leaves a frame at 0 within the limits."""
     tables = {name: TIMING_TABLE for name in EVENT_TYPES}
     calibration = {"duration_s": 0.0, "min_samples": 1, "max_neutral_deg": 5.0}
-    return RulesConfig.model_validate(tables | {"calibration": calibration})
+    return RulesConfig.model_validate(tables | {"calibration": calibration, "screen": {"margin_deg": 10.0}})
 
 
 def run(rule_engine: RuleEngine, frames: list[FrameAnalysis]) -> list[tuple[int, EventChange]]:
@@ -330,8 +332,11 @@ def rule(request) -> str:
 
 
 def test_every_event_type_has_a_rule_table_and_a_state_machine_test():
-    assert set(FRAME_RULES) | {"talking", "camera_lost"} == set(EVENT_TYPES)
-    assert set(EVENT_TYPES) == {name for name in RulesConfig.model_fields if name not in {"calibration", "severity_factors"}}
+    # talking and repeated_glances need a sequence of frames, not one: they have their own tests.
+    assert set(FRAME_RULES) | {"talking", "repeated_glances", "camera_lost"} == set(EVENT_TYPES)
+    assert set(EVENT_TYPES) == {
+        name for name in RulesConfig.model_fields if name not in {"screen", "calibration", "severity_factors"}
+    }
 
 
 def test_engine_ordinary_exam_raises_nothing():

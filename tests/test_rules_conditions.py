@@ -9,9 +9,10 @@ import pytest
 from synthetic import FPS, GOOD_PICTURE, at, face, mono, scene, seen, wall
 
 from daemon.capture.frame import FrameQuality
-from daemon.config import CalibrationConfig, RulesConfig
+from daemon.config import CalibrationConfig, RulesConfig, ScreenConfig
+from daemon.events.attention import Attention, RegionLearner, screen_region
 from daemon.events.calibration import Calibrator
-from daemon.events.conditions import LookingAway, build_conditions, past_lower, past_upper
+from daemon.events.conditions import build_conditions, past_lower, past_upper
 from daemon.events.model import FocusCounts, Neutral
 from daemon.events.rules import RuleEngine
 from daemon.inference.analysis import Box, FrameAnalysis
@@ -21,7 +22,10 @@ NEUTRAL = Neutral(head_yaw=0.0, head_pitch=0.0, gaze_yaw=0.0, gaze_pitch=0.0, sa
 
 
 def conditions(rules: RulesConfig = RULES, neutral: Neutral | None = NEUTRAL) -> dict:
-    return build_conditions(rules, LookingAway(rules.looking_away, rules.eyes_closed, lambda: neutral))
+    attention = Attention(rules, lambda: neutral)
+    if neutral is not None:
+        attention.learner.calibrated(neutral)
+    return build_conditions(rules, attention)
 
 
 def observe(rule: str, analysis: FrameAnalysis, rules: RulesConfig = RULES, neutral: Neutral | None = NEUTRAL):
@@ -46,36 +50,128 @@ def test_confidence_is_half_at_the_threshold_and_full_at_twice_or_zero():
     assert past_lower(0.0, 0.0) == 1.0
 
 
-# --- looking away ----------------------------------------------------------------------------------
+# --- looking away: attention off the screen ------------------------------------------------------
+# Angles from the camera-to-face line; NEUTRAL (gaze straight at the camera) is taken as the screen's centre.
+
+LAPTOP = RulesConfig.model_validate({"screen": {"preset": "laptop_14in"}})  # +-17.2 deg wide, 19.2 tall
 
 
-@pytest.mark.parametrize(
-    ("faces", "crossed"),
-    [
-        ((face(yaw=10.0, pitch=-10.0),), []),  # limits of 10 degrees: at the limit is not beyond it
-        ((face(yaw=10.5, eye_yaw=-5.0),), ["head_yaw"]),  # head turned, eyes back toward the screen
-        ((face(yaw=-11.0),), ["head_yaw", "gaze_yaw"]),
-        ((face(eye_yaw=10.5),), ["gaze_yaw"]),  # head still, eyes to the side
-        ((face(pitch=-10.5),), ["head_pitch", "gaze_pitch"]),  # looking down at the lap
-    ],
-)
-def test_looking_away_names_the_angles_beyond_their_limit(faces, crossed):
-    observation = observe("looking_away", scene(0, faces=faces))
-    assert observation.active == bool(crossed)
-    if crossed:
-        assert observation.evidence["crossed"] == crossed
-        assert set(observation.evidence["limits_deg"]) == set(crossed)
-        assert "- neutral| >" in observation.evidence["threshold"]
+def test_the_screens_region_comes_from_its_size_distance_and_camera():
+    monitor = screen_region(ScreenConfig())
+    assert (monitor.yaw_min, monitor.yaw_max) == (pytest.approx(-23.87, abs=0.01), pytest.approx(23.87, abs=0.01))
+    assert (monitor.pitch_min, monitor.pitch_max) == (pytest.approx(-26.49, abs=0.01), 0.0)  # below a top camera
+    laptop = screen_region(ScreenConfig(preset="laptop_14in"))
+    assert laptop.yaw_max == pytest.approx(17.22, abs=0.01) and laptop.pitch_min == pytest.approx(-19.19, abs=0.01)
+    low_camera = screen_region(ScreenConfig(preset="laptop_14in", camera="bottom_centre"))
+    assert (low_camera.pitch_min, low_camera.pitch_max) == (0.0, pytest.approx(19.19, abs=0.01))
+    closer = screen_region(ScreenConfig(preset="laptop_14in", distance_cm=25.0))
+    assert closer.yaw_max == pytest.approx(31.8, abs=0.1)
 
 
-def test_looking_away_is_measured_from_the_neutral():
-    sideways = Neutral(head_yaw=18.0, head_pitch=-5.0, gaze_yaw=15.0, gaze_pitch=-5.0, samples=10, at=0.0)
-    # The kiosk's camera sits to the side: 25 degrees is only 7 from how this candidate faces the screen.
-    assert not observe("looking_away", scene(0, faces=(face(yaw=25.0, pitch=-5.0),)), neutral=sideways).active
-    turned = observe("looking_away", scene(0, faces=(face(yaw=3.0, pitch=-5.0),)), neutral=sideways)
-    assert turned.active
-    assert turned.evidence["offsets_deg"] == {"head_yaw": -15.0, "head_pitch": 0.0, "gaze_yaw": -12.0, "gaze_pitch": 0.0}
-    assert turned.confidence == pytest.approx(0.75)  # the angle furthest past its limit: head, 15 / (2 x 10)
+def test_a_custom_screen_needs_all_its_dimensions():
+    with pytest.raises(ValueError, match="needs height_cm, distance_cm"):
+        ScreenConfig(preset="custom", width_cm=30.0)
+
+
+@pytest.mark.parametrize("eye_yaw", [-17.0, -9.0, 0.0, 12.0, 17.0, 22.0])
+def test_reading_across_the_screen_is_not_looking_away(eye_yaw):
+    # The edges of a laptop screen lie 17 degrees off the camera's axis; the margin adds 5 more.
+    reading = scene(0, faces=(face(eye_yaw=eye_yaw, eye_pitch=-8.0),))
+    assert not observe("looking_away", reading, LAPTOP).active
+    assert not observe("looking_down", reading, LAPTOP).active
+
+
+@pytest.mark.parametrize(("gaze", "direction", "words"), [
+    ({"eye_yaw": 25.0}, "left", "to the candidate's left (image right)"),
+    ({"eye_yaw": -25.0}, "right", "to the candidate's right (image left)"),
+    ({"eye_pitch": 17.4}, "up", "up"),
+])
+def test_a_gaze_off_the_screen_is_looking_away_and_says_where(gaze, direction, words):
+    observation = observe("looking_away", scene(0, faces=(face(**gaze),)), LAPTOP)
+    assert observation.active
+    assert observation.evidence["direction"] == direction
+    assert observation.evidence["description"].startswith(f"attention off the screen {words} (gaze")
+    assert observation.evidence["cause"] == "gaze"
+    assert observation.confidence == pytest.approx(0.5 + 2.8 / 20, abs=0.01)  # 2.8 deg past the limit
+    assert observation.evidence["screen_region_deg"] == {"yaw_min": -17.2, "yaw_max": 17.2, "pitch_min": -9.6, "pitch_max": 9.6}
+    assert observation.evidence["margin_deg"] == 5.0
+
+
+def test_the_screen_size_decides_what_counts_as_off_the_screen():
+    # 20 degrees off the camera's axis: a laptop's edge plus margin is 22, a phone's 10.
+    phone = RulesConfig.model_validate(
+        {"screen": {"preset": "custom", "width_cm": 7.0, "height_cm": 15.0, "distance_cm": 35.0}}
+    )
+    eyes_aside = scene(0, faces=(face(eye_yaw=20.0),))
+    assert not observe("looking_away", eyes_aside, LAPTOP).active
+    assert observe("looking_away", eyes_aside, phone).active
+
+
+def test_a_head_turned_far_is_looking_away_even_with_the_eyes_on_the_screen():
+    turned = observe("looking_away", scene(0, faces=(face(yaw=-36.0, eye_yaw=30.0),)))
+    assert turned.active and turned.evidence["cause"] == "head turn" and turned.evidence["direction"] == "right"
+    # Heads swing well past reading angles while the eyes stay on the screen: 30 degrees is no event.
+    assert not observe("looking_away", scene(0, faces=(face(yaw=30.0, eye_yaw=-25.0),))).active
+    raised = observe("looking_away", scene(0, faces=(face(pitch=26.0, eye_pitch=-20.0),)))
+    assert raised.active and raised.evidence["direction"] == "up"
+
+
+def test_head_roll_never_counts():
+    assert not observe("looking_away", scene(0, faces=(face(roll=60.0),))).active
+    assert not observe("looking_down", scene(0, faces=(face(roll=-60.0),))).active
+
+
+def test_looking_down_needs_the_head_and_the_gaze_down_together():
+    # The monitor's bottom edge is 26.5 degrees below the camera; the neutral is at its centre (13.2 below).
+    eyes_down = scene(0, faces=(face(eye_pitch=-30.0),))  # a glance at the keyboard
+    head_down = scene(0, faces=(face(pitch=-20.0, eye_pitch=10.0),))  # head bowed, eyes on the screen
+    lap = scene(0, faces=(face(pitch=-25.0, eye_pitch=-10.0),))  # a phone in the lap
+    for frame_ in (eyes_down, head_down):
+        assert not observe("looking_down", frame_).active and not observe("looking_away", frame_).active
+    observation = observe("looking_down", lap)
+    assert observation.active and not observe("looking_away", lap).active
+    assert observation.evidence["direction"] == "down" and observation.evidence["cause"] == "head and gaze down"
+    assert observation.evidence["head_from_neutral_deg"] == {"yaw": 0.0, "pitch": -25.0}
+
+
+def test_the_region_is_placed_on_the_candidate_sitting_off_centre_or_below_a_low_camera():
+    # Calibration sees this candidate read at yaw 15 and pitch 18 (off to one side, the camera lower than
+    # configured): the same sweep around that point is reading, not looking away.
+    rules = RulesConfig.model_validate({"screen": {"preset": "laptop_14in"}, "calibration": {"duration_s": 1.0}})
+    frames = [scene(i, faces=(face(yaw=10.0, pitch=10.0, eye_yaw=5.0, eye_pitch=8.0),)) for i in range(FPS + 1)]
+    sweep = [-16.0, -8.0, 0.0, 8.0, 16.0]
+    frames += [scene(i, faces=(face(yaw=10.0, pitch=10.0, eye_yaw=5.0 + sweep[(i // FPS) % 5], eye_pitch=8.0),))
+               for i in range(FPS + 1, 60 * FPS)]
+    frames += [scene(i, faces=(face(yaw=10.0, pitch=10.0, eye_yaw=-30.0),)) for i in range(60 * FPS, 64 * FPS)]
+    rule_engine = engine(rules)
+    [event] = events_of(rule_engine, frames, "looking_away")
+    assert event.start == wall(60 * FPS) and event.evidence["direction"] == "right"
+    assert rule_engine.metrics.focus.looking_away == 4 * FPS
+
+
+def test_the_first_minutes_widen_the_region_to_where_this_candidate_reads_but_only_so_far():
+    # Sitting closer than configured: reading spans +-26 degrees, past the laptop's 17 + 5.
+    rules = RulesConfig.model_validate({"screen": {"preset": "laptop_14in"},
+                                        "calibration": {"duration_s": 1.0, "learn_s": 30.0}})
+    sweep = [0.0, 13.0, 26.0, -13.0, -26.0]  # 3 s at each place, from the centre (calibration)
+    reading = [scene(i, faces=(face(eye_yaw=sweep[(i // (3 * FPS)) % 5]),)) for i in range(60 * FPS)]
+    far_aside = [scene(i, faces=(face(eye_yaw=-45.0),)) for i in range(60 * FPS, 64 * FPS)]
+    rule_engine = engine(rules)
+    events = events_of(rule_engine, reading + far_aside, "looking_away")
+    # Before the window closes the wide reading is flagged; after it, only the look 45 degrees aside.
+    assert len(events) > 2 and all(event.end <= wall(30 * FPS) for event in events[:-1])
+    assert events[-1].start == wall(60 * FPS)
+    region = rule_engine._attention.region
+    assert region.yaw_min == pytest.approx(-26.0) and region.yaw_max == pytest.approx(26.0)
+
+
+def test_learning_widens_the_region_by_at_most_max_widening_deg():
+    learner = RegionLearner(ScreenConfig(preset="laptop_14in"), CalibrationConfig(learn_s=10.0, max_widening_deg=10.0))
+    learner.calibrated(NEUTRAL)
+    for i in range(10 * FPS + 1):  # the candidate looks far to one side a third of the time
+        learner.observe(mono(i), (-60.0 if i % 3 == 0 else 0.0, 0.0))
+    assert learner.region.yaw_min == pytest.approx(-27.22, abs=0.01)  # -17.22 - 10
+    assert learner.region.yaw_max == pytest.approx(17.22, abs=0.01)
 
 
 def test_looking_away_needs_a_neutral_and_a_pose():
@@ -84,24 +180,57 @@ def test_looking_away_needs_a_neutral_and_a_pose():
     assert not observe("looking_away", scene(0, faces=())).active
 
 
-def test_looking_away_uses_head_pose_alone_when_the_analyzer_gives_no_gaze():
-    no_gaze = Neutral(head_yaw=0.0, head_pitch=0.0, gaze_yaw=None, gaze_pitch=None, samples=10, at=0.0)
-    observation = observe("looking_away", scene(0, faces=(face(yaw=35.0),)), neutral=no_gaze)
-    assert observation.evidence["crossed"] == ["head_yaw"]
-    assert set(observation.evidence["offsets_deg"]) == {"head_yaw", "head_pitch"}
-
-
 def test_looking_away_does_not_judge_the_gaze_of_closed_eyes():
     # A blink hides the iris: its measured position swings, the candidate has not looked away.
-    assert not observe("looking_away", scene(0, faces=(face(eye_yaw=-15.0, eyes=0.08),))).active
-    head_turned = observe("looking_away", scene(0, faces=(face(yaw=15.0, eyes=0.08),)))
-    assert head_turned.evidence["crossed"] == ["head_yaw"] and "gaze_yaw" not in head_turned.evidence["offsets_deg"]
+    assert not observe("looking_away", scene(0, faces=(face(eye_yaw=-40.0, eyes=0.08),))).active
+    head_turned = observe("looking_away", scene(0, faces=(face(yaw=40.0, eyes=0.08),)))
+    assert head_turned.evidence["cause"] == "head turn" and "gaze_deg" not in head_turned.evidence
 
 
 def test_looking_away_watches_the_largest_face():
     candidate = face(yaw=0.0, box=Box(100.0, 80.0, 160.0, 160.0))
     passer_by = face(yaw=70.0, box=Box(500.0, 40.0, 40.0, 40.0))
     assert not observe("looking_away", scene(0, faces=(passer_by, candidate))).active
+
+
+# --- repeated glances ------------------------------------------------------------------------------
+
+
+def glances(pattern: str, start: int = 0) -> list[FrameAnalysis]:
+    """One character per frame: '.' reading, 'L' / 'R' eyes 40 degrees to the candidate's left / right."""
+    eye_yaw = {".": 0.0, "L": 40.0, "R": -40.0}
+    return [scene(start + i, faces=(face(eye_yaw=eye_yaw[c]),)) for i, c in enumerate(pattern)]
+
+
+GLANCE = "L" * FPS  # 1 s: shorter than looking_away's 2 s minimum
+PAUSE = "." * (5 * FPS)
+
+
+def test_three_glances_to_one_side_are_one_repeated_glances_event_spanning_them():
+    frames = glances(PAUSE + GLANCE + PAUSE + GLANCE + PAUSE + GLANCE + PAUSE)
+    rule_engine = engine()
+    assert events_of(rule_engine, frames, "looking_away") == []
+    [event] = events_of(engine(), frames, "repeated_glances")
+    assert event.start == wall(5 * FPS)  # the first glance began
+    assert event.end == wall(3 * 5 * FPS + 3 * FPS + 1)  # the frame after the third glance ended
+    assert event.evidence["direction"] == "left" and event.evidence["glances"] == 3
+    assert event.evidence["description"] == "3 glances off the screen to the candidate's left (image right) within 13 s"
+
+
+@pytest.mark.parametrize("pattern", [
+    PAUSE + GLANCE + PAUSE + GLANCE + PAUSE,  # two
+    PAUSE + GLANCE + PAUSE + "R" * FPS + PAUSE + GLANCE + PAUSE,  # not to the same side
+    PAUSE + "L" * 2 + PAUSE + "L" * 2 + PAUSE + "L" * 2 + PAUSE,  # flickers shorter than min_glance_s
+    PAUSE + "L" * 3 * FPS + PAUSE + "L" * 3 * FPS + PAUSE + "L" * 3 * FPS + PAUSE,  # each one a looking_away event
+])
+def test_glances_that_are_too_few_mixed_too_short_or_events_already_are_not_repeated_glances(pattern):
+    assert events_of(engine(), glances(pattern), "repeated_glances") == []
+
+
+def test_glances_further_apart_than_the_window_do_not_count_together():
+    rules = RulesConfig.model_validate({"repeated_glances": {"window_s": 10.0}})
+    frames = glances(PAUSE + GLANCE + PAUSE + GLANCE + PAUSE + GLANCE + PAUSE)
+    assert events_of(engine(rules), frames, "repeated_glances") == []
 
 
 # --- calibration -----------------------------------------------------------------------------------
@@ -134,6 +263,13 @@ def test_calibration_is_clamped_so_a_candidate_turned_away_cannot_hide():
     assert (neutral.head_yaw, neutral.head_pitch) == (-20.0, 20.0)
 
 
+def test_calibration_is_clamped_about_where_the_screen_lies_seen_from_the_camera():
+    # Below a top camera the screen's centre is 13 degrees down: a neutral 30 down is still plausible.
+    calibrator = Calibrator(CalibrationConfig(duration_s=0.0, min_samples=1, max_neutral_deg=20.0), (0.0, -13.0))
+    neutral = calibrator.observe(scene(0, faces=(face(pitch=-30.0, yaw=25.0),)))
+    assert (neutral.head_yaw, neutral.head_pitch) == (20.0, -30.0)
+
+
 def test_calibration_at_a_short_session_end_uses_what_it_has():
     calibrator = Calibrator(CalibrationConfig(duration_s=10.0, min_samples=50))
     for i in range(4):
@@ -146,14 +282,14 @@ def test_looking_away_is_not_raised_during_calibration_then_is_from_the_learnt_n
     rules = RulesConfig.model_validate({"calibration": {"duration_s": 3.0}})
     sitting_sideways = [scene(i, faces=(face(yaw=15.0),)) for i in range(3 * FPS + 1)]
     turned_during_calibration = [scene(0, faces=(face(yaw=60.0),))]  # one frame: the median ignores it
-    turned = [scene(i, faces=(face(yaw=50.0),)) for i in range(3 * FPS + 1, 7 * FPS)]
+    turned = [scene(i, faces=(face(yaw=60.0),)) for i in range(3 * FPS + 1, 7 * FPS)]
     back = [scene(i, faces=(face(yaw=15.0),)) for i in range(7 * FPS, 9 * FPS)]
     frames = turned_during_calibration + sitting_sideways[1:] + turned + back
 
     [event] = events_of(engine(rules), frames, "looking_away")
 
     assert (event.start, event.end) == (wall(3 * FPS + 1), wall(7 * FPS))
-    assert event.evidence["offsets_deg"]["head_yaw"] == 35.0
+    assert event.evidence["head_from_neutral_deg"]["yaw"] == 45.0
 
 
 # --- eyes closed, talking ---------------------------------------------------------------------------

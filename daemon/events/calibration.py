@@ -4,8 +4,9 @@ The session's first `duration_s` (from its first analysed frame) collect the hea
 frames that show exactly one face with a pose. Calibration ends on the first frame where that window has
 passed and at least `min_samples` were collected: a candidate not in view during the window is calibrated
 on the first `min_samples` frames that show them. The neutral is the median of each angle (a glance
-during calibration does not move it), clamped to +/- `max_neutral_deg`, so a candidate turned away for
-the whole of calibration cannot make later looking away invisible. Until it ends, looking_away is not
+during calibration does not move it), clamped to +/- `max_neutral_deg` from `centre` (where the screen's
+centre lies seen from the camera), so a candidate turned away for the whole of calibration cannot make later
+looking away invisible. Until it ends, looking_away is not
 raised. A session that stops before then is calibrated on the samples it has, if any.
 """
 
@@ -19,8 +20,9 @@ from daemon.inference.analysis import FrameAnalysis
 
 
 class Calibrator:
-    def __init__(self, config: CalibrationConfig):
+    def __init__(self, config: CalibrationConfig, centre: tuple[float, float] = (0.0, 0.0)):
         self._config = config
+        self._centre = centre  # yaw, pitch
         self._first_mono: float | None = None
         self._samples: list[tuple[float, float, float | None, float | None]] = []
         self.neutral: Neutral | None = None
@@ -51,7 +53,8 @@ class Calibrator:
 
         def neutral_angle(index: int) -> float | None:
             values = [sample[index] for sample in self._samples if sample[index] is not None]
-            return max(-limit, min(limit, median(values))) if values else None
+            centre = self._centre[index % 2]
+            return max(centre - limit, min(centre + limit, median(values))) if values else None
 
         head_yaw, head_pitch, gaze_yaw, gaze_pitch = (neutral_angle(i) for i in range(4))
         assert head_yaw is not None and head_pitch is not None  # every sample has a head pose

@@ -1,8 +1,9 @@
 """What each rule reads off one frame: whether its condition holds, how sure, and on what evidence.
 
 A condition is a callable taking one FrameAnalysis, built from its rule's config. Most look at that frame
-alone; `talking` keeps a short window of mouth openness and `looking_away` reads the neutral pose that
-calibration learnt, so the whole stays a pure function of the FrameAnalysis stream.
+alone; `talking` keeps a short window of mouth openness, `repeated_glances` the recent glances, and the
+attention rules read the region calibration placed (attention.py), so the whole stays a pure function of
+the FrameAnalysis stream.
 
 Face rules (looking_away, eyes_closed, talking) look at the candidate: the largest face in view.
 Confidence of a measured condition says how far past its threshold the value went: 0.5 at the threshold,
@@ -23,13 +24,16 @@ from daemon.config import (
     CameraFrozenRule,
     CameraMovedRule,
     EyesClosedRule,
-    LookingAwayRule,
+    LookingDownRule,
     ObjectRule,
+    RepeatedGlancesRule,
     RulesConfig,
+    RuleTiming,
     TalkingRule,
 )
-from daemon.events.model import Neutral
-from daemon.inference.analysis import DetectedObject, Face, FrameAnalysis
+from daemon.events.attention import DOWN, LEFT, RIGHT, SIDE_WORDS, UP, Attention, Look, candidate_face
+from daemon.events.model import Instant
+from daemon.inference.analysis import DetectedObject, FrameAnalysis
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +43,11 @@ class Observation:
     active: bool
     confidence: float = 0.0
     evidence: dict | None = None
+    began: Instant | None = None  # when the condition really began, if before this frame (else: now)
 
 
 Condition = Callable[[FrameAnalysis], Observation]
 CLEAR = Observation(False)
-
-
-def candidate_face(analysis: FrameAnalysis) -> Face | None:
-    """The candidate is the largest face in view: the one sitting at the kiosk."""
-    return max(analysis.faces, key=lambda face: face.box.w * face.box.h, default=None)
 
 
 def past_upper(value: float, limit: float) -> float:
@@ -81,47 +81,88 @@ def multiple_faces(analysis: FrameAnalysis) -> Observation:
 
 
 class LookingAway:
-    """Head pose or gaze beyond the rule's limits from the candidate's neutral (not raised before
-    calibration has learnt it). The gaze of eyes that count as closed (a blink) is not judged: the iris
-    is hidden, its position is noise."""
+    """Attention off the screen to the left, the right or up (attention.py), from the calibrated neutral;
+    not raised before calibration ends. Its evidence names the direction in words."""
 
-    def __init__(self, rule: LookingAwayRule, eyes_closed: EyesClosedRule, neutral: Callable[[], Neutral | None]):
-        self._neutral = neutral
-        self._closed_below = eyes_closed.max_openness
-        self.limits = {
-            "head_yaw": rule.head_yaw_deg, "head_pitch": rule.head_pitch_deg,
-            "gaze_yaw": rule.gaze_yaw_deg, "gaze_pitch": rule.gaze_pitch_deg,
-        }
-
-    def offsets(self, face: Face, neutral: Neutral) -> dict[str, float]:
-        """Degrees from the neutral, per measured angle (the face must have a pose)."""
-        pose, gaze = face.pose, face.gaze
-        assert pose is not None
-        offsets = {"head_yaw": pose.yaw - neutral.head_yaw, "head_pitch": pose.pitch - neutral.head_pitch}
-        eyes_open = face.eye_openness is None or face.eye_openness >= self._closed_below
-        if gaze is not None and eyes_open and neutral.gaze_yaw is not None and neutral.gaze_pitch is not None:
-            offsets |= {"gaze_yaw": gaze.yaw - neutral.gaze_yaw, "gaze_pitch": gaze.pitch - neutral.gaze_pitch}
-        return offsets
-
-    def crossed(self, offsets: dict[str, float]) -> list[str]:
-        return [angle for angle, offset in offsets.items() if abs(offset) > self.limits[angle]]
+    def __init__(self, attention: Attention):
+        self._attention = attention
 
     def __call__(self, analysis: FrameAnalysis) -> Observation:
-        face = candidate_face(analysis)
-        neutral = self._neutral()
-        if face is None or face.pose is None or neutral is None:
+        look = self._attention.read(analysis)
+        if look is None or look.side is None or look.side == DOWN:
             return CLEAR
-        offsets = self.offsets(face, neutral)
-        crossed = self.crossed(offsets)
-        if not crossed:
+        return _off_screen(self._attention, look, "gaze outside the screen's region plus margin, or head turned "
+                           "past its limit")
+
+
+class LookingDown:
+    """Head pitched down and gaze below the screen together (a phone in the lap)."""
+
+    def __init__(self, attention: Attention, rule: LookingDownRule):
+        self._attention = attention
+        self._limit = f"gaze below the screen's region plus margin and head down > {rule.head_down_deg:g} deg"
+
+    def __call__(self, analysis: FrameAnalysis) -> Observation:
+        look = self._attention.read(analysis)
+        if look is None or look.side != DOWN:
             return CLEAR
-        confidence = max(past_upper(abs(offsets[angle]), self.limits[angle]) for angle in crossed)
-        return Observation(True, confidence, {
-            "crossed": crossed,
-            "offsets_deg": {angle: _r(offset) for angle, offset in offsets.items()},
-            "limits_deg": {angle: self.limits[angle] for angle in crossed},
-            "threshold": " or ".join(f"|{angle} - neutral| > {self.limits[angle]:g} deg" for angle in crossed),
-        })
+        return _off_screen(self._attention, look, self._limit)
+
+
+def _off_screen(attention: Attention, look: Look, limit: str) -> Observation:
+    assert attention.region is not None  # a Look has a side only once the region is placed
+    # 0.5 at the limit, 1.0 at 10 degrees past it.
+    confidence = min(1.0, 0.5 + look.beyond_deg / 20)
+    return Observation(True, confidence, look.evidence(attention.region, attention.margin, limit))
+
+
+class RepeatedGlances:
+    """Looks off the screen too short to become events, to the same side, `count` times within `window_s`.
+
+    A glance lasts at least min_glance_s and ends before the looking_away (looking_down, for down) event
+    could have been published. The observation holds on the frame that completes the count and says when
+    the first counted glance began, so the event spans the glances; those glances are then spent."""
+
+    def __init__(self, attention: Attention, rule: RepeatedGlancesRule, away: RuleTiming, down: RuleTiming):
+        self._attention = attention
+        self._rule = rule
+        self._longest = {side: max(timing.onset_s, timing.min_duration_s)
+                         for side, timing in ((LEFT, away), (RIGHT, away), (UP, away), (DOWN, down))}
+        self._side: str | None = None
+        self._since = Instant(0.0, 0.0)
+        self._glances: dict[str, deque[tuple[Instant, float]]] = {side: deque() for side in self._longest}
+
+    def __call__(self, analysis: FrameAnalysis) -> Observation:
+        look = self._attention.read(analysis)
+        side = None if look is None else look.side
+        now = Instant(analysis.mono, analysis.wall)
+        if side == self._side:
+            return CLEAR
+        ended, began = self._side, self._since
+        self._side, self._since = side, now
+        if ended is None:
+            return CLEAR
+        lasted = now.mono - began.mono
+        if not self._rule.min_glance_s - 1e-6 <= lasted < self._longest[ended] - 1e-6:
+            return CLEAR
+        glances = self._glances[ended]
+        glances.append((began, lasted))
+        while now.mono - glances[0][0].mono > self._rule.window_s + 1e-6:
+            glances.popleft()
+        if len(glances) < self._rule.count:
+            return CLEAR
+        first = glances[0][0]
+        evidence = {
+            "direction": ended,
+            "description": f"{len(glances)} glances off the screen {SIDE_WORDS[ended]} within "
+                           f"{now.mono - first.mono:.0f} s",
+            "glances": len(glances),
+            "glance_s": [round(duration, 2) for _, duration in glances],
+            "threshold": f">= {self._rule.count} glances ({self._rule.min_glance_s:g} s or longer, each shorter "
+                         f"than an event) to one side within {self._rule.window_s:g} s",
+        }
+        glances.clear()
+        return Observation(True, 1.0, evidence, began=first)
 
 
 def eyes_closed(rule: EyesClosedRule, analysis: FrameAnalysis) -> Observation:
@@ -265,12 +306,14 @@ def camera_moved(rule: CameraMovedRule, covered: CameraCoveredRule, analysis: Fr
     })
 
 
-def build_conditions(rules: RulesConfig, looking_away: LookingAway) -> dict[str, Condition]:
+def build_conditions(rules: RulesConfig, attention: Attention) -> dict[str, Condition]:
     """Every frame-based rule by event type (camera_lost comes from capture, not from a frame)."""
     return {
         "no_face": no_face,
         "multiple_faces": multiple_faces,
-        "looking_away": looking_away,
+        "looking_away": LookingAway(attention),
+        "looking_down": LookingDown(attention, rules.looking_down),
+        "repeated_glances": RepeatedGlances(attention, rules.repeated_glances, rules.looking_away, rules.looking_down),
         "eyes_closed": partial(eyes_closed, rules.eyes_closed),
         "talking": Talking(rules.talking),
         "phone": partial(object_seen, rules.phone, "cell phone"),

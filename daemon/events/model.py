@@ -7,6 +7,15 @@ from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
+class Instant:
+    """A moment on both clocks: durations are measured on `mono` (a Pi without an RTC steps its wall
+    clock when NTP syncs), events are stamped with `wall`."""
+
+    mono: float
+    wall: float
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     id: str
     session_id: str

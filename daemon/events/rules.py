@@ -19,14 +19,14 @@ nothing published is ever retracted, and every published event lasts at least mi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 
 from daemon.config import RulesConfig, RuleTiming
+from daemon.events.attention import Attention
 from daemon.events.calibration import Calibrator
-from daemon.events.conditions import Condition, LookingAway, Observation, build_conditions
+from daemon.events.conditions import Condition, Observation, build_conditions
 from daemon.events.focus import FocusCounter
-from daemon.events.model import Event, EventChange, SessionMetrics
+from daemon.events.model import Event, EventChange, Instant, Neutral, SessionMetrics
 from daemon.inference.analysis import FrameAnalysis
 
 __all__ = ["EVENT_TYPES", "ConditionTracker", "Instant", "Observation", "RuleEngine"]
@@ -36,15 +36,6 @@ EVENT_TYPES: tuple[str, ...] = tuple(
     name for name, field in RulesConfig.model_fields.items()
     if isinstance(field.annotation, type) and issubclass(field.annotation, RuleTiming)
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Instant:
-    """A moment on both clocks: durations are measured on `mono` (a Pi without an RTC steps its wall
-    clock when NTP syncs), events are stamped with `wall`."""
-
-    mono: float
-    wall: float
 
 
 class _State(Enum):
@@ -95,7 +86,7 @@ class ConditionTracker:
 
     def _on(self, t: Instant, observation: Observation) -> EventChange | None:
         if self._state is _State.IDLE:
-            self._state, self._start = _State.PENDING, t
+            self._state, self._start = _State.PENDING, observation.began or t
             self._peak, self._evidence = observation.confidence, observation.evidence or {}
         elif observation.confidence > self._peak:
             self._peak, self._evidence = observation.confidence, observation.evidence or {}
@@ -143,15 +134,16 @@ class ConditionTracker:
 class RuleEngine:
     """All rules of one session, fed one FrameAnalysis at a time, in order, plus the camera's
     online/offline state (frames stop arriving, so `camera_lost` cannot come from a FrameAnalysis).
-    It also calibrates the candidate's neutral pose and counts the focus figures (`metrics`)."""
+    It also calibrates the candidate's neutral pose, places and learns the screen's region, and counts the
+    focus figures (`metrics`)."""
 
     def __init__(self, rules: RulesConfig, session_id: str, new_id: Callable[[], str]):
-        self._calibration = Calibrator(rules.calibration)
-        looking_away = LookingAway(rules.looking_away, rules.eyes_closed, lambda: self._calibration.neutral)
-        self._focus = FocusCounter(looking_away, rules.eyes_closed)
+        self._attention = Attention(rules, lambda: self._calibration.neutral)
+        self._calibration = Calibrator(rules.calibration, self._attention.learner.geometric.centre)
+        self._focus = FocusCounter(self._attention, rules.eyes_closed)
         self._trackers: list[tuple[Condition, ConditionTracker]] = [
             (condition, ConditionTracker(name, getattr(rules, name), new_id, session_id))
-            for name, condition in build_conditions(rules, looking_away).items()
+            for name, condition in build_conditions(rules, self._attention).items()
         ]
         self._camera_lost = ConditionTracker("camera_lost", rules.camera_lost, new_id, session_id)
 
@@ -163,17 +155,22 @@ class RuleEngine:
 
     def update(self, analysis: FrameAnalysis) -> list[EventChange]:
         t = Instant(analysis.mono, analysis.wall)
+        self._attention.observe(analysis)
         if neutral := self._calibration.observe(analysis):
-            self._focus.calibrated(neutral)
-        self._focus.count(analysis, self._calibration.neutral)
+            self._calibrated(neutral)
+        self._focus.count(analysis)
         changes = (tracker.update(t, condition(analysis)) for condition, tracker in self._trackers)
         return [change for change in changes if change is not None]
 
     def close(self, t: Instant) -> list[EventChange]:
         if neutral := self._calibration.finish(t.wall):
-            self._focus.calibrated(neutral)
+            self._calibrated(neutral)
         changes = (tracker.close(t) for tracker in self._all_trackers())
         return [change for change in changes if change is not None]
+
+    def _calibrated(self, neutral: Neutral) -> None:
+        self._attention.learner.calibrated(neutral)
+        self._focus.calibrated()
 
     @property
     def metrics(self) -> SessionMetrics:

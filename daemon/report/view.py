@@ -13,6 +13,8 @@ EVENT_LABELS = {
     "no_face": "No face",
     "multiple_faces": "Several faces",
     "looking_away": "Looking away",
+    "looking_down": "Looking down",
+    "repeated_glances": "Repeated glances",
     "eyes_closed": "Eyes closed",
     "talking": "Talking",
     "phone": "Phone",
