@@ -124,6 +124,11 @@ class InferenceConfig(_Section):
         "output of centre/size boxes and class scores, RGB 0..1 input letterboxed centred; ssd: "
         "TFLite_Detection_PostProcess's four outputs (boxes, classes, scores, count), RGB input stretched.",
     )
+    object_input_size: Annotated[int, Field(ge=32, le=2048)] | None = Field(
+        None,
+        description="object_model = 'custom' with an .onnx file: the model's square input side in pixels "
+        "(OpenCV DNN cannot read it from the file; a .tflite model's own input shape is used).",
+    )
     object_labels_file: str | None = Field(
         None,
         description="object_model = 'custom': class names, one per line, line i naming class index i. "
