@@ -45,6 +45,7 @@ MAX_SIDE = 1280  # photos are brought down to a camera frame's size for the obje
 FILLING_CROP, FILLING_SIZE = 112, 640
 PHONE = "cell phone"
 SIDE_CLIP = "videos/autooep/nocheat_side.avi"
+SIGHTING_SCORES = (0.1, 0.15, 0.2, 0.25, 0.3)
 
 # The defaults of main before issue 14: short-range faces only; objects on the whole frame and the face
 # crops at 0.3, every pass reported; the phone rule at 0.5.
@@ -132,8 +133,11 @@ def frame_filling_faces(photos: list[Photo], models: Path) -> list[np.ndarray]:
     return crops
 
 
+Figure = int | str | tuple[int, int]  # a count, a list of names, or (found, of)
+
+
 def face_figures(photos: list[Photo], faces_json: dict, filling: list[np.ndarray], config: InferenceConfig,
-                 models: Path) -> dict[str, str]:
+                 models: Path) -> dict[str, Figure]:
     groups = {}
     recall = total = no_face_found = no_face_photos = 0
     for photo in photos:
@@ -153,18 +157,17 @@ def face_figures(photos: list[Photo], faces_json: dict, filling: list[np.ndarray
     within = sum(count_ok(name, *counts) for name, counts in groups.items())
     zero = [name for name, (_, found) in groups.items() if found == 0]
     filled = sum(bool(faces_in(image, config, models)) for image in filling)
-    rows = {
-        f"group photos counted within tolerance (of {len(groups)})": str(within),
-        "group photos with no face found": f"{len(zero)} {' '.join(zero)}".strip(),
-        "faces.json recall at IoU >= 0.5": f"{recall}/{total}",
-        f"faces on the {no_face_photos} no-face photos": str(no_face_found),
-        f"frame-filling faces found (112 px -> 640 px, of {len(filling)})": str(filled),
+    return {
+        "group photos counted within tolerance": (within, len(groups)),
+        "group photos with no face found": len(zero),
+        "faces.json recall at IoU >= 0.5": (recall, total),
+        "faces on the no-face photos": (no_face_found, no_face_photos),
+        "frame-filling faces found (112 px -> 640 px)": (filled, len(filling)),
+        "per group photo (found/labelled)": " ".join(f"{n[:14]}:{f}/{l}" for n, (l, f) in groups.items()),
     }
-    rows["per group photo (labelled: found)"] = " ".join(f"{n[:12]}:{f}/{l}" for n, (l, f) in groups.items())
-    return rows
 
 
-def phone_figures(photos: list[Photo], config: InferenceConfig, models: Path) -> dict[str, str]:
+def phone_figures(photos: list[Photo], config: InferenceConfig, models: Path) -> dict[str, Figure]:
     detector = load_object_detector(config, models)
     phones = iou30 = iou50 = wrong = on_free = free_photos = 0
     for photo in photos:
@@ -184,10 +187,10 @@ def phone_figures(photos: list[Photo], config: InferenceConfig, models: Path) ->
             free_photos += 1
             on_free += len(found)
     return {
-        "phone recall at IoU >= 0.3": f"{iou30}/{phones}",
-        "phone recall at IoU >= 0.5": f"{iou50}/{phones}",
-        "phone boxes matching no phone on the phone photos": str(wrong),
-        f"phone boxes on the {free_photos} phone-free photos": str(on_free),
+        "phone recall at IoU >= 0.3": (iou30, phones),
+        "phone recall at IoU >= 0.5": (iou50, phones),
+        "phone boxes matching no phone on the phone photos": wrong,
+        "phone boxes on the phone-free photos (of)": (on_free, free_photos),
     }
 
 
@@ -215,10 +218,10 @@ def phone_events(frames: list[np.ndarray], fps: float, config: InferenceConfig, 
 
 
 def clip_sightings(frames: list[np.ndarray], fps: float, models: Path) -> list[list[DetectedObject]]:
-    """Every object pass's phone sightings (today's pass, evidence off) at 2 Hz of the clip's time."""
-    config = AFTER.model_copy(update={"object_model": "off"})
-    faces = FacePipeline(config, models)
-    detector = load_object_detector(AFTER, models)
+    """Every object pass's phone sightings (today's pass, evidence off, down to the lowest score of
+    SIGHTING_SCORES) at 2 Hz of the clip's time."""
+    faces = FacePipeline(AFTER, models)
+    detector = load_object_detector(AFTER.model_copy(update={"object_min_score": min(SIGHTING_SCORES)}), models)
     passes, next_pass = [], 0.0
     for i, image in enumerate(frames):
         found = faces.process(image, i / fps).faces
@@ -229,24 +232,35 @@ def clip_sightings(frames: list[np.ndarray], fps: float, models: Path) -> list[l
 
 
 def evidence_figures(passes: list[list[DetectedObject]]) -> str:
-    seen = sum(bool(p) for p in passes)
+    """Per sighting score: passes with a sighting, and passes that report a phone when k of the last 5
+    passes must have seen it, for k = 1..4."""
     top = max((o.score for p in passes for o in p), default=0.0)
-    confirmed = []
-    for needed in range(1, 5):
-        evidence = ObjectEvidence(needed, 5)
-        confirmed.append(sum(bool(evidence.update(p)) for p in passes))
-    return f"{seen:3d}/{len(passes):3d} passes, top {top:.2f}; confirmed k=1..4 of 5: {confirmed}"
+    cells = []
+    for score in SIGHTING_SCORES:
+        kept = [[o for o in p if o.score >= score] for p in passes]
+        confirmed = []
+        for needed in range(1, 5):
+            evidence = ObjectEvidence(needed, 5)
+            confirmed.append(sum(bool(evidence.update(p)) for p in kept))
+        cells.append(f"{score:.2f}: {'/'.join(map(str, confirmed))}")
+    return f"{len(passes):3d} passes, top {top:.2f} | " + " | ".join(cells)
 
 
-def table(title: str, before: dict[str, str], after: dict[str, str]) -> None:
+def _cell(value: Figure) -> str:
+    return f"{value[0]}/{value[1]}" if isinstance(value, tuple) else str(value)
+
+
+def table(title: str, columns: dict[str, dict[str, Figure]]) -> None:
+    """One row per figure, one column per configuration; text figures (lists) go below, one line each."""
     print(f"\n{title}")
-    width = max(len(k) for k in before)
-    print(f"  {'':{width}}  {'before':>14}  {'after':>14}")
-    for key in before:
-        if key.startswith("per "):
-            print(f"  {key}:\n    before {before[key]}\n    after  {after[key]}")
+    first = next(iter(columns.values()))
+    width = max(len(key) for key in first)
+    print(f"  {'':{width}}" + "".join(f"  {name:>12}" for name in columns))
+    for key, value in first.items():
+        if isinstance(value, str):
+            print(f"  {key}:" + "".join(f"\n    {name:>10}: {figures[key]}" for name, figures in columns.items()))
         else:
-            print(f"  {key:{width}}  {before[key]:>14}  {after[key]:>14}")
+            print(f"  {key:{width}}" + "".join(f"  {_cell(figures[key]):>12}" for figures in columns.values()))
 
 
 def main() -> None:
@@ -262,16 +276,20 @@ def main() -> None:
     print(f"after:  face_model={AFTER.face_model}; objects whole frame + tiles + face and hand crops at "
           f"{AFTER.object_min_score}, {AFTER.object_confirm_passes} of {AFTER.object_confirm_window} passes, "
           f"phone rule {RulesConfig().phone.min_score}")
-    table("Faces", *(face_figures(photos, faces_json, filling, c, models) for c in (BEFORE, AFTER)))
-    table("Phones (one object pass per photo)", *(phone_figures(photos, c, models) for c in (BEFORE, AFTER)))
+    configs = {"before": BEFORE, "full only": AFTER.model_copy(update={"face_model": "full"}), "after": AFTER}
+    table("Faces", {name: face_figures(photos, faces_json, filling, c, models) for name, c in configs.items()})
+    table("Phones (one object pass per photo)", {name: phone_figures(photos, c, models) for name, c in (
+        ("before", BEFORE), ("after", AFTER))})
     if not args.no_clips:
         frames, fps = read_clip(SIDE_CLIP)
         before = phone_events(frames, fps, BEFORE, BEFORE_RULES, models)
         after = phone_events(frames, fps, AFTER, RulesConfig(), models)
-        table(f"Phone events on {SIDE_CLIP} (none expected)",
-              {"phone events": str(before[0]), "top reported phone score": f"{before[1]:.2f}"},
-              {"phone events": str(after[0]), "top reported phone score": f"{after[1]:.2f}"})
-        print("\nPhone sightings per clip (no clip shows a phone), today's object pass, evidence applied after:")
+        table(f"Phone events on {SIDE_CLIP} (none expected)", {
+            name: {"phone events": events, "top reported phone score": round(top, 2)}
+            for name, (events, top) in (("before", before), ("after", after))
+        })
+        print("\nPhone passes per clip (no clip shows a phone; today's object pass): at each sighting score, the "
+              "passes that report a phone when k = 1/2/3/4 of the last 5 passes must have seen it")
         clips = json.loads((MEDIA / "labels.json").read_text())["videos"]
         for rel in clips:
             frames, fps = read_clip(rel)
