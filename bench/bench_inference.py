@@ -251,9 +251,10 @@ def objects_alone(frames: list[np.ndarray], models: Path) -> None:
         hands.detect(image)
         timings.append((time.perf_counter() - started) * 1000)
     print(f"   palm detection alone {summary(timings)} ms")
-    before, after = list(OBJECT_PASSES)[0], list(OBJECT_PASSES)[-1]
+    before, *_, after = OBJECT_PASSES
+    rate = InferenceConfig().object_rate_hz
     print(f"   yolox default pass / before: {medians['yolox', after] / medians['yolox', before]:.2f}x (medians); "
-          f"at {InferenceConfig().object_rate_hz:g} Hz it takes {medians['yolox', after] * 2 / 10:.0f} % of one core\n")
+          f"at {rate:g} Hz it takes {medians['yolox', after] * rate / 10:.0f} % of one core\n")
 
 
 def live(frames: list[np.ndarray], models: Path, seconds: float) -> None:

@@ -1,7 +1,9 @@
 """Faces and phones on the labelled photos of ../shared/media, and phone sightings on its clips: the
 detection defaults of before issue 14 next to today's, from one command (run by hand, not by pytest).
 
-    .venv/bin/python bench/eval_stills.py [--no-clips]
+    .venv/bin/python bench/eval_stills.py [--no-clips] [--config proctord.toml]
+
+"after" is today's defaults, or the [inference] section of --config (e.g. your own object model).
 
 Faces (labels.json `face_count`, faces.json boxes):
 - group photos (2 or more faces): found within the tolerance (`count_ok`), never zero;
@@ -30,7 +32,7 @@ import cv2
 import numpy as np
 
 from daemon.capture.frame import Frame
-from daemon.config import Config, InferenceConfig, RulesConfig
+from daemon.config import Config, InferenceConfig, RulesConfig, load_config
 from daemon.events.rules import RuleEngine
 from daemon.inference.analysis import Box, DetectedObject, Face
 from daemon.inference.analyzer import FrameAnalyzer
@@ -54,7 +56,6 @@ BEFORE = InferenceConfig(
     object_confirm_passes=1, object_confirm_window=1,
 )
 BEFORE_RULES = RulesConfig(phone={"min_score": 0.5})
-AFTER = InferenceConfig()
 # Group photos whose faces are out of any BlazeFace's range, where only "not zero" is asked: the three
 # 3.7-5 k px Unsplash photos (faces of about 10 px at the full-range model's 192-px input) and coco 328
 # (three cadets looking down, faces under their caps).
@@ -167,31 +168,42 @@ def face_figures(photos: list[Photo], faces_json: dict, filling: list[np.ndarray
     }
 
 
-def phone_figures(photos: list[Photo], config: InferenceConfig, models: Path) -> dict[str, Figure]:
-    detector = load_object_detector(config, models)
-    phones = iou30 = iou50 = wrong = on_free = free_photos = 0
+def phone_figures(photos: list[Photo], config: InferenceConfig, models: Path,
+                  scores: tuple[float, ...] | None = None) -> dict[float, dict[str, Figure]]:
+    """Phone figures at each sighting score of `scores` (default: the config's own), from one pass per photo
+    at the lowest of them (NMS keeps higher scores first, so cutting afterwards gives the same boxes)."""
+    scores = scores or (config.object_min_score,)
+    detector = load_object_detector(config.model_copy(update={"object_min_score": min(scores)}), models)
+    passes = []  # (photo is a phone photo, truth boxes, found phones)
     for photo in photos:
         image = photo.image
         scale = min(1.0, MAX_SIDE / max(image.shape[:2]))
         if scale < 1:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        found = [o.box for o in detector.detect(image, faces_in(image, config, models)) if o.label == PHONE]
+        found = [o for o in detector.detect(image, faces_in(image, config, models)) if o.label == PHONE]
         truth = [Box(b.x * scale, b.y * scale, b.w * scale, b.h * scale) for b in photo.boxes(PHONE)]
-        if "/phones/" in photo.rel:
-            phones += len(truth)
-            iou50 += matched(truth, found, 0.5)
-            hits = matched(truth, found, 0.3)
-            iou30 += hits
-            wrong += len(found) - hits
-        else:
-            free_photos += 1
-            on_free += len(found)
-    return {
-        "phone recall at IoU >= 0.3": (iou30, phones),
-        "phone recall at IoU >= 0.5": (iou50, phones),
-        "phone boxes matching no phone on the phone photos": wrong,
-        "phone boxes on the phone-free photos (of)": (on_free, free_photos),
-    }
+        passes.append(("/phones/" in photo.rel, truth, found))
+    figures = {}
+    for score in scores:
+        phones = iou30 = iou50 = wrong = on_free = free_photos = 0
+        for phone_photo, truth, found in passes:
+            boxes = [o.box for o in found if o.score >= score]
+            if phone_photo:
+                phones += len(truth)
+                iou50 += matched(truth, boxes, 0.5)
+                hits = matched(truth, boxes, 0.3)
+                iou30 += hits
+                wrong += len(boxes) - hits
+            else:
+                free_photos += 1
+                on_free += len(boxes)
+        figures[score] = {
+            "phone recall at IoU >= 0.3": (iou30, phones),
+            "phone recall at IoU >= 0.5": (iou50, phones),
+            "phone boxes matching no phone on the phone photos": wrong,
+            "phone boxes on the phone-free photos (of)": (on_free, free_photos),
+        }
+    return figures
 
 
 def read_clip(rel: str) -> tuple[list[np.ndarray], float]:
@@ -217,16 +229,17 @@ def phone_events(frames: list[np.ndarray], fps: float, config: InferenceConfig, 
     return events, best
 
 
-def clip_sightings(frames: list[np.ndarray], fps: float, models: Path) -> list[list[DetectedObject]]:
+def clip_sightings(frames: list[np.ndarray], fps: float, config: InferenceConfig,
+                   models: Path) -> list[list[DetectedObject]]:
     """Every object pass's phone sightings (today's pass, evidence off, down to the lowest score of
     SIGHTING_SCORES) at 2 Hz of the clip's time."""
-    faces = FacePipeline(AFTER, models)
-    detector = load_object_detector(AFTER.model_copy(update={"object_min_score": min(SIGHTING_SCORES)}), models)
+    faces = FacePipeline(config, models)
+    detector = load_object_detector(config.model_copy(update={"object_min_score": min(SIGHTING_SCORES)}), models)
     passes, next_pass = [], 0.0
     for i, image in enumerate(frames):
         found = faces.process(image, i / fps).faces
         if i / fps >= next_pass:
-            next_pass += 1 / AFTER.object_rate_hz
+            next_pass += 1 / config.object_rate_hz
             passes.append([o for o in detector.detect(image, found) if o.label == PHONE])
     return passes
 
@@ -266,34 +279,42 @@ def table(title: str, columns: dict[str, dict[str, Figure]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-clips", action="store_true", help="photos only")
+    parser.add_argument("--config", type=Path, help="take 'after' from this config file's [inference] section")
     args = parser.parse_args()
-    models = Config().models_dir
+    config = load_config(args.config) if args.config else Config()
+    models, after = config.models_dir, config.inference
     started = time.perf_counter()
     photos = load_photos()
     faces_json = json.loads((MEDIA / "faces.json").read_text())
     filling = frame_filling_faces(photos, models)
     print("before: face_model=short; objects whole frame + face crops at 0.3, every pass counts, phone rule 0.5")
-    print(f"after:  face_model={AFTER.face_model}; objects whole frame + tiles + face and hand crops at "
-          f"{AFTER.object_min_score}, {AFTER.object_confirm_passes} of {AFTER.object_confirm_window} passes, "
-          f"phone rule {RulesConfig().phone.min_score}")
-    configs = {"before": BEFORE, "full only": AFTER.model_copy(update={"face_model": "full"}), "after": AFTER}
+    regions = [name for name, on in (("tiles", after.object_tiles), ("face crops", after.object_face_crops),
+                                      ("hand crops", after.object_hand_crops)) if on]
+    print(f"after:  face_model={after.face_model}; objects ({after.object_model}) whole frame + {' + '.join(regions)} "
+          f"at {after.object_min_score}, {after.object_confirm_passes} of {after.object_confirm_window} passes, "
+          f"phone rule {config.rules.phone.min_score}")
+    configs = {"before": BEFORE, "full only": after.model_copy(update={"face_model": "full"}), "after": after}
     table("Faces", {name: face_figures(photos, faces_json, filling, c, models) for name, c in configs.items()})
-    table("Phones (one object pass per photo)", {name: phone_figures(photos, c, models) for name, c in (
-        ("before", BEFORE), ("after", AFTER))})
+    table("Phones (one object pass per photo)", {
+        "before": phone_figures(photos, BEFORE, models)[BEFORE.object_min_score],
+        "after": phone_figures(photos, after, models)[after.object_min_score],
+    })
+    sweep = phone_figures(photos, after, models, SIGHTING_SCORES)
+    table("Phones, today's object pass at other sighting scores", {f"at {k:g}": v for k, v in sweep.items()})
     if not args.no_clips:
         frames, fps = read_clip(SIDE_CLIP)
-        before = phone_events(frames, fps, BEFORE, BEFORE_RULES, models)
-        after = phone_events(frames, fps, AFTER, RulesConfig(), models)
+        events = {"before": phone_events(frames, fps, BEFORE, BEFORE_RULES, models),
+                  "after": phone_events(frames, fps, after, config.rules, models)}
         table(f"Phone events on {SIDE_CLIP} (none expected)", {
-            name: {"phone events": events, "top reported phone score": round(top, 2)}
-            for name, (events, top) in (("before", before), ("after", after))
+            name: {"phone events": count, "top reported phone score": round(top, 2)}
+            for name, (count, top) in events.items()
         })
         print("\nPhone passes per clip (no clip shows a phone; today's object pass): at each sighting score, the "
               "passes that report a phone when k = 1/2/3/4 of the last 5 passes must have seen it")
         clips = json.loads((MEDIA / "labels.json").read_text())["videos"]
         for rel in clips:
             frames, fps = read_clip(rel)
-            print(f"  {rel.rsplit('/', 1)[-1]:24} {evidence_figures(clip_sightings(frames, fps, models))}")
+            print(f"  {rel.rsplit('/', 1)[-1]:24} {evidence_figures(clip_sightings(frames, fps, after, models))}")
     print(f"\n({time.perf_counter() - started:.0f} s)")
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import eval_stills  # noqa: E402
+import eval_stills
 
-from daemon.config import InferenceConfig, RulesConfig  # noqa: E402
+from daemon.config import InferenceConfig, RulesConfig
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,8 @@ def test_both_face_models_find_group_faces_and_frame_filling_faces(photos, filli
 
 
 def test_phones_in_hands_and_on_desks_without_false_boxes(photos, models_dir):
-    before = eval_stills.phone_figures(photos, eval_stills.BEFORE, models_dir)
-    after = eval_stills.phone_figures(photos, InferenceConfig(), models_dir)
+    before = eval_stills.phone_figures(photos, eval_stills.BEFORE, models_dir)[eval_stills.BEFORE.object_min_score]
+    after = eval_stills.phone_figures(photos, InferenceConfig(), models_dir)[InferenceConfig().object_min_score]
     print(f"\nbefore: {before}\nafter:  {after}")
     found, phones = after["phone recall at IoU >= 0.3"]
     assert phones == 11
