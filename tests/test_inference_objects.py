@@ -16,7 +16,10 @@ from daemon.capture.frame import Frame
 from daemon.config import ConfigError, InferenceConfig, parse_config
 from daemon.inference.analysis import Box, DetectedObject, Face
 from daemon.inference.analyzer import FrameAnalyzer, required_models
-from daemon.inference.objects import YoloxDetector, load_object_detector
+from daemon.inference.hands import PALM_FILE, HandDetector
+from daemon.inference.object_evidence import ObjectEvidence
+from daemon.inference.objects import Yolov8Detector, YoloxDetector, load_object_detector
+from daemon.inference.runtime import TFLiteModel
 
 # Photos are resized to at most this long side first: a kiosk camera's frame, not a 5 k px photo.
 MAX_SIDE = 1280
@@ -57,8 +60,14 @@ def photos(shared, models_dir) -> dict[str, list[Photo]]:
     return groups
 
 
+# The pass these comparisons were first measured on: whole frame and face crops at 0.3, no tiles, no hands
+# (today's default pass is measured against the issue's targets in test_inference_stills.py).
+FACE_CROP_PASS = {"object_tiles": False, "object_hand_crops": False, "object_min_score": 0.3}
+
+
 def _detector(models_dir: Path, model: str = "yolox", crops: bool = True, **config):
-    return load_object_detector(InferenceConfig(object_model=model, object_face_crops=crops, **config), models_dir)
+    settings = FACE_CROP_PASS | {"object_model": model, "object_face_crops": crops} | config
+    return load_object_detector(InferenceConfig(**settings), models_dir)
 
 
 def _match(truth: list[Box], found: list[DetectedObject], min_iou: float) -> tuple[int, list[DetectedObject]]:
@@ -179,9 +188,10 @@ def test_the_object_worker_runs_off_the_frame_path(scenario_frames, models_dir):
             nonlocal index
             index += 1
             analysis = analyzer.analyze(Frame(scenario_frames[index % 30], index, index / 10, index / 10))
-            return analysis.objects_mono is not None and analysis
+            return analysis.objects and analysis
 
-        analysis = wait_until(objects_reported, 30, "the object worker's first results", interval=0.05)
+        # A person is reported once the temporal evidence holds (object_confirm_passes passes).
+        analysis = wait_until(objects_reported, 60, "the object worker's first confirmed results", interval=0.05)
         assert analysis.objects_mono <= analysis.mono
         assert "person" in {o.label for o in analysis.objects}
     finally:
@@ -190,22 +200,29 @@ def test_the_object_worker_runs_off_the_frame_path(scenario_frames, models_dir):
 
 def test_required_models_follow_the_config():
     assert required_models(InferenceConfig()) == [
-        "face_detection_short_range.tflite", "face_landmark.tflite", "iris_landmark.tflite",
-        "yolox_nano_coco_fp16.tflite", "coco80_labels.txt",
+        "face_detection_short_range.tflite", "face_detection_full_range.tflite", "face_landmark.tflite",
+        "iris_landmark.tflite", "yolox_nano_coco_fp16.tflite", "coco80_labels.txt", "palm_detection_lite.tflite",
     ]
-    assert required_models(InferenceConfig(face_model="full", object_model="ssd"))[::3] == [
-        "face_detection_full_range.tflite", "ssd_mobilenet_v1_coco_quant.tflite",
+    assert required_models(InferenceConfig(face_model="full", object_model="ssd", object_hand_crops=False)) == [
+        "face_detection_full_range.tflite", "face_landmark.tflite", "iris_landmark.tflite",
+        "ssd_mobilenet_v1_coco_quant.tflite", "coco_labelmap.txt",
     ]
-    assert len(required_models(InferenceConfig(object_model="off"))) == 3
+    assert len(required_models(InferenceConfig(face_model="short", object_model="off"))) == 3
+    custom = InferenceConfig(object_model="custom", object_model_file="/opt/desk.tflite", object_model_layout="yolov8",
+                             object_labels_file="/opt/desk.txt", object_hand_crops=False)
+    assert required_models(custom)[-1] == "iris_landmark.tflite"  # an exam centre's own files are not pinned
 
 
 def test_wrong_model_or_labels_are_named(models_dir, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("person\nbook\n")
     with pytest.raises(ValueError, match="labels.txt: no class named cell phone"):
-        YoloxDetector(models_dir / "yolox_nano_coco_fp16.tflite", labels, ["cell phone"], 0.3)
+        YoloxDetector(TFLiteModel(models_dir / "yolox_nano_coco_fp16.tflite"), labels, ["cell phone"], 0.3)
+    ssd = TFLiteModel(models_dir / "ssd_mobilenet_v1_coco_quant.tflite")
     with pytest.raises(ValueError, match="ssd_mobilenet_v1_coco_quant.tflite"):
-        YoloxDetector(models_dir / "ssd_mobilenet_v1_coco_quant.tflite", models_dir / "coco80_labels.txt", ["book"], 0.3)
+        YoloxDetector(ssd, models_dir / "coco80_labels.txt", ["book"], 0.3)
+    with pytest.raises(ValueError, match="ssd_mobilenet_v1_coco_quant.tflite"):
+        Yolov8Detector(ssd, models_dir / "coco80_labels.txt", ["book"], 0.3)
 
 
 def test_a_bad_object_class_is_named_in_the_config_error():
@@ -214,3 +231,76 @@ def test_a_bad_object_class_is_named_in_the_config_error():
     problems = "\n".join(caught.value.problems)
     assert "inference.object_classes: ['cell phone', 'phone'] is not allowed: not COCO class names: phone" in problems
     assert "inference.camera_intrinsics: [500.0, 500.0] is not allowed" in problems
+
+
+def test_a_custom_model_is_loaded_by_its_declared_layout(photos, models_dir, tmp_path):
+    """The bundled files declared as an exam centre's own (absolute paths, relative ones under the models
+    directory) find exactly what the bundled choice finds."""
+    for layout, model, labels in (("yolox", "yolox_nano_coco_fp16.tflite", "coco80_labels.txt"),
+                                  ("ssd", "ssd_mobilenet_v1_coco_quant.tflite", "coco_labelmap.txt")):
+        bundled = _detector(models_dir, layout)
+        custom = _detector(models_dir, "custom", object_model_file=model, object_model_layout=layout,
+                           object_labels_file=str(models_dir / labels))
+        for photo in photos["phones"]:
+            assert custom.detect(photo.image, photo.faces) == bundled.detect(photo.image, photo.faces), photo.name
+
+
+def test_a_custom_onnx_model_needs_its_input_size(models_dir, tmp_path):
+    onnx = tmp_path / "desk.onnx"
+    onnx.write_bytes(b"not a model")
+    config = InferenceConfig(object_model="custom", object_model_file=str(onnx), object_model_layout="yolov8",
+                             object_labels_file=str(models_dir / "coco80_labels.txt"))
+    with pytest.raises(ValueError, match="desk.onnx: an ONNX model needs inference.object_input_size"):
+        load_object_detector(config, models_dir)
+    with pytest.raises(ValueError, match="cannot load ONNX model .*desk.onnx"):
+        load_object_detector(config.model_copy(update={"object_input_size": 320}), models_dir)
+
+
+def test_an_incomplete_custom_model_is_a_config_error():
+    with pytest.raises(ConfigError) as caught:
+        parse_config('[inference]\nobject_model = "custom"\nobject_model_file = "desk.tflite"\n')
+    assert "needs object_model_layout, object_labels_file" in "\n".join(caught.value.problems)
+    with pytest.raises(ConfigError, match="object_confirm_passes \\(4\\) is more than object_confirm_window \\(3\\)"):
+        parse_config("[inference]\nobject_confirm_passes = 4\nobject_confirm_window = 3\n")
+
+
+def test_palms_are_found_next_to_the_held_phones(photos, models_dir):
+    """The hand crops' anchor: in coco 1296 both hands hold a phone; in 536 one hand holds a phone at the
+    ear and another one in the lap (the third phone, at the other ear, is behind hair: no palm there)."""
+    hands = HandDetector(models_dir / PALM_FILE)
+    by_name = {p.name: p for p in photos["phones"]}
+    for name, held in (("coco_val2017_000000001296.jpg", (0, 1)), ("coco_train2017_000000000536.jpg", (1, 2))):
+        photo = by_name[name]
+        found = hands.detect(photo.image)
+        print(f"\n{name}: palms {[(round(h.score, 2), [round(v) for v in h.box]) for h in found]}")
+        for phone in (photo.truth["cell phone"][i] for i in held):
+            near = [h for h in found if Box(*_xywh(h.reach(3.0))).iou(phone) > 0]
+            assert near, (name, phone)
+    assert not any(hands.detect(p.image) for p in photos["others"] if p.name in ("dogs.jpg", "coffee.png"))
+
+
+def _xywh(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = box
+    return x1, y1, x2 - x1, y2 - y1
+
+
+def _phone(x: float, score: float) -> DetectedObject:
+    return DetectedObject("cell phone", score, Box(x, 100, 40, 80))
+
+
+def test_temporal_evidence_counts_repeats_not_one_stray_score():
+    evidence = ObjectEvidence(passes=3, window=5)
+    # One stray high score, then nothing: never reported.
+    assert [evidence.update(p) for p in ([_phone(10, 0.9)], [], [], [], [], [])] == [[]] * 6
+    # A modest phone seen in 3 of 5 passes at about the same place (a hand moves it a little): reported from
+    # its third sighting, with the mean score, and while the window still holds three sightings.
+    sightings = [[_phone(300, 0.3)], [], [_phone(306, 0.28)], [_phone(312, 0.31)], [], [], []]
+    reported = [evidence.update(p) for p in sightings]
+    assert [len(r) for r in reported] == [0, 0, 0, 1, 1, 0, 0]
+    assert reported[3][0].score == pytest.approx((0.3 + 0.28 + 0.31) / 3)
+    assert reported[3][0].box == _phone(312, 0).box
+    # Three sightings at three different places are three strays.
+    evidence = ObjectEvidence(passes=3, window=5)
+    assert not any(evidence.update([_phone(x, 0.6)]) for x in (0, 200, 400))
+    # passes = 1 reports every sighting as it comes.
+    assert ObjectEvidence(1, 1).update([_phone(0, 0.4)]) == [_phone(0, 0.4)]

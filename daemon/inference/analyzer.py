@@ -7,17 +7,23 @@ from pathlib import Path
 from daemon.capture.frame import Frame
 from daemon.config import InferenceConfig
 from daemon.inference.analysis import FrameAnalysis
-from daemon.inference.face_pipeline import FACE_DETECTOR_FILES, FACE_MESH_FILE, IRIS_FILE, FacePipeline
+from daemon.inference.face_pipeline import (
+    FACE_DETECTOR_FILES,
+    FACE_MESH_FILE,
+    FACE_MODEL_VARIANTS,
+    IRIS_FILE,
+    FacePipeline,
+)
+from daemon.inference.object_evidence import ConfirmedObjects, ObjectEvidence
 from daemon.inference.object_worker import BackgroundObjects, InlineObjects
-from daemon.inference.objects import OBJECT_MODEL_FILES, load_object_detector
+from daemon.inference.objects import load_object_detector, object_model_files
 
 
 def required_models(config: InferenceConfig) -> list[str]:
     """The model files this config uses (the daemon checks their hashes at start-up)."""
-    files = [FACE_DETECTOR_FILES[config.face_model], FACE_MESH_FILE, IRIS_FILE]
-    if config.object_model != "off":
-        files += OBJECT_MODEL_FILES[config.object_model]
-    return files
+    files = [FACE_DETECTOR_FILES[variant] for variant in FACE_MODEL_VARIANTS[config.face_model]]
+    files += [FACE_MESH_FILE, IRIS_FILE]
+    return files + object_model_files(config)
 
 
 class FrameAnalyzer:
@@ -29,11 +35,14 @@ class FrameAnalyzer:
     """
 
     def __init__(self, config: InferenceConfig, models_dir: Path, live: bool = False):
-        self.face_model = FACE_DETECTOR_FILES[config.face_model]
+        self.face_model = " + ".join(FACE_DETECTOR_FILES[v] for v in FACE_MODEL_VARIANTS[config.face_model])
         self._faces = FacePipeline(config, models_dir)
         detector = load_object_detector(config, models_dir)
         runner = BackgroundObjects if live else InlineObjects
-        self._objects = None if detector is None else runner(detector, config.object_rate_hz)
+        self._objects = None
+        if detector is not None:
+            evidence = ObjectEvidence(config.object_confirm_passes, config.object_confirm_window)
+            self._objects = runner(ConfirmedObjects(detector, evidence), config.object_rate_hz)
         self._objects_reported: float | None = None
 
     def start(self) -> None:

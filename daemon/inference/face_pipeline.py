@@ -18,12 +18,14 @@ import numpy as np
 from daemon.config import InferenceConfig
 from daemon.inference import face_geometry
 from daemon.inference.analysis import Box, Face
-from daemon.inference.face_detector import FaceDetector
+from daemon.inference.face_detector import FaceDetector, MergedFaceDetector
 from daemon.inference.face_landmarks import FaceMeshModel, Mesh, roi_from_detection, roi_from_landmarks
 from daemon.inference.iris import EyeReading, IrisModel, eye_crops, place
 from daemon.inference.roi import Roi
 
 FACE_DETECTOR_FILES = {"short": "face_detection_short_range.tflite", "full": "face_detection_full_range.tflite"}
+# face_model -> the BlazeFace variants it runs
+FACE_MODEL_VARIANTS = {"short": ("short",), "full": ("full",), "both": ("short", "full")}
 FACE_MESH_FILE = "face_landmark.tflite"
 IRIS_FILE = "iris_landmark.tflite"
 # Two meshes this similar are one face seen twice (two crops drifted onto it); for a mesh the last detector
@@ -57,12 +59,10 @@ class _Track:
 
 class FacePipeline:
     def __init__(self, config: InferenceConfig, models_dir: Path) -> None:
-        self._detector = FaceDetector(
-            models_dir / FACE_DETECTOR_FILES[config.face_model],
-            variant=config.face_model,
-            threads=config.threads,
-            min_score=config.face_min_score,
-        )
+        self._detector = MergedFaceDetector([
+            FaceDetector(models_dir / FACE_DETECTOR_FILES[variant], variant, config.threads, config.face_min_score)
+            for variant in FACE_MODEL_VARIANTS[config.face_model]
+        ])
         self._mesh = FaceMeshModel(models_dir / FACE_MESH_FILE, config.threads)
         self._iris = IrisModel(models_dir / IRIS_FILE, config.threads)
         self._max_faces = config.max_faces

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from daemon.inference.analysis import DetectedObject, Face
-from daemon.inference.objects import CandidateCropDetector
+from daemon.inference.object_evidence import ConfirmedObjects
 
 log = logging.getLogger(__name__)
 # Niceness of the worker thread: when both want the CPU, the per-frame path wins.
@@ -48,14 +48,14 @@ class _Schedule:
         return True
 
 
-def _run(detector: CandidateCropDetector, image: np.ndarray, mono: float, faces: tuple[Face, ...]) -> ObjectSnapshot:
+def _run(detector: ConfirmedObjects, image: np.ndarray, mono: float, faces: tuple[Face, ...]) -> ObjectSnapshot:
     started = time.perf_counter()
     objects = tuple(detector.detect(image, faces))
     return ObjectSnapshot(objects, mono, (time.perf_counter() - started) * 1000)
 
 
 class InlineObjects:
-    def __init__(self, detector: CandidateCropDetector, rate_hz: float):
+    def __init__(self, detector: ConfirmedObjects, rate_hz: float):
         self._detector = detector
         self._schedule = _Schedule(rate_hz)
         self._latest = ObjectSnapshot()
@@ -73,7 +73,7 @@ class InlineObjects:
 
 
 class BackgroundObjects:
-    def __init__(self, detector: CandidateCropDetector, rate_hz: float):
+    def __init__(self, detector: ConfirmedObjects, rate_hz: float):
         self._detector = detector
         self._schedule = _Schedule(rate_hz)
         self._latest = ObjectSnapshot()

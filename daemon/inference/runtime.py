@@ -106,3 +106,39 @@ class TFLiteModel:
         self._interpreter.set_tensor(self._input["index"], tensor)
         self._interpreter.invoke()
         return [self._interpreter.get_tensor(i) for i in self._output_indices]
+
+
+class OnnxModel:
+    """An ONNX model run by OpenCV DNN, behind TFLiteModel's interface: NHWC float32 in, outputs in the
+    network's output order. OpenCV cannot read the input size from the file, so the caller gives it (a
+    square side); the output shapes are learnt from one run at load time."""
+
+    def __init__(self, path: Path, side: int, threads: int = 1) -> None:
+        import cv2
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ONNX model not found: {path}")
+        self.path = path
+        try:
+            self._net = cv2.dnn.readNetFromONNX(str(path))
+        except cv2.error as exc:
+            raise ValueError(f"cannot load ONNX model {path}: {exc}") from exc
+        cv2.setNumThreads(threads)
+        self._names = self._net.getUnconnectedOutLayersNames()
+        self.input_shape = (1, side, side, 3)
+        self.input_dtype = np.dtype(np.float32)
+        try:
+            self._output_shapes = [out.shape for out in self.run(np.zeros(self.input_shape, np.float32))]
+        except cv2.error as exc:
+            raise ValueError(f"ONNX model {path} does not run on a {side}x{side} input: {exc}") from exc
+
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        return list(self._output_shapes)
+
+    require = TFLiteModel.require
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        self._net.setInput(np.ascontiguousarray(tensor.transpose(0, 3, 1, 2)))
+        return [np.array(out) for out in self._net.forward(self._names)]
