@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.events.model import Event
@@ -38,6 +39,8 @@ class Vitals:
     frames_analysed: int
     session_id: str | None
     open_events: tuple[Event, ...] = ()
+
+    PARTS: ClassVar = ("capture", "analysis")  # the parts of the snapshot the vitals are read from
 
     @classmethod
     def of(cls, status: DaemonStatus) -> Vitals:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from concurrent.futures import Future
 
 from daemon import __version__
@@ -69,7 +70,7 @@ class Daemon:
         # systemd (READY, STATUS, WATCHDOG while frames are analysed, STOPPING) and the panel light.
         panel = open_panel(config.gpio, on_hold=self.toggle_session)
         self.health = HealthMonitor(
-            lambda: Vitals.of(self.status()), SystemdNotifier.from_environment(), panel,
+            lambda: Vitals.of(self.status(only=Vitals.PARTS)), SystemdNotifier.from_environment(), panel,
             config.service.stall_after_s, clock,
         )
         # Started in this order, stopped in reverse: the store closes after every write of the others,
@@ -150,7 +151,9 @@ class Daemon:
                 except Exception:  # the next parts still stop: the store must close, the outbox flush
                     log.exception("stopping %s failed", part.name)
 
-    def status(self) -> DaemonStatus:
+    def status(self, only: Collection[str] | None = None) -> DaemonStatus:
+        """The snapshot; `only` names the parts a frequent reader needs (the health monitor checks four
+        times a second and needs no database query, disk or temperature reading)."""
         return DaemonStatus(
             version=__version__,
             kiosk=self.config.kiosk.name,
@@ -158,12 +161,12 @@ class Daemon:
             state=self._state,
             session=self.sessions.active,
             open_events=self.sessions.open_events,
-            parts=tuple(part.status() for part in self.parts),
+            parts=tuple(part.status() for part in self.parts if only is None or part.name in only),
         )
 
     def kiosk_status(self) -> KioskStatus:
         """What the retained MQTT status and the ping command report."""
-        status = self.status()
+        status = self.status(only=("capture", "analysis"))  # the publisher adds the outbox backlog itself
         analysis = status.part("analysis")
         return KioskStatus(
             status.version, status.session, status.part("capture").state == "ok", float(analysis.figure("fps") or 0)
