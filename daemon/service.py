@@ -71,10 +71,10 @@ class Daemon:
         verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
         self.topics = Topics.from_config(config)
         self.reader = StoreReader(config.database_path)
-        self.writer = StoreWriter(Store(config.database_path, kiosk=config.kiosk.name))
+        self.writer = StoreWriter.for_config(config)
         self.recording = RecordingService(config, self.writer, self.reader, clock)
         self.sessions = SessionController(
-            config.rules, self.writer, self.reader, self.topics, on_committed=self._outbox_changed,
+            config.rules, self.writer, self.topics, on_committed=self._outbox_changed,
             recorder=self.recording.recorder,
         )
         self.publisher = (
@@ -152,7 +152,10 @@ class Daemon:
         self.analyzer.start()
         self.grabber.start()
         if self.config.session.auto_start:
-            self._start_configured_session()
+            try:
+                self._start_configured_session()
+            except SessionError as exc:  # e.g. a full disk: up and degraded, not aborted
+                log.error("session.auto_start: %s; running without a session", exc)
         self._state = "running"
         self.health.start()
         try:
@@ -240,15 +243,15 @@ class Daemon:
             self.sessions.stop()
 
     def _recover_interrupted_sessions(self) -> None:
-        def close_and_announce():
-            self.recording.recover(self.writer.store)  # the files they left, before their chains close
-            for session in self.writer.store.close_interrupted():
-                self.sessions.announce_finished(session)
+        def close_and_announce(store: Store) -> None:
+            self.recording.recover(store)  # the files they left, before their chains close
+            store.close_interrupted(self.sessions.alert_messages, self.sessions.stop_message)
 
-        self.writer.submit(close_and_announce).result()
+        # Not waited for: every later write queues behind it, and a full disk must not hold up the start.
+        self.writer.submit(close_and_announce).add_done_callback(lambda _: self._outbox_changed())
 
     def _acknowledge(self, message_ids: list[str]) -> Future:
-        return self.writer.submit(self.writer.store.ack, message_ids)
+        return self.writer.submit(lambda store: store.ack(message_ids))
 
     def _outbox_changed(self) -> None:
         if self.publisher:

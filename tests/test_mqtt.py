@@ -90,7 +90,7 @@ def test_alerts_arrive_with_the_contract_payloads_and_the_status_is_retained(mos
     kiosk = kiosks(mosquitto.port)
     event = Event("ev-1", kiosk.session.id, "multiple_faces", "high", 1000.0, None, 0.8, {"faces": 2})
     for change in (EventChange("start", event), EventChange("end", event.ended(1004.5, 0.95, {"faces": 2}))):
-        kiosk.writer.submit(kiosk.writer.store.record_event, change, [kiosk.topics.alert_message(change)])
+        kiosk.writer.submit(lambda store, change=change: store.record_event(change, [kiosk.topics.alert_message(change)]))
     kiosk.publisher.wake()
 
     start, end = wait_until(lambda: len(a := supervisor.payloads("alert")) == 2 and a, 10, "two alerts")
@@ -183,7 +183,7 @@ def test_a_message_the_broker_refuses_stays_in_the_outbox_and_the_rest_go_on(
     broker = brokers(f"allow_anonymous true\npersistence false\nacl_file {acl}\n")
     supervisor = supervisors(broker.port, topic=f"proctor/{SITE}/{KIOSK}/#")
     writer = StoreWriter(Store(tmp_path / "proctord.db", kiosk=KIOSK))
-    writer.submit(writer.store.enqueue, [OutboxMessage("foreign:1", "proctor/other-site/x/alert", "{}")]).result()
+    writer.submit(lambda store: store.enqueue([OutboxMessage("foreign:1", "proctor/other-site/x/alert", "{}")])).result()
     writer.close()
     with caplog.at_level(logging.ERROR, logger="daemon.sync.mqtt"):
         kiosk = kiosks(broker.port)

@@ -37,7 +37,7 @@ class CommandedKiosk:
     def __init__(self, data: Path, port: int, frame: Frame | None, **mqtt_options):
         self.writer = StoreWriter(Store(data / "proctord.db", kiosk=KIOSK))
         self.reader = StoreReader(data / "proctord.db")
-        self.sessions = SessionController(RulesConfig(), self.writer, self.reader, TOPICS,
+        self.sessions = SessionController(RulesConfig(), self.writer, TOPICS,
                                           on_committed=lambda: self.publisher.wake())
         self.snapshots = data / "snapshots"
         actions = CommandActions(
@@ -49,7 +49,7 @@ class CommandedKiosk:
         )
         config = MqttConfig(port=port, reconnect_max_s=1, **mqtt_options)
         self.publisher = MqttPublisher.from_config(
-            config, TOPICS, self.reader, lambda ids: self.writer.submit(self.writer.store.ack, ids), actions
+            config, TOPICS, self.reader, lambda ids: self.writer.submit(lambda store: store.ack(ids)), actions
         )
         self.publisher.start()
 

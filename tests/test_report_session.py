@@ -29,7 +29,7 @@ def controller(db_path: Path) -> tuple[SessionController, StoreWriter, StoreRead
     config = Config()
     reader = StoreReader(db_path)
     writer = StoreWriter(Store(db_path, kiosk="kiosk-7"))
-    return SessionController(config.rules, writer, reader, Topics.from_config(config)), writer, reader
+    return SessionController(config.rules, writer, Topics.from_config(config)), writer, reader
 
 
 def exam(first: int, count: int, **face_kw):
@@ -70,7 +70,7 @@ CRASHING_DAEMON = textwrap.dedent(
     frames += [scene(i, faces=()) for i in range(3 * FPS, 6 * FPS)]
     for analysis in frames:
         sessions.observe(analysis)
-    writer.submit(lambda: None).result()  # what was committed before the power cut
+    writer.submit(lambda store: None).result()  # what was committed before the power cut
     print(session.id, flush=True)
     os._exit(0)  # no stop, no close
     """
@@ -85,8 +85,9 @@ def test_a_crashed_session_is_closed_at_its_last_progress_and_still_gets_its_rep
     session_id = crashed.stdout.strip()
 
     sessions, writer, reader = controller(db_path)  # the next start
-    [closed] = writer.submit(writer.store.close_interrupted).result()
-    writer.submit(sessions.announce_finished, closed).result()
+    [closed] = writer.submit(
+        lambda store: store.close_interrupted(sessions.alert_messages, sessions.stop_message)
+    ).result()
     writer.close()
     report = load_report(reader, session_id, Config().rules)
 

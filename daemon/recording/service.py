@@ -54,10 +54,10 @@ class RecordingService:
         return recorder | {"free_mb": round(self.disk.free() / 1e6), "min_free_mb": round(self.disk.min_free_bytes / 1e6)}
 
     def _commit_media(self, media: MediaRecord) -> None:
-        self._writer.submit(self._writer.store.add_media, media).add_done_callback(_report_failure(media.name))
+        self._writer.submit(lambda store: store.add_media(media)).add_done_callback(_report_failure(media.name))
 
     def _record_deletion(self, name: str, reason: str) -> None:
-        self._writer.submit(self._writer.store.record_deletion, name, reason).result()
+        self._writer.submit(lambda store: store.record_deletion(name, reason)).result()
 
 
 def _report_failure(name: str):
