@@ -27,7 +27,7 @@ from conftest import Mosquitto, wait_until
 from mqtt_helpers import Kiosk, Supervisor
 
 from daemon.events.model import Event, EventChange
-from daemon.sync.mqtt import IN_FLIGHT, RESERVED_IN_FLIGHT
+from daemon.sync.outbox_window import IN_FLIGHT, RESERVED_IN_FLIGHT
 
 BROKERS = [
     ("defaults", ""),

@@ -115,27 +115,16 @@ def test_daemon_proctors_the_video_publishes_alerts_and_serves_the_report(mosqui
         supervisor.close()
 
 
-def test_daemon_keeps_proctoring_without_a_broker_and_delivers_the_backlog_later(tmp_path, start_daemon):
+def test_daemon_keeps_proctoring_without_a_broker_and_keeps_every_message_for_later(tmp_path, start_daemon):
+    # How the backlog drains once the broker is back: test_mqtt.py and test_outbox_window.py.
     broker = Mosquitto(tmp_path)  # its port is chosen, nothing listens there yet
     daemon = start_daemon(broker.port)
-    try:
-        status = daemon.wait_for_state("source_ended")
-        assert status["mqtt"]["connected"] is False
-        # session start + (start, end) alerts of every event + session stop, all kept for later
-        [session] = json.loads(daemon.get("/api/sessions")[1])
-        events = json.loads(daemon.get(f"/api/sessions/{session['id']}/report.json")[1])["events"]
-        assert status["mqtt"]["outbox_backlog"] == 2 + 2 * len(events)
+    status = daemon.wait_for_state("source_ended")
+    assert status["mqtt"]["connected"] is False
+    # session start + (start, end) alerts of every event + session stop, all kept for later
+    [session] = json.loads(daemon.get("/api/sessions")[1])
+    events = json.loads(daemon.get(f"/api/sessions/{session['id']}/report.json")[1])["events"]
+    assert {e["type"] for e in events} >= set(FACE_COUNT)
+    assert status["mqtt"]["outbox_backlog"] == 2 + 2 * len(events)
+    assert daemon.terminate() == 0
 
-        broker.start()
-        supervisor = Supervisor(broker.port)
-        wait_until(lambda: daemon.status()["mqtt"]["outbox_backlog"] == 0, 60, "the backlog to drain")
-        wait_until(lambda: len(supervisor.payloads("alert")) == 2 * len(events), 10, "the queued alerts")
-        alerts = [a for a in supervisor.payloads("alert") if a["event"]["type"] in FACE_COUNT]
-        kinds = [(a["event"]["type"], a["kind"]) for a in alerts]
-        assert kinds == [
-            ("no_face", "start"), ("no_face", "end"), ("multiple_faces", "start"), ("multiple_faces", "end"),
-        ]
-        supervisor.close()
-        assert daemon.terminate() == 0
-    finally:
-        broker.stop()

@@ -56,6 +56,7 @@ class Topics:
     def alert_message(self, change: EventChange) -> OutboxMessage:
         message_id = f"{change.event.id}:{change.kind}"
         payload = self._header(message_id, change.kind) | {
+            "reason": change.reason or ("cleared" if change.kind == "end" else None),
             "session_id": change.event.session_id,
             "event": asdict(change.event),
         }
