@@ -104,7 +104,7 @@ def test_kill9_open_events_send_end_alerts(tmp_path, daemon):
     cut: set[str] = set()
     for _ in range(KILL_CYCLES):
         kiosk.start()  # each start also closes what the previous kill left open
-        cut |= wait_until(lambda: set(open_events(db)) - cut, 60, "a new event open in the database")
+        cut |= wait_until(lambda cut=cut: set(open_events(db)) - cut, 60, "a new event open in the database")
         kiosk.kill()
     assert len(cut) >= KILL_CYCLES
 

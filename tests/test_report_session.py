@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import asdict
 from pathlib import Path
 
 import sqlite_utils
@@ -102,8 +103,10 @@ def test_a_crashed_session_is_closed_at_its_last_progress_and_still_gets_its_rep
     assert report["focus"]["counts"]["face_present"] == 3 * FPS
     assert report["calibration"]["calibrated"] and report["calibration"]["neutral_deg"]["head_yaw"] == 10.0
     assert report["integrity"]["score"] == 75.0  # 1 s of no face in 4 s
-    stop = json.loads(reader.outbox()[-1].payload)
+    *_, end, stop = [json.loads(m.payload) for m in reader.outbox()]  # queued with the closes
+    assert (end["kind"], end["reason"], end["event"]["end"]) == ("end", "interrupted", last_progress)
     assert (stop["kind"], stop["summary"]["integrity_score"]) == ("stop", 75.0)
+    assert stop["session"] == asdict(closed)
 
 
 def test_a_version_1_database_is_backed_up_and_migrated_and_its_sessions_still_report(tmp_path):

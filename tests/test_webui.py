@@ -458,7 +458,7 @@ def _record_evidence(kiosk: Kiosk, session_id: str, event_id: str, frame: np.nda
             sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), start=kiosk.clock.wall, end=kiosk.clock.wall,
             frames=1,
         )
-        kiosk.writer.submit(lambda store: store.add_media(record)).result()
+        kiosk.writer.submit(lambda store, record=record: store.add_media(record)).result()
 
 
 @pytest.fixture

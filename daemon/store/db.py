@@ -14,16 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 import time
 import uuid
-import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import sqlite_utils
-
-from collections.abc import Callable
 
 from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.store import evidence, records

@@ -198,7 +198,7 @@ class StoreWriter:
                 store = self._store
                 with store.atomic():
                     result = item.write(store)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - retried, or handed back through its Future
                 if is_storage_failure(exc) and item.retry:
                     self._failed(exc, "a write")
                     if self._reserve is not None and self._reserve.release():
