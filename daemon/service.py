@@ -209,7 +209,7 @@ class Daemon:
             stop_session=lambda: self.sessions.stop(),
             latest_frame=lambda: (latest := self.latest_frame.get()) and latest.frame,
             status=self.kiosk_status,
-            snapshot_dir=self.config.data_dir / "snapshots",
+            save_snapshot=lambda frame: self.recording.take_snapshot(frame, self.sessions.active),
         )
 
     def _analyse_until_stopped(self) -> None:

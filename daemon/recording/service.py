@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from concurrent.futures import Future
 from dataclasses import asdict
 
+from daemon.capture.frame import Frame
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import Config
 from daemon.recording.disk import DiskSpace
 from daemon.recording.recorder import Recorder, confirmation_delay_s
 from daemon.recording.recovery import recover_session_files
 from daemon.recording.retention import Retention
+from daemon.recording.snapshot import REQUESTED, Snapshot, write_jpeg
+from daemon.session import SessionError
 from daemon.store.db import Store, StoreReader
-from daemon.store.records import MediaRecord
+from daemon.store.records import MediaRecord, SessionRecord
 from daemon.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
+
+# The most the snapshot command waits for its file's record (longer only when the disk is full).
+SNAPSHOT_COMMIT_TIMEOUT_S = 10.0
 
 
 class RecordingService:
     def __init__(self, config: Config, writer: StoreWriter, reader: StoreReader, clock: Clock = SYSTEM_CLOCK,
                  disk: DiskSpace | None = None):
         self._writer = writer
+        self._snapshot_quality = config.recording.snapshot_quality
         self.root = config.recordings_dir
         self.disk = disk or DiskSpace(self.root, config.retention.min_free_mb * 1_000_000)
         self.retention = Retention(config.retention, reader, self._record_deletion, self.disk, clock)
@@ -52,6 +61,24 @@ class RecordingService:
         """For the status page: the recorder's state (off, idle, recording, degraded) and the free space."""
         recorder = asdict(self.recorder.status) if self.recorder else {"state": "off"}
         return recorder | {"free_mb": round(self.disk.free() / 1e6), "min_free_mb": round(self.disk.min_free_bytes / 1e6)}
+
+    def take_snapshot(self, frame: Frame, session: SessionRecord | None) -> Snapshot:
+        """The `snapshot` command: the frame as a JPEG in the running session's folder, recorded and
+        chained as its evidence (kind snapshot, no event) before the answer, kept or deleted by retention
+        like an event's snapshot. Refused without a session, or when the disk is below its floor."""
+        if session is None:
+            raise SessionError("no session is running: a snapshot is kept as a running session's evidence")
+        if self.disk.low():
+            raise OSError(f"the recordings' disk is low ({self.disk.describe()})")
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(frame.wall)) + f"-{uuid.uuid4().hex[:6]}"
+        name = f"{session.id}/snapshot-{REQUESTED}{stamp}.jpg"
+        sha256, size = write_jpeg(frame.image, self.root / name, self._snapshot_quality)
+        media = MediaRecord(name, session.id, "snapshot", None, sha256, size, frame.wall, frame.wall, 1)
+        try:
+            self._writer.submit(lambda store: store.add_media(media)).result(SNAPSHOT_COMMIT_TIMEOUT_S)
+        except TimeoutError:
+            log.error("snapshot %s: its record waits for the store (kept in memory, retried)", name)
+        return Snapshot(str(self.root / name), sha256, size, frame.width, frame.height, frame.wall)
 
     def _commit_media(self, media: MediaRecord) -> None:
         self._writer.submit(lambda store: store.add_media(media)).add_done_callback(_report_failure(media.name))
