@@ -166,10 +166,11 @@ def _build(factory, *args, **kwargs):
     """Call a constructor or command, turning the errors a user can fix into one clear line."""
     from daemon.capture.sources import SourceError
     from daemon.modelstore import ModelError
+    from daemon.store.db import DatabaseUnusable
 
     try:
         return factory(*args, **kwargs)
-    except (ModelError, SourceError, ValueError) as exc:
+    except (ModelError, SourceError, ValueError, DatabaseUnusable) as exc:
         raise UserFacingError(str(exc)) from exc
 
 

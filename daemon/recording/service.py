@@ -60,7 +60,8 @@ class RecordingService:
     def status(self) -> dict:
         """For the status page: the recorder's state (off, idle, recording, degraded) and the free space."""
         recorder = asdict(self.recorder.status) if self.recorder else {"state": "off"}
-        return recorder | {"free_mb": round(self.disk.free() / 1e6), "min_free_mb": round(self.disk.min_free_bytes / 1e6)}
+        return recorder | {"free_mb": round(self.disk.free() / 1e6), "min_free_mb": round(self.disk.min_free_bytes / 1e6),
+                           "retention_error": self.retention.failure}
 
     def take_snapshot(self, frame: Frame, session: SessionRecord | None) -> Snapshot:
         """The `snapshot` command: the frame as a JPEG in the running session's folder, recorded and

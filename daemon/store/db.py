@@ -67,12 +67,21 @@ def connect_reader(path: Path) -> sqlite3.Connection:
 def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
     """Raise DatabaseUnusable unless SQLite's quick_check passes (pages, records and indexes; not the
     slower cross-checks of integrity_check)."""
+    refuse_empty(path)
     try:
         problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
         raise _unusable(path, exc) from exc
     if problems != ["ok"]:
-        raise DatabaseUnusable(path, "damaged pages: " + "; ".join(problems))
+        raise DatabaseUnusable(path, "damaged pages: " + "; ".join(" ".join(p.split()) for p in problems))
+
+
+def refuse_empty(path: Path) -> None:
+    """An existing empty file is refused: SQLite would take it for a new database, but proctord never
+    leaves one empty (its first commits may wait in the -wal, which is then not empty)."""
+    wal = path.with_name(path.name + "-wal")
+    if path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size):
+        raise DatabaseUnusable(path, "the file is empty")
 
 
 def _unusable(path: Path, exc: sqlite3.Error) -> DatabaseUnusable:
@@ -119,10 +128,14 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.kiosk = kiosk
+        new = not path.exists()
+        if not new:
+            refuse_empty(path)  # before connecting: setting WAL mode would write a header into it
         self._conn = connect(path)
         self._depth = 0  # atomic() nesting: only the outermost level begins and commits
         try:
-            check_integrity(self._conn, path)
+            if not new:
+                check_integrity(self._conn, path)
             migrate(self._conn, path)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
