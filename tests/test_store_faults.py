@@ -15,9 +15,9 @@ from conftest import daemon_config, run_proctord
 
 from daemon.events.model import Event, EventChange
 from daemon.store.db import DatabaseUnusable, Store, StoreReader
-from daemon.store.records import CandidateInfo, MediaRecord, OutboxMessage
+from daemon.store.records import CandidateInfo, OutboxMessage
 from daemon.store.verify import verify
-from daemon.store.writer import DiskReserve, StoreWriter
+from daemon.store.writer import StoreWriter
 
 T0 = 1_700_000_000.0
 PAGE = 4096
@@ -145,8 +145,7 @@ def test_corrupt_database_stray_part_file_is_reported_by_verify(tmp_path):
     (root / session_id / "segment-0003.mp4.part").write_bytes(b"half a fragment")
     result = verify(db, root)
     assert result.ok  # not a break of the chain
-    assert [str(note) for note in result.notes] == [
-        f"session {session_id}: file {session_id}/segment-0003.mp4.part: half-written (a crash or a full disk cut it)"
-        " and not evidence: keep it aside or delete it"
-    ]
+    [note] = result.notes
+    assert str(note) == (f"session {session_id}: file {session_id}/segment-0003.mp4.part: half-written"
+                         " (a crash or a full disk cut it) and not evidence: keep it aside or delete it")
 

@@ -108,7 +108,7 @@ class Retention:
         try:
             self.run_once()
             self.failure = None
-        except Exception as exc:  # noqa: BLE001 - kept, shown and tried again at the next check
+        except Exception as exc:
             if str(exc) != self.failure:
                 log.exception("retention failed (logged once while it repeats); trying again at each check")
             self.failure = str(exc)
