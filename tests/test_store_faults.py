@@ -11,13 +11,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import daemon_config, run_proctord
+from conftest import daemon_config, run_proctord, wait_until
 
 from daemon.events.model import Event, EventChange
 from daemon.store.db import DatabaseUnusable, Store, StoreReader
 from daemon.store.records import CandidateInfo, OutboxMessage
 from daemon.store.verify import verify
-from daemon.store.writer import StoreWriter
+from daemon.store.writer import DiskReserve, StoreUnavailable, StoreWriter
 
 T0 = 1_700_000_000.0
 PAGE = 4096
@@ -149,3 +149,87 @@ def test_corrupt_database_stray_part_file_is_reported_by_verify(tmp_path):
     assert str(note) == (f"session {session_id}: file {session_id}/segment-0003.mp4.part: half-written"
                          " (a crash or a full disk cut it) and not evidence: keep it aside or delete it")
 
+
+
+# --- a full disk (issue 13 item 2) --------------------------------------------------------------------
+
+
+def fill(directory: Path) -> Path:
+    """Fill the file system with one file until it refuses more; returns the file (delete it to free)."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for block in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * block)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def changes(session_id: str, count: int, first: int = 0) -> list[EventChange]:
+    return [
+        EventChange("start", Event(f"ev-{i:04d}", session_id, "no_face", "high", T0 + i, None, 0.9, {"pad": "x" * 2000}))
+        for i in range(first, first + count)
+    ]
+
+
+def record(writer: StoreWriter, change: EventChange):
+    message = OutboxMessage(f"{change.event.id}:{change.kind}", "t", "{}")
+    return writer.submit(lambda store: store.record_event(change, [message]))
+
+
+def test_disk_full_a_refused_write_is_retried_from_memory_in_order_and_shown(tmpfs, caplog):
+    data = tmpfs(16384)  # room for the 300 changes (about 4 MB with the WAL) once the filler goes
+    db = data / "proctord.db"
+    writer = StoreWriter(Store(db, "kiosk-1"), retry_s=0.05)
+    try:
+        session = writer.submit(lambda store: store.start_session(CandidateInfo("Ada"), T0)).result()
+        filler = fill(data)
+        with caplog.at_level(logging.ERROR, logger="daemon.store.writer"):
+            futures = [record(writer, change) for change in changes(session.id, 300)]
+            status = wait_until(lambda: (s := writer.status()).state == "degraded" and s, 30, "the writer degraded")
+        assert status.figure("write_failures") >= 1 and status.figure("pending_writes") >= 1
+        assert "disk is full" in status.reason or "full" in status.reason
+        assert any(r.levelno == logging.ERROR and "kept in memory" in r.message for r in caplog.records)
+        refused = writer.submit(lambda store: store.start_session(CandidateInfo("Bob"), T0), retry=False)
+        with pytest.raises(StoreUnavailable):
+            refused.result(10)  # a session start is answered at once, not left waiting for space
+
+        filler.unlink()
+        for future in futures:
+            future.result(30)
+        assert writer.status().state == "ok"
+    finally:
+        writer.close()
+    reader = StoreReader(db)
+    assert [e.id for e in reader.events(session.id)] == [f"ev-{i:04d}" for i in range(300)]
+    assert [m.message_id for m in reader.outbox(limit=1000)] == [f"ev-{i:04d}:start" for i in range(300)]
+    assert verify(db, data / "recordings").ok
+
+
+def test_disk_full_the_database_reserve_is_given_up_first_then_made_again(tmpfs, caplog):
+    data = tmpfs(16384)
+    db = data / "proctord.db"
+    # Each change's transaction adds about 30 KB of WAL pages: 2 MB is room for the 30 changes.
+    reserve = DiskReserve(data / "proctord.db.reserve", 2_000_000)
+    writer = StoreWriter(lambda: Store(db, "kiosk-1"), reserve, retry_s=0.05)
+    try:
+        assert reserve.held
+        session = writer.submit(lambda store: store.start_session(CandidateInfo("Ada"), T0)).result()
+        filler = fill(data)
+        with caplog.at_level(logging.ERROR, logger="daemon.store.writer"):
+            for future in [record(writer, change) for change in changes(session.id, 30)]:
+                future.result(30)  # committed: the reserve made room
+        assert not reserve.held and "released the 2 MB database reserve" in caplog.text
+        assert writer.status().figure("reserve_held") is False
+
+        filler.unlink()
+        record(writer, changes(session.id, 1, first=30)[0]).result(10)
+        assert reserve.held and writer.status().figure("reserve_held") is True
+    finally:
+        writer.close()
+    assert len(StoreReader(db).events(session.id)) == 31

@@ -228,7 +228,13 @@ class StoreWriter:
             first = self._failing is None
             self._failing = str(exc)
             self._failures += 1
+            # Writes that cannot wait, queued behind the one that failed, are answered now.
+            hurried = [item for item in list(self._queue)[1:] if not item.retry]
+            for item in hurried:
+                self._queue.remove(item)
             pending = len(self._queue)
+        for item in hurried:
+            item.future.set_exception(StoreUnavailable(f"the database cannot be written now: {exc}"))
         if first:
             log.error("store: %s failed: %s; %d writes kept in memory and retried every %g s (nothing is dropped)",
                       what, exc, pending, self._retry_s)
