@@ -56,6 +56,7 @@ class Status:
     session: dict | None
     mqtt: dict
     recording: dict  # state: off | idle | recording | degraded (and why), files written, free space
+    store: dict  # state: ok | degraded (database writes failing, kept in memory), writes waiting, failures
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -195,13 +196,14 @@ class Daemon:
                 "outbox_backlog": self.reader.outbox_backlog(),
             },
             recording=self.recording.status(),
+            store=asdict(self.writer.summary()),
         )
 
     def kiosk_status(self) -> KioskStatus:
         """What the retained MQTT status and the ping command report."""
         capture = self.grabber.stats
         camera_ok = capture.online and not capture.ended
-        return KioskStatus(__version__, self.sessions.active, camera_ok, self.pipeline.stats.fps)
+        return KioskStatus(__version__, self.sessions.active, camera_ok, self.pipeline.stats.fps, self.writer.summary())
 
     def _command_actions(self) -> CommandActions:
         return CommandActions(

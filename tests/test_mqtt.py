@@ -118,6 +118,7 @@ def test_alerts_arrive_with_the_contract_payloads_and_the_status_is_retained(mos
         "session": {"id": kiosk.session.id, "candidate_name": "Ada", "candidate_id": "c-1", "exam_id": "exam-1",
                     "started_at": kiosk.session.started_at},
         "camera_ok": True, "fps": 15.0, "outbox_backlog": status.payload["outbox_backlog"],
+        "store": {"state": "ok", "reason": None, "pending_writes": 0, "write_failures": 0},
     }
 
 

@@ -91,6 +91,7 @@ class Kiosk:
             "session": asdict(session) if session else None,
             "mqtt": {"enabled": True, "broker": "127.0.0.1:1883", "connected": False,
                      "outbox_backlog": self.reader.outbox_backlog()},
+            "store": asdict(self.writer.summary()),
         }
 
     def frames(self, seconds: float, faces: int) -> None:

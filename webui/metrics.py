@@ -30,6 +30,8 @@ class DaemonCollector(Collector):
             ("proctord_frames_captured", "Frames delivered by the camera", status["frames_captured"]),
             ("proctord_frames_dropped", "Frames dropped because the analysis was busy", status["frames_dropped"]),
             ("proctord_camera_reconnects", "Times the camera was reopened", status["camera_reconnects"]),
+            ("proctord_store_write_failures", "Database writes the disk refused (kept in memory and retried)",
+             status["store"]["write_failures"]),
         ]
         gauges = [
             ("proctord_fps", "Frames analysed per second (smoothed)", status["measured_fps"]),
@@ -39,6 +41,8 @@ class DaemonCollector(Collector):
             ("proctord_session_running", "1 while a session runs", int(status["session"] is not None)),
             ("proctord_mqtt_connected", "1 while connected to the broker", int(mqtt["connected"])),
             ("proctord_outbox_backlog", "MQTT messages waiting for the broker", mqtt["outbox_backlog"]),
+            ("proctord_store_pending_writes", "Database writes waiting to commit", status["store"]["pending_writes"]),
+            ("proctord_store_ok", "1 while database writes succeed", int(status["store"]["state"] == "ok")),
             ("proctord_disk_free_bytes", "Free space where the data is kept", host.disk_free_bytes),
         ]
         if host.temperature_c is not None:

@@ -94,6 +94,17 @@ class DiskReserve:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class StoreSummary:
+    state: str  # ok | degraded (database writes failing: kept in memory and retried)
+    reason: str | None
+    pending_writes: int
+    write_failures: int  # attempts the disk refused since the start
+
+
+STORE_OK = StoreSummary("ok", None, 0, 0)
+
+
 @dataclass(slots=True)
 class _Write:
     write: Callable[[Store], object]
@@ -169,6 +180,11 @@ class StoreWriter:
             return PartStatus(self.name, "degraded", f"database writes failing, {pending} kept in memory: {failing}",
                               figures)
         return PartStatus(self.name, "ok", None, figures)
+
+    def summary(self) -> StoreSummary:
+        """What the MQTT status and the status page say about the store."""
+        status = self.status()
+        return StoreSummary(status.state, status.reason, status.figure("pending_writes"), status.figure("write_failures"))
 
     def close(self) -> None:
         """Finish every queued write (a failing one is tried once more, then reported lost), then close."""
