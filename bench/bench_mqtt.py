@@ -27,7 +27,7 @@ from conftest import Mosquitto, wait_until
 from mqtt_helpers import Kiosk, Supervisor
 
 from daemon.events.model import Event, EventChange
-from daemon.sync.mqtt import IN_FLIGHT, RESERVED_IN_FLIGHT
+from daemon.sync.outbox_window import IN_FLIGHT, RESERVED_IN_FLIGHT
 
 BROKERS = [
     ("defaults", ""),
@@ -58,14 +58,15 @@ def latency(workdir: Path, count: int) -> list[float]:
     try:
         wait_until(lambda: kiosk.publisher.connected, 10, "the kiosk to connect")
 
-        def commit(change: EventChange) -> None:
+        def commit(store, change: EventChange) -> None:
             message = kiosk.topics.alert_message(change)
-            kiosk.writer.store.record_event(change, [message])
+            store.record_event(change, [message])
             committed[message.message_id] = time.monotonic()
 
         for i in range(count):
             event = Event(uuid.uuid4().hex, kiosk.session.id, "no_face", "high", time.time(), None, 0.9, {"n": i})
-            kiosk.writer.submit(commit, EventChange("start", event)).add_done_callback(
+            change = EventChange("start", event)
+            kiosk.writer.submit(lambda store, change=change: commit(store, change)).add_done_callback(
                 lambda _: kiosk.publisher.wake())
             time.sleep(0.01)  # alerts one by one, as the rules raise them
         wait_until(lambda: len(watch.arrived) >= count, 30, "every alert")

@@ -562,6 +562,9 @@ class RetentionConfig(_Section):
     # Below this much free space, recordings are deleted (oldest first, then synced evidence) and, if that
     # is not enough, recording pauses (status: degraded) while proctoring goes on.
     min_free_mb: Annotated[int, Field(ge=0)] = 1024
+    # Space set aside for the database (a preallocated file beside it, given up when the disk is full), so
+    # that when the disk fills, recordings stop first and events, alerts and session changes still commit.
+    database_reserve_mb: Annotated[int, Field(ge=0, le=4096)] = 64
     check_interval_s: Annotated[float, Field(ge=1, le=86400)] = 300.0
 
 

@@ -50,14 +50,14 @@ class Daemon:
         verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
         self.topics = Topics.from_config(config)
         self.reader = StoreReader(config.database_path)
-        self.writer = StoreWriter(Store(config.database_path, kiosk=config.kiosk.name))
+        self.writer = StoreWriter.for_config(config)
         self.recording = RecordingService(config, self.writer, self.reader, clock)
         self.latest_frame = LatestFrame()  # for the web page's live view
         self.mqtt = MqttPart(config.mqtt, self.reader, lambda: MqttPublisher.from_config(
             config.mqtt, self.topics, self.reader, self._acknowledge, self._command_actions(), clock
         ))
         self.sessions = SessionController(
-            config.rules, self.writer, self.reader, self.topics, on_committed=self.mqtt.outbox_changed,
+            config.rules, self.writer, self.topics, on_committed=self.mqtt.outbox_changed,
             recorder=self.recording.recorder,
         )
         # live: object detection runs on its own thread while the analysis part runs
@@ -139,7 +139,10 @@ class Daemon:
                 part.start()
                 started.append(part)
             if self.config.session.auto_start:
-                self._start_configured_session()
+                try:
+                    self._start_configured_session()
+                except SessionError as exc:  # e.g. a full disk: up and degraded, not aborted
+                    log.error("session.auto_start: %s; running without a session", exc)
             self._state = "running"
             self._analyse_until_stopped()
         finally:
@@ -169,7 +172,8 @@ class Daemon:
         status = self.status(only=("capture", "analysis"))  # the publisher adds the outbox backlog itself
         analysis = status.part("analysis")
         return KioskStatus(
-            status.version, status.session, status.part("capture").state == "ok", float(analysis.figure("fps") or 0)
+            status.version, status.session, status.part("capture").state == "ok", float(analysis.figure("fps") or 0),
+            self.writer.summary(),
         )
 
     def _command_actions(self) -> CommandActions:
@@ -178,7 +182,7 @@ class Daemon:
             stop_session=lambda: self.sessions.stop(),
             latest_frame=lambda: (latest := self.latest_frame.get()) and latest.frame,
             status=self.kiosk_status,
-            snapshot_dir=self.config.data_dir / "snapshots",
+            save_snapshot=lambda frame: self.recording.take_snapshot(frame, self.sessions.active),
         )
 
     def _analyse_until_stopped(self) -> None:
@@ -208,12 +212,12 @@ class Daemon:
             self.sessions.stop()
 
     def _recover_interrupted_sessions(self) -> None:
-        def close_and_announce():
-            self.recording.recover(self.writer.store)  # the files they left, before their chains close
-            for session in self.writer.store.close_interrupted():
-                self.sessions.announce_finished(session)
+        def close_and_announce(store: Store) -> None:
+            self.recording.recover(store)  # the files they left, before their chains close
+            store.close_interrupted(self.sessions.alert_messages, self.sessions.stop_message)
 
-        self.writer.submit(close_and_announce).result()
+        # Not waited for: every later write queues behind it, and a full disk must not hold up the start.
+        self.writer.submit(close_and_announce).add_done_callback(lambda _: self.mqtt.outbox_changed())
 
     def _acknowledge(self, message_ids: list[str]) -> Future:
-        return self.writer.submit(self.writer.store.ack, message_ids)
+        return self.writer.submit(lambda store: store.ack(message_ids))

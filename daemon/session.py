@@ -12,6 +12,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 from daemon.config import RulesConfig
 from daemon.events.model import Event, EventChange, SessionMetrics
@@ -20,9 +21,9 @@ from daemon.inference.analysis import FrameAnalysis
 from daemon.parts import Figure, PartStatus, SessionListener
 from daemon.recording.recorder import Recorder
 from daemon.report import build_report
-from daemon.store.db import StoreReader
-from daemon.store.records import CandidateInfo, SessionRecord
-from daemon.store.writer import StoreWriter
+from daemon.store.db import Store
+from daemon.store.records import CandidateInfo, OutboxMessage, SessionRecord
+from daemon.store.writer import StoreUnavailable, StoreWriter
 from daemon.sync.contract import Topics
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 2.0
 # The most a stop waits for the recorder to close the session's files.
 RECORDING_STOP_TIMEOUT_S = 30.0
+# The most a stop waits for its commit (longer only when the disk is full: the write is retried from memory).
+STOP_COMMIT_TIMEOUT_S = 10.0
 
 
 class SessionError(Exception):
@@ -43,7 +46,6 @@ class SessionController:
         self,
         rules: RulesConfig,
         writer: StoreWriter,
-        reader: StoreReader,
         topics: Topics,
         on_committed: Callable[[], None] = lambda: None,
         recorder: Recorder | None = None,
@@ -51,7 +53,6 @@ class SessionController:
         self._rules = rules
         self._recorder = recorder  # records the session and each event's clip and snapshot
         self._writer = writer
-        self._reader = reader
         self._topics = topics
         self._on_committed = on_committed  # new outbox rows are ready to send
         self._lock = threading.Condition()
@@ -90,11 +91,15 @@ class SessionController:
         # Committed (and synced) without the lock, so the frame path's observe() never waits on the disk;
         # frames analysed before the commit find no session, as they would a moment earlier.
         try:
-            session = self._writer.submit(self._write_start, info, at.wall).result()
-        except BaseException:
+            session = self._writer.submit(
+                lambda store: store.start_session(info, at.wall, self._start_message), retry=False
+            ).result()
+        except BaseException as exc:
             with self._lock:
                 self._starting = False
                 self._lock.notify_all()
+            if isinstance(exc, StoreUnavailable):
+                raise SessionError(f"cannot start a session: {exc}") from exc
             raise
         with self._lock:
             self._session, self._starting = session, False
@@ -115,7 +120,8 @@ class SessionController:
             if self._session is None or self._engine is None:
                 raise SessionError("no session is running")
             at = at or self._last_seen
-            closing = self._engine.close(at)
+            reason = "session_stopped" if state == "completed" else "interrupted"
+            closing = [replace(change, reason=reason) for change in self._engine.close(at)]
             stop = (self._session.id, closing, at.wall, self._frames, state, self._engine.metrics)
             recorded = self._recorder.stop_session() if self._recorder else None
             self._session, self._engine = None, None
@@ -126,9 +132,16 @@ class SessionController:
                 recorded.result(timeout=RECORDING_STOP_TIMEOUT_S)
             except TimeoutError:
                 log.error("the recorder did not close session %s's files in time; they join its chain later", stop[0])
-        finished = self._writer.submit(self._write_stop, *stop).result()
+        committed = self._writer.submit(lambda store: self._write_stop(store, *stop))
+        committed.add_done_callback(lambda _: self._on_committed())
+        try:
+            finished = committed.result(STOP_COMMIT_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise SessionError(
+                f"session {stop[0]} stopped; its end is kept in memory and committed once the database can be"
+                " written again (see the store status)"
+            ) from exc
         log.info("session %s %s after %.1f s", finished.id, state, finished.duration)
-        self._on_committed()
         for listener in self._listeners:
             listener.session_stopped(finished)
         return finished
@@ -153,9 +166,8 @@ class SessionController:
             self._commit_changes(self._engine.update(analysis))
             if analysis.mono - self._last_progress >= PROGRESS_EVERY_S:
                 self._last_progress = analysis.mono
-                self._writer.submit(
-                    self._write_progress, self._session.id, analysis.wall, self._frames, self._engine.metrics
-                )
+                progress = (self._session.id, analysis.wall, self._frames, self._engine.metrics)
+                self._writer.submit(lambda store: self._write_progress(store, *progress))
 
     def observe_camera(self, online: bool, at: Instant) -> None:
         """Whether the camera delivers frames (fed by the capture loop, with or without frames)."""
@@ -166,47 +178,45 @@ class SessionController:
 
     def _commit_changes(self, changes: list[EventChange]) -> None:
         for change in changes:
-            future = self._writer.submit(self._write_change, change)
+            future = self._writer.submit(lambda store, change=change: self._write_change(store, change))
             future.add_done_callback(lambda _: self._on_committed())
             if self._recorder:
                 (self._recorder.event_started if change.kind == "start" else self._recorder.event_ended)(change.event)
             log.info("event %s %s (%s)", change.event.type, change.kind, change.event.id)
 
-    # The _write_* methods run on the store thread.
+    # These run on the store thread, inside the write's transaction.
 
-    def _write_start(self, info: CandidateInfo, at: float) -> SessionRecord:
-        store = self._writer.store
-        session = store.start_session(info, at)
-        store.enqueue([self._topics.session_message(session, "start")])
-        return session
+    def _start_message(self, store: Store, session: SessionRecord) -> list[OutboxMessage]:
+        return [self._topics.session_message(session, "start")]
 
-    def _write_change(self, change: EventChange) -> None:
-        self._writer.store.record_event(change, [self._topics.alert_message(change)])
+    def _write_change(self, store: Store, change: EventChange) -> None:
+        store.record_event(change, self.alert_messages(change))
 
-    def _write_progress(self, session_id: str, at: float, frames: int, metrics: SessionMetrics) -> None:
-        self._writer.store.save_metrics(session_id, metrics)
-        self._writer.store.touch_session(session_id, at, frames)
+    def _write_progress(self, store: Store, session_id: str, at: float, frames: int, metrics: SessionMetrics) -> None:
+        store.save_metrics(session_id, metrics)
+        store.touch_session(session_id, at, frames)
 
     def _write_stop(
-        self, session_id: str, closing: list[EventChange], at: float, frames: int, state: str,
+        self, store: Store, session_id: str, closing: list[EventChange], at: float, frames: int, state: str,
         metrics: SessionMetrics,
     ) -> SessionRecord:
-        store = self._writer.store
         for change in closing:
-            self._write_change(change)
+            self._write_change(store, change)
         store.save_metrics(session_id, metrics)
-        finished = store.finish_session(session_id, at, frames, state)
-        self.announce_finished(finished)
-        return finished
+        return store.finish_session(session_id, at, frames, state, self.stop_message)
 
-    def announce_finished(self, session: SessionRecord) -> None:
-        """Queue the session's stop message with its report summary (store thread)."""
-        report = build_report(session, self._reader.events(session.id), self._rules, self._reader.metrics(session.id))
+    def alert_messages(self, change: EventChange) -> list[OutboxMessage]:
+        return [self._topics.alert_message(change)]
+
+    def stop_message(self, store: Store, session: SessionRecord) -> list[OutboxMessage]:
+        """The session's stop message with its report summary, made inside the stop's transaction (its
+        reads see the stop's own writes)."""
+        report = build_report(session, store.view.events(session.id), self._rules, store.view.metrics(session.id))
         summary = {
             "integrity_score": report["integrity"]["score"], "event_counts": report["event_counts"],
-            "evidence_chain": self._writer.store.chain_head(session.id),
+            "evidence_chain": store.chain_head(session.id),
         }
-        self._writer.store.enqueue([self._topics.session_message(session, "stop", summary)])
+        return [self._topics.session_message(session, "stop", summary)]
 
 
 class SessionPart:

@@ -157,6 +157,26 @@ class Mosquitto:
 
 
 @pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a size-limited tmpfs (root only, e.g. in CI containers); skip where that is not allowed."""
+    mounted: list[Path] = []
+
+    def mount(size_kib: int) -> Path:
+        point = tmp_path / f"tmpfs-{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(point)],
+                              capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], check=False)
+
+
+@pytest.fixture
 def mosquitto(tmp_path):
     broker = Mosquitto(tmp_path).start()
     yield broker

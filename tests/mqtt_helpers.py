@@ -91,11 +91,11 @@ class Kiosk:
         self.writer = StoreWriter(Store(data / "proctord.db", kiosk=KIOSK))
         self.reader = StoreReader(data / "proctord.db")
         self.session = self.writer.submit(
-            self.writer.store.start_session, CandidateInfo("Ada", "c-1", "exam-1"), time.time()
+            lambda store: store.start_session(CandidateInfo("Ada", "c-1", "exam-1"), time.time())
         ).result()
         self.publisher = MqttPublisher(
             settings or BrokerSettings("127.0.0.1", port, reconnect_max_s=1), self.topics, self.reader,
-            lambda ids: self.writer.submit(self.writer.store.ack, ids), self.status, **publisher_options,
+            lambda ids: self.writer.submit(lambda store: store.ack(ids)), self.status, **publisher_options,
         )
         self.publisher.start()
 
@@ -109,7 +109,7 @@ class Kiosk:
                 uuid.uuid4().hex, self.session.id, "no_face", "high", time.time(), None, 0.9, {"n": i})))
             for i in range(count)
         ]
-        self.writer.submit(self.writer.store.enqueue, messages).result()
+        self.writer.submit(lambda store: store.enqueue(messages)).result()
         self.publisher.wake()
         return [message.message_id for message in messages]
 
@@ -120,7 +120,7 @@ class Kiosk:
             event = Event(uuid.uuid4().hex, self.session.id, "no_face", "high", time.time(), None, 0.9, {"n": i})
             change = EventChange("start", event)
             message = self.topics.alert_message(change)
-            future = self.writer.submit(self.writer.store.record_event, change, [message])
+            future = self.writer.submit(lambda store, change=change, message=message: store.record_event(change, [message]))
             future.add_done_callback(lambda _: self.publisher.wake())
             ids.append(message.message_id)
         if future is not None:

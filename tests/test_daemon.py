@@ -119,7 +119,8 @@ def test_daemon_proctors_the_video_publishes_alerts_and_serves_the_report(mosqui
         supervisor.close()
 
 
-def test_daemon_keeps_proctoring_without_a_broker_and_delivers_the_backlog_later(tmp_path, start_daemon):
+def test_daemon_keeps_proctoring_without_a_broker_and_keeps_every_message_for_later(tmp_path, start_daemon):
+    # How the backlog drains once the broker is back: test_mqtt.py and test_outbox_window.py.
     broker = Mosquitto(tmp_path)  # its port is chosen, nothing listens there yet
     daemon = start_daemon(broker.port)
     try:

@@ -19,10 +19,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from daemon.capture.frame import Frame
-from daemon.config import MqttConfig, RulesConfig
+from daemon.config import Config, MqttConfig, RetentionConfig, RulesConfig
 from daemon.events.rules import Instant
+from daemon.recording.disk import DiskSpace
+from daemon.recording.retention import Retention
+from daemon.recording.service import RecordingService
 from daemon.session import SessionController
 from daemon.store.db import Store, StoreReader
+from daemon.store.verify import verify
 from daemon.store.writer import StoreWriter
 from daemon.sync.commands import CommandActions
 from daemon.sync.contract import KioskStatus, Topics
@@ -37,19 +41,21 @@ class CommandedKiosk:
     def __init__(self, data: Path, port: int, frame: Frame | None, **mqtt_options):
         self.writer = StoreWriter(Store(data / "proctord.db", kiosk=KIOSK))
         self.reader = StoreReader(data / "proctord.db")
-        self.sessions = SessionController(RulesConfig(), self.writer, self.reader, TOPICS,
+        self.sessions = SessionController(RulesConfig(), self.writer, TOPICS,
                                           on_committed=lambda: self.publisher.wake())
-        self.snapshots = data / "snapshots"
+        config = Config(paths={"data_dir": str(data)}, retention={"min_free_mb": 0})
+        self.recording = RecordingService(config, self.writer, self.reader)
+        self.recordings = config.recordings_dir
         actions = CommandActions(
             start_session=lambda info: self.sessions.start(info, Instant(time.monotonic(), time.time())),
             stop_session=lambda: self.sessions.stop(),
             latest_frame=lambda: frame,
             status=lambda: KioskStatus("test-version", self.sessions.active, True, 10.0),
-            snapshot_dir=self.snapshots,
+            save_snapshot=lambda frame: self.recording.take_snapshot(frame, self.sessions.active),
         )
         config = MqttConfig(port=port, reconnect_max_s=1, **mqtt_options)
         self.publisher = MqttPublisher.from_config(
-            config, TOPICS, self.reader, lambda ids: self.writer.submit(self.writer.store.ack, ids), actions
+            config, TOPICS, self.reader, lambda ids: self.writer.submit(lambda store: store.ack(ids)), actions
         )
         self.publisher.start()
 
@@ -183,20 +189,58 @@ def test_a_redelivered_command_runs_once_and_gets_the_same_answer(start_kiosk, o
     assert len(kiosk.reader.sessions()) == 1
 
 
-def test_snapshot_saves_the_newest_frame_as_a_jpeg(start_kiosk, operator, frame):
+def test_snapshot_command_files_are_evidence_chained_and_deleted_by_retention(start_kiosk, operator, frame):
+    """Issue 13 item 8: a snapshot is the running session's evidence, recorded, chained and retained."""
     kiosk = start_kiosk(frame)
-    result = operator.command("snapshot")
-    assert result["ok"], result
-    snapshot = result["result"]
+    session_id = operator.command("start_session", candidate_id="c-1")["result"]["session"]["id"]
+    results = [operator.command("snapshot") for _ in range(3)]
+    assert all(result["ok"] for result in results), results
+    snapshot = results[0]["result"]
     path = Path(snapshot["path"])
-    assert path.parent == kiosk.snapshots and path.suffix == ".jpg"
+    assert path.parent == kiosk.recordings / session_id and path.suffix == ".jpg"
     data = path.read_bytes()
     assert hashlib.sha256(data).hexdigest() == snapshot["sha256"] and len(data) == snapshot["bytes"]
     decoded = cv2.imread(str(path))
     assert decoded.shape == frame.image.shape
     assert (snapshot["width"], snapshot["height"], snapshot["captured_at"]) == \
         (frame.width, frame.height, frame.wall)
-    assert list(kiosk.snapshots.iterdir()) == [path]  # no partial file left
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(Path(r["result"]["path"]).name for r in results)
+    media = kiosk.reader.media(session_id)
+    assert {(m.kind, m.event_id) for m in media} == {("snapshot", None)} and len(media) == 3
+    assert snapshot["sha256"] in {m.sha256 for m in media}
+
+    operator.command("stop_session")
+    assert verify(kiosk.reader.path, kiosk.recordings).ok
+    kiosk.writer.submit(lambda store: store.mark_synced(session_id)).result()
+    retention = Retention(RetentionConfig(evidence_max_age_days=1), kiosk.reader,
+                          lambda name, reason: kiosk.writer.submit(lambda s: s.record_deletion(name, reason)).result(),
+                          DiskSpace(kiosk.recordings, 0), clock=Later(days=2))
+    assert len(retention.run_once()) == 3
+    assert list(path.parent.iterdir()) == []
+    assert verify(kiosk.reader.path, kiosk.recordings).ok
+
+
+class Later:
+    """The clock `days` from now (retention's age limit)."""
+
+    def __init__(self, days: float):
+        self._offset = days * 86400
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time() + self._offset
+
+    def sleep(self, seconds: float) -> None:
+        raise AssertionError("not used")
+
+
+def test_snapshot_without_a_session_is_refused_and_leaves_no_file(start_kiosk, operator, frame):
+    kiosk = start_kiosk(frame)
+    assert operator.command("snapshot")["error"] == {
+        "code": "refused", "reason": "no session is running: a snapshot is kept as a running session's evidence"}
+    assert not kiosk.recordings.exists() or not any(kiosk.recordings.rglob("*.jpg"))
 
 
 def test_snapshot_before_the_first_frame_fails_with_the_reason(start_kiosk, operator):

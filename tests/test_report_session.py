@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import asdict
 from pathlib import Path
 
 import sqlite_utils
@@ -29,7 +30,7 @@ def controller(db_path: Path) -> tuple[SessionController, StoreWriter, StoreRead
     config = Config()
     reader = StoreReader(db_path)
     writer = StoreWriter(Store(db_path, kiosk="kiosk-7"))
-    return SessionController(config.rules, writer, reader, Topics.from_config(config)), writer, reader
+    return SessionController(config.rules, writer, Topics.from_config(config)), writer, reader
 
 
 def exam(first: int, count: int, **face_kw):
@@ -70,7 +71,7 @@ CRASHING_DAEMON = textwrap.dedent(
     frames += [scene(i, faces=()) for i in range(3 * FPS, 6 * FPS)]
     for analysis in frames:
         sessions.observe(analysis)
-    writer.submit(lambda: None).result()  # what was committed before the power cut
+    writer.submit(lambda store: None).result()  # what was committed before the power cut
     print(session.id, flush=True)
     os._exit(0)  # no stop, no close
     """
@@ -85,8 +86,9 @@ def test_a_crashed_session_is_closed_at_its_last_progress_and_still_gets_its_rep
     session_id = crashed.stdout.strip()
 
     sessions, writer, reader = controller(db_path)  # the next start
-    [closed] = writer.submit(writer.store.close_interrupted).result()
-    writer.submit(sessions.announce_finished, closed).result()
+    [closed] = writer.submit(
+        lambda store: store.close_interrupted(sessions.alert_messages, sessions.stop_message)
+    ).result()
     writer.close()
     report = load_report(reader, session_id, Config().rules)
 
@@ -101,8 +103,10 @@ def test_a_crashed_session_is_closed_at_its_last_progress_and_still_gets_its_rep
     assert report["focus"]["counts"]["face_present"] == 3 * FPS
     assert report["calibration"]["calibrated"] and report["calibration"]["neutral_deg"]["head_yaw"] == 10.0
     assert report["integrity"]["score"] == 75.0  # 1 s of no face in 4 s
-    stop = json.loads(reader.outbox()[-1].payload)
+    *_, end, stop = [json.loads(m.payload) for m in reader.outbox()]  # queued with the closes
+    assert (end["kind"], end["reason"], end["event"]["end"]) == ("end", "interrupted", last_progress)
     assert (stop["kind"], stop["summary"]["integrity_score"]) == ("stop", 75.0)
+    assert stop["session"] == asdict(closed)
 
 
 def test_a_version_1_database_is_backed_up_and_migrated_and_its_sessions_still_report(tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
-import subprocess
 import threading
 from pathlib import Path
 
@@ -41,26 +40,6 @@ class FixedClock:
 
     def sleep(self, seconds: float) -> None:
         raise AssertionError("retention never sleeps")
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """Mount a size-limited tmpfs (root only, e.g. in CI containers); skip where that is not allowed."""
-    mounted: list[Path] = []
-
-    def mount(size_kib: int) -> Path:
-        point = tmp_path / f"tmpfs-{len(mounted)}"
-        point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(point)],
-                              capture_output=True, check=False)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in mounted:
-        subprocess.run(["umount", str(point)], check=False)
 
 
 # --- which files retention deletes ------------------------------------------------------------------

@@ -316,10 +316,10 @@ def test_transaction_rolls_back_on_error_and_commits_otherwise(store: Store, db_
 
 def test_writer_runs_writes_in_order_and_flushes_them_on_close(db_path: Path):
     writer = StoreWriter(Store(db_path, KIOSK))
-    session = writer.submit(writer.store.start_session, CANDIDATE, T0).result()
+    session = writer.submit(lambda store: store.start_session(CANDIDATE, T0)).result()
     for frames in range(1, 51):
-        writer.submit(writer.store.touch_session, session.id, T0 + frames, frames)
-    writer.submit(writer.store.finish_session, session.id, T0 + 60, 60)
+        writer.submit(lambda store, frames=frames: store.touch_session(session.id, T0 + frames, frames))
+    writer.submit(lambda store: store.finish_session(session.id, T0 + 60, 60))
 
     writer.close()
 
@@ -330,10 +330,10 @@ def test_writer_runs_writes_in_order_and_flushes_them_on_close(db_path: Path):
 def test_writer_hands_a_failed_write_back_through_its_future(db_path: Path):
     writer = StoreWriter(Store(db_path, KIOSK))
     try:
-        failed = writer.submit(writer.store.enqueue, [OutboxMessage("m", "t", object())])  # type: ignore[arg-type]
+        failed = writer.submit(lambda store: store.enqueue([OutboxMessage("m", "t", object())]))  # type: ignore[arg-type]
         with pytest.raises(sqlite3.Error):
             failed.result()
-        writer.submit(writer.store.enqueue, [message("after")]).result()
+        writer.submit(lambda store: store.enqueue([message("after")])).result()
     finally:
         writer.close()
     assert [m.message_id for m in StoreReader(db_path).outbox()] == ["after"]

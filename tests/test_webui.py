@@ -65,7 +65,7 @@ class Kiosk:
         database = self.data_dir / "proctord.db"
         self.writer = StoreWriter(Store(database, kiosk="kiosk-1"))
         self.reader = StoreReader(database)
-        self.sessions = SessionController(config.rules, self.writer, self.reader, Topics.from_config(config))
+        self.sessions = SessionController(config.rules, self.writer, Topics.from_config(config))
         self.latest = LatestFrame()
         self.backend = WebBackend(
             status=lambda: self.status(),  # a test may replace the snapshot
@@ -115,7 +115,7 @@ class Kiosk:
                 faces=(face,) * faces,
             ))
             self.seq += 1
-        self.writer.submit(lambda: None).result()  # the writes are committed
+        self.writer.submit(lambda store: None).result()  # the writes are committed
 
     def close(self) -> None:
         self.writer.close()
@@ -492,7 +492,7 @@ def _record_evidence(kiosk: Kiosk, session_id: str, event_id: str, frame: np.nda
             sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), start=kiosk.clock.wall, end=kiosk.clock.wall,
             frames=1,
         )
-        kiosk.writer.submit(kiosk.writer.store.add_media, record).result()
+        kiosk.writer.submit(lambda store, record=record: store.add_media(record)).result()
 
 
 @pytest.fixture

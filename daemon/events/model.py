@@ -36,10 +36,15 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class EventChange:
-    """An event began (kind="start", end is None) or finished (kind="end")."""
+    """An event began (kind="start", end is None) or finished (kind="end").
+
+    `reason` says why an event ended: "cleared" (its condition went away), "session_stopped" (the session
+    was stopped with it open) or "interrupted" (the daemon shut down or crashed with it open; the close is
+    made at shutdown or at the next start). None on a start."""
 
     kind: Literal["start", "end"]
     event: Event
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

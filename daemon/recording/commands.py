@@ -54,6 +54,7 @@ def _config(args) -> Config | None:
 
 
 def _verify(args) -> int:
+    from daemon.store.db import DatabaseUnusable
     from daemon.store.verify import UnknownSession, verify
 
     if (config := _config(args)) is None:
@@ -63,8 +64,13 @@ def _verify(args) -> int:
     except UnknownSession as exc:
         print(f"proctord: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except DatabaseUnusable as exc:
+        print(f"proctord: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
     for problem in result.problems:
         print(problem)
+    for note in result.notes:
+        print(f"{note} (note)")
     broken = {problem.session_id for problem in result.problems}
     for s in result.sessions:
         verdict = "BROKEN" if s.session_id in broken else "ok"
@@ -75,6 +81,7 @@ def _verify(args) -> int:
 
 def _export(args) -> int:
     from daemon.recording.export import export_session
+    from daemon.store.db import DatabaseUnusable
     from daemon.store.verify import UnknownSession
 
     if (config := _config(args)) is None:
@@ -84,7 +91,7 @@ def _export(args) -> int:
         result = export_session(
             config.database_path, config.recordings_dir, args.session, config.rules, out, args.with_recordings
         )
-    except UnknownSession as exc:
+    except (UnknownSession, DatabaseUnusable) as exc:
         print(f"proctord: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"wrote {result.path} ({result.files} files)")
@@ -106,11 +113,15 @@ def _mark_synced(args) -> int:
 
 
 def _write(args, change, done: str) -> int:
-    from daemon.store.db import Store
+    from daemon.store.db import DatabaseUnusable, Store
 
     if (config := _config(args)) is None:
         return EXIT_BAD_INPUT
-    store = Store(config.database_path, config.kiosk.name)
+    try:
+        store = Store(config.database_path, config.kiosk.name)
+    except DatabaseUnusable as exc:
+        print(f"proctord: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         change(store)
     except KeyError as exc:

@@ -27,16 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-import cv2
 
 from daemon.capture.frame import Frame
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import RecordingConfig, RulesConfig, RuleTiming
 from daemon.events.model import Event
-from daemon.files import file_sha256, write_durably
+from daemon.files import file_sha256
 from daemon.recording.disk import DiskSpace
 from daemon.recording.mp4 import EncodedFrame, H264Encoder, Mp4Writer, fit_size
 from daemon.recording.preroll import PreRoll
+from daemon.recording.snapshot import write_jpeg
 from daemon.store.records import MediaRecord
 
 log = logging.getLogger(__name__)
@@ -261,12 +261,9 @@ class Recorder:
         frame = self._latest
         if frame is None:
             return
-        ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, self._config.snapshot_quality])
-        if not ok:
-            raise ValueError(f"event {event.id}: the snapshot could not be encoded")
         name = f"{self._session}/snapshot-{event.id}.jpg"
-        write_durably(self._root / name, jpeg.tobytes())
-        self._hand_over(name, "snapshot", event.id, frame.wall, frame.wall, 1)
+        sha256, size = write_jpeg(frame.image, self._root / name, self._config.snapshot_quality)
+        self._hand_over(name, "snapshot", event.id, frame.wall, frame.wall, 1, sha256, size)
 
     def _check_space(self, mono: float) -> None:
         if mono < self._next_space_check:
@@ -322,9 +319,11 @@ class Recorder:
             # Stays <name>.part, which verify ignores (and recovery takes in if the session is interrupted).
             log.error("%s: could not be finished: %s", writer.partial, exc)
 
-    def _hand_over(self, name: str, kind: str, event_id: str | None, start: float, end: float, frames: int) -> None:
+    def _hand_over(self, name: str, kind: str, event_id: str | None, start: float, end: float, frames: int,
+                   sha256: str | None = None, size: int | None = None) -> None:
         path = self._root / name
-        size = path.stat().st_size
-        self._on_media(MediaRecord(name, self._session, kind, event_id, file_sha256(path), size, start, end, frames))
+        if sha256 is None or size is None:
+            sha256, size = file_sha256(path), path.stat().st_size
+        self._on_media(MediaRecord(name, self._session, kind, event_id, sha256, size, start, end, frames))
         self._files += 1
         self._bytes += size

@@ -10,6 +10,7 @@ import av
 
 from daemon.files import PARTIAL_SUFFIX, file_sha256
 from daemon.recording.mp4 import finalize, probe
+from daemon.recording.snapshot import REQUESTED
 from daemon.store.records import MediaRecord
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def recover_session_files(root: Path, session_id: str, known: set[str]) -> list[
 
 
 def _describe(path: Path, name: str, session_id: str, kind: str, ref: str) -> MediaRecord | None:
-    event_id = None if kind == "segment" else ref
+    event_id = None if kind == "segment" or ref.startswith(REQUESTED) else ref
     if kind == "snapshot":
         start = end = path.stat().st_mtime
         frames = 1

@@ -52,6 +52,7 @@ class Retention:
         self._record_deletion = record_deletion  # commits the deletion; returns once it is durable
         self._disk = disk
         self._clock = clock
+        self.failure: str | None = None  # why the last check failed (status page), None when it did not
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
@@ -101,12 +102,20 @@ class Retention:
                  media.session_id, reason)
         return Deletion(media.name, reason, media.bytes)
 
+    def check(self) -> None:
+        """One check as the thread makes it: a failure is kept in `failure` (the status page shows it) and
+        logged once while it repeats, not at every check."""
+        try:
+            self.run_once()
+            self.failure = None
+        except Exception as exc:
+            if str(exc) != self.failure:
+                log.exception("retention failed (logged once while it repeats); trying again at each check")
+            self.failure = str(exc)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("retention failed; trying again at the next check")
+            self.check()
             self._wake.wait(self._config.check_interval_s)
             self._wake.clear()
 

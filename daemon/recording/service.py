@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from concurrent.futures import Future
 
+from daemon.capture.frame import Frame
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import Config
 from daemon.parts import Figure, PartStatus
@@ -12,11 +15,16 @@ from daemon.recording.disk import DiskSpace
 from daemon.recording.recorder import Recorder, confirmation_delay_s
 from daemon.recording.recovery import recover_session_files
 from daemon.recording.retention import Retention
+from daemon.recording.snapshot import REQUESTED, Snapshot, write_jpeg
+from daemon.session import SessionError
 from daemon.store.db import Store, StoreReader
-from daemon.store.records import MediaRecord
+from daemon.store.records import MediaRecord, SessionRecord
 from daemon.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
+
+# The most the snapshot command waits for its file's record (longer only when the disk is full).
+SNAPSHOT_COMMIT_TIMEOUT_S = 10.0
 
 
 class RecordingService:
@@ -25,6 +33,7 @@ class RecordingService:
     def __init__(self, config: Config, writer: StoreWriter, reader: StoreReader, clock: Clock = SYSTEM_CLOCK,
                  disk: DiskSpace | None = None):
         self._writer = writer
+        self._snapshot_quality = config.recording.snapshot_quality
         self.root = config.recordings_dir
         self.disk = disk or DiskSpace(self.root, config.retention.min_free_mb * 1_000_000)
         self.retention = Retention(config.retention, reader, self._record_deletion, self.disk, clock)
@@ -60,7 +69,10 @@ class RecordingService:
         if self.recorder is None:
             return PartStatus(self.name, "off", "recording.enabled is false", space)
         recorder = self.recorder.status
-        return PartStatus(self.name, "degraded" if recorder.state == "degraded" else "ok", recorder.reason, (
+        retention = self.retention.failure
+        degraded = recorder.state == "degraded" or retention is not None
+        reason = "; ".join(r for r in (recorder.reason, retention and f"retention: {retention}") if r) or None
+        return PartStatus(self.name, "degraded" if degraded else "ok", reason, (
             Figure("recorder", "Recorder", recorder.state, kind="info"),
             Figure("frames_recorded", "Frames recorded", recorder.frames_recorded, kind="counter",
                    help="Frames written to recordings"),
@@ -73,11 +85,29 @@ class RecordingService:
             *space,
         ))
 
+    def take_snapshot(self, frame: Frame, session: SessionRecord | None) -> Snapshot:
+        """The `snapshot` command: the frame as a JPEG in the running session's folder, recorded and
+        chained as its evidence (kind snapshot, no event) before the answer, kept or deleted by retention
+        like an event's snapshot. Refused without a session, or when the disk is below its floor."""
+        if session is None:
+            raise SessionError("no session is running: a snapshot is kept as a running session's evidence")
+        if self.disk.low():
+            raise OSError(f"the recordings' disk is low ({self.disk.describe()})")
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(frame.wall)) + f"-{uuid.uuid4().hex[:6]}"
+        name = f"{session.id}/snapshot-{REQUESTED}{stamp}.jpg"
+        sha256, size = write_jpeg(frame.image, self.root / name, self._snapshot_quality)
+        media = MediaRecord(name, session.id, "snapshot", None, sha256, size, frame.wall, frame.wall, 1)
+        try:
+            self._writer.submit(lambda store: store.add_media(media)).result(SNAPSHOT_COMMIT_TIMEOUT_S)
+        except TimeoutError:
+            log.error("snapshot %s: its record waits for the store (kept in memory, retried)", name)
+        return Snapshot(str(self.root / name), sha256, size, frame.width, frame.height, frame.wall)
+
     def _commit_media(self, media: MediaRecord) -> None:
-        self._writer.submit(self._writer.store.add_media, media).add_done_callback(_report_failure(media.name))
+        self._writer.submit(lambda store: store.add_media(media)).add_done_callback(_report_failure(media.name))
 
     def _record_deletion(self, name: str, reason: str) -> None:
-        self._writer.submit(self._writer.store.record_deletion, name, reason).result()
+        self._writer.submit(lambda store: store.record_deletion(name, reason)).result()
 
 
 def _report_failure(name: str):

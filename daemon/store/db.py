@@ -2,8 +2,11 @@
 
 WAL mode, so the web UI reads while the pipeline writes. synchronous=FULL: event and session writes
 are rare (a few per minute), and FULL makes each commit survive a power cut, which is what lets us
-say "committed before published". One Store object is the one writer; readers open their own
-connections with `connect_reader`.
+say "committed before published". One Store object is the one writer, reached only through
+`StoreWriter.submit` (daemon/store/writer.py); readers use `StoreReader`, one read-only connection per thread.
+
+A file that is not a usable SQLite database (zeroed header, truncated, random bytes, garbage pages)
+raises `DatabaseUnusable`, whose message names the file and what to do about it.
 """
 
 from __future__ import annotations
@@ -11,71 +14,47 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import sqlite_utils
 
-from daemon.events.model import Event, EventChange, FocusCounts, Neutral, SessionMetrics
-from daemon.store import evidence
+from daemon.errors import UserError
+from daemon.events.model import Event, EventChange, SessionMetrics
+from daemon.store import evidence, records
+from daemon.store.migrations import MIGRATIONS
 from daemon.store.records import CandidateInfo, MediaRecord, OutboxMessage, SessionRecord, StoredMedia
 
 log = logging.getLogger(__name__)
 
 
-def _v1(db: sqlite_utils.Database) -> None:
-    db["sessions"].create(
-        {
-            "id": str, "kiosk": str, "candidate_name": str, "candidate_id": str, "exam_id": str,
-            "notes": str, "state": str, "started_at": float, "ended_at": float,
-            "last_seen_at": float, "frames": int,
-        },
-        pk="id",
-        not_null={"kiosk", "state", "started_at", "last_seen_at", "frames"},
-    )
-    db["events"].create(
-        {
-            "id": str, "session_id": str, "type": str, "severity": str, "start": float,
-            "end": float, "peak_confidence": float, "evidence": str,
-        },
-        pk="id",
-        foreign_keys=[("session_id", "sessions", "id")],
-        not_null={"session_id", "type", "severity", "start"},
-    )
-    db["events"].create_index(["session_id", "start"])
-    db.execute(
-        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,"
-        " topic TEXT NOT NULL, payload TEXT NOT NULL, retain INTEGER NOT NULL, created_at REAL NOT NULL)"
-    )
+class DatabaseUnusable(UserError):
+    """The database file cannot be opened or read as SQLite: one line saying which file and what to do."""
 
-
-def _v2(db: sqlite_utils.Database) -> None:
-    # What the rules measured besides events: focus tallies and the calibrated neutral (report figures).
-    db["session_metrics"].create(
-        {
-            "session_id": str, "frames": int, "face_present": int, "pose_measured": int,
-            "looking_away": int, "attentive": int, "eyes_measured": int, "eyes_closed": int,
-            "neutral": str,
-        },
-        pk="session_id",
-        foreign_keys=[("session_id", "sessions", "id")],
-        not_null={"frames", "face_present", "pose_measured", "looking_away", "attentive", "eyes_measured",
-                  "eyes_closed"},
-    )
-
-
-# Numbered migrations: MIGRATIONS[n] brings the schema from version n to n + 1. Append, never edit.
-MIGRATIONS = [_v1, _v2, evidence.migrate_v3]
+    def __init__(self, path: Path, detail: str):
+        backups = sorted(p.name for p in path.parent.glob(f"{path.name}*.bak"))
+        restore = f"restore a backup ({', '.join(backups)}) over it" if backups else "restore it from a backup"
+        super().__init__(
+            f"{path}: not a usable database ({detail}); {restore}, or move it aside"
+            f" (mv {path} {path}.corrupt) to start with an empty one"
+        )
+        self.path = path
 
 
 def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise _unusable(path, exc) from exc
     return conn
 
 
@@ -84,6 +63,34 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """Raise DatabaseUnusable unless SQLite's quick_check passes (pages, records and indexes; not the
+    slower cross-checks of integrity_check)."""
+    refuse_empty(path)
+    try:
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        raise _unusable(path, exc) from exc
+    if problems != ["ok"]:
+        raise DatabaseUnusable(path, "damaged pages: " + "; ".join(" ".join(p.split()) for p in problems))
+
+
+def refuse_empty(path: Path) -> None:
+    """An existing empty file is refused: SQLite would take it for a new database, but proctord never
+    leaves one empty (its first commits may wait in the -wal, which is then not empty)."""
+    wal = path.with_name(path.name + "-wal")
+    if path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size):
+        raise DatabaseUnusable(path, "the file is empty")
+
+
+def _unusable(path: Path, exc: sqlite3.Error) -> DatabaseUnusable:
+    if not path.exists():
+        return DatabaseUnusable(path, f"cannot be opened: {exc}")
+    if path.stat().st_size == 0:
+        return DatabaseUnusable(path, "the file is empty")
+    return DatabaseUnusable(path, str(exc))
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> int:
@@ -103,42 +110,80 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         with transaction(conn):
             MIGRATIONS[version](db)
             db["schema_version"].insert({"version": version + 1, "applied_at": time.time()})
-        log.info("database schema now at version %d", version + 1)
+        log.info("database schema now at version %d (%s)", version + 1, MIGRATIONS[version].__name__)
     return len(MIGRATIONS)
 
 
+# Makes the outbox messages of a change, inside the change's own transaction (so both commit or neither).
+Announce = Callable[["Store", SessionRecord], list[OutboxMessage]]
+AnnounceEnd = Callable[[EventChange], list[OutboxMessage]]
+
+
 class Store:
-    """The one writer. Not thread-safe by design: the pipeline calls it from a single store thread."""
+    """The one writer. Not thread-safe by design: only the store thread calls it (StoreWriter.submit).
+
+    Every method commits on its own; called inside `atomic()` (as StoreWriter runs each write), the
+    calls commit together."""
 
     def __init__(self, path: Path, kiosk: str):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.kiosk = kiosk
+        new = not path.exists()
+        if not new:
+            refuse_empty(path)  # before connecting: setting WAL mode would write a header into it
         self._conn = connect(path)
+        self._depth = 0  # atomic() nesting: only the outermost level begins and commits
         try:
+            if not new:
+                check_integrity(self._conn, path)
             migrate(self._conn, path)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise _unusable(path, exc) from exc
         except BaseException:
             self._conn.close()
             raise
         self._db = sqlite_utils.Database(self._conn)
+        # Reads that see this transaction's own writes (the report inside a session's stop).
+        self.view = StoreReader(path, connection=lambda: self._conn)
 
     def close(self) -> None:
         self._conn.close()
 
-    def start_session(self, info: CandidateInfo, at: float) -> SessionRecord:
+    @contextmanager
+    def atomic(self):
+        """One transaction around everything inside, however many Store calls it makes."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with transaction(self._conn):
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+
+    def start_session(self, info: CandidateInfo, at: float, announce: Announce | None = None) -> SessionRecord:
         session = SessionRecord(
             id=time.strftime("%Y%m%dT%H%M%S", time.gmtime(at)) + "-" + uuid.uuid4().hex[:6],
             kiosk=self.kiosk, state="running", started_at=at, ended_at=None, last_seen_at=at, frames=0,
             **asdict(info),
         )
-        with transaction(self._conn):
+        with self.atomic():
             self._db["sessions"].insert(asdict(session))
             evidence.append_session_start(self._conn, asdict(session), time.time())
+            if announce:
+                self._insert_outbox(announce(self, session))
         return session
 
     def touch_session(self, session_id: str, at: float, frames: int) -> None:
         """Record progress, so a crash leaves the last known time for the interrupted session."""
-        with transaction(self._conn):
+        with self.atomic():
             self._db["sessions"].update(session_id, {"last_seen_at": at, "frames": frames})
 
     def save_metrics(self, session_id: str, metrics: SessionMetrics) -> None:
@@ -147,63 +192,71 @@ class Store:
             "session_id": session_id,
             "neutral": None if metrics.neutral is None else json.dumps(asdict(metrics.neutral)),
         }
-        with transaction(self._conn):
+        with self.atomic():
             self._db["session_metrics"].upsert(row, pk="session_id")
 
-    def finish_session(self, session_id: str, at: float, frames: int, state: str = "completed") -> SessionRecord:
-        with transaction(self._conn):
+    def finish_session(
+        self, session_id: str, at: float, frames: int, state: str = "completed", announce: Announce | None = None
+    ) -> SessionRecord:
+        """End the session; `announce` makes its stop message, which commits with the stop."""
+        with self.atomic():
             self._db["sessions"].update(
                 session_id, {"state": state, "ended_at": at, "last_seen_at": at, "frames": frames}
             )
             evidence.append_session_stop(self._conn, self._db["sessions"].get(session_id), time.time())
-        return self.session(session_id)
+            finished = self.session(session_id)
+            if announce:
+                self._insert_outbox(announce(self, finished))
+        return finished
 
-    def close_interrupted(self) -> list[SessionRecord]:
+    def close_interrupted(
+        self, announce_end: AnnounceEnd | None = None, announce_stop: Announce | None = None
+    ) -> list[SessionRecord]:
         """Sessions left running by a crash or power cut end as `interrupted` at their last known time,
-        and so do their open events."""
-        running = [self._session_from_row(row) for row in self._db["sessions"].rows_where("state = 'running'")]
-        with transaction(self._conn):
+        and so do their open events; each close commits with its message (reason "interrupted")."""
+        running = self.running_sessions()
+        finished = []
+        with self.atomic():
             for session in running:
-                open_events = list(self._db["events"].rows_where('session_id = ? AND "end" IS NULL', [session.id]))
-                self._conn.execute(
-                    'UPDATE events SET "end" = ? WHERE session_id = ? AND "end" IS NULL',
-                    (session.last_seen_at, session.id),
-                )
-                for row in open_events:
-                    evidence.append_event(self._conn, "event_end", self._db["events"].get(row["id"]), time.time())
-                self._db["sessions"].update(session.id, {"state": "interrupted", "ended_at": session.last_seen_at})
-                evidence.append_session_stop(self._conn, self._db["sessions"].get(session.id), time.time())
+                for row in self._db["events"].rows_where('session_id = ? AND "end" IS NULL', [session.id]):
+                    event = records.event_from_row(row)
+                    closed = event.ended(session.last_seen_at, event.peak_confidence, event.evidence)
+                    change = EventChange("end", closed, "interrupted")
+                    self.record_event(change, announce_end(change) if announce_end else [])
+                finished.append(self.finish_session(
+                    session.id, session.last_seen_at, session.frames, "interrupted", announce_stop
+                ))
         for session in running:
             log.warning("session %s was left open; closed as interrupted at its last known time", session.id)
-        return [self.session(session.id) for session in running]
+        return finished
 
     def record_event(self, change: EventChange, messages: list[OutboxMessage]) -> None:
         """The event row and its outgoing alerts commit together: an alert is never lost nor sent for an
         event the database does not have."""
         row = asdict(change.event)
         row["evidence"] = json.dumps(row["evidence"], sort_keys=True)
-        with transaction(self._conn):
+        with self.atomic():
             self._db["events"].upsert(row, pk="id")
             evidence.append_event(self._conn, f"event_{change.kind}", row, time.time())
             self._insert_outbox(messages)
 
     def enqueue(self, messages: list[OutboxMessage]) -> None:
-        with transaction(self._conn):
+        with self.atomic():
             self._insert_outbox(messages)
 
     def ack(self, message_ids: list[str]) -> None:
-        with transaction(self._conn):
+        with self.atomic():
             self._conn.executemany("DELETE FROM outbox WHERE message_id = ?", [(mid,) for mid in message_ids])
 
     def session(self, session_id: str) -> SessionRecord:
-        return self._session_from_row(self._db["sessions"].get(session_id))
+        return records.session_from_row(self._db["sessions"].get(session_id))
 
     def running_sessions(self) -> list[SessionRecord]:
-        return [self._session_from_row(row) for row in self._db["sessions"].rows_where("state = 'running'")]
+        return [records.session_from_row(row) for row in self._db["sessions"].rows_where("state = 'running'")]
 
     def add_media(self, media: MediaRecord) -> None:
         """A finished recording file, with its sha256, joins the session's chain."""
-        with transaction(self._conn):
+        with self.atomic():
             evidence.insert_media(self._conn, media, time.time())
 
     def chain_head(self, session_id: str) -> dict:
@@ -218,19 +271,19 @@ class Store:
 
     def record_deletion(self, name: str, reason: str) -> None:
         """Retention is about to delete this file: committed (and chained) before the file goes."""
-        with transaction(self._conn):
+        with self.atomic():
             evidence.record_deletion(self._conn, name, reason, time.time())
 
     def set_under_review(self, session_id: str, under_review: bool) -> None:
         """A session under review (an appeal) keeps all its files whatever retention says."""
-        with transaction(self._conn):
+        with self.atomic():
             self._require_session(session_id)
             self._db["sessions"].update(session_id, {"under_review": int(under_review)})
 
     def mark_synced(self, session_id: str) -> int:
         """The session's clips and snapshots are safe elsewhere, so retention may delete them here.
         Returns how many files were newly marked."""
-        with transaction(self._conn):
+        with self.atomic():
             self._require_session(session_id)
             marked = self._conn.execute(
                 "UPDATE media SET synced_at = ? WHERE session_id = ? AND synced_at IS NULL", (time.time(), session_id)
@@ -251,10 +304,6 @@ class Store:
             [(m.message_id, m.topic, m.payload, int(m.retain), now) for m in messages],
         )
 
-    @staticmethod
-    def _session_from_row(row: dict) -> SessionRecord:
-        return SessionRecord(**{f.name: row[f.name] for f in fields(SessionRecord)})
-
 
 @contextmanager
 def transaction(conn: sqlite3.Connection):
@@ -263,45 +312,46 @@ def transaction(conn: sqlite3.Connection):
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite rolls back by itself after some errors (a full disk, an I/O error): nothing left to undo.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 class StoreReader:
-    """Read access for the report, the publisher and the web UI, each call on its own connection."""
+    """Read access for the report, the publisher, retention and the web UI.
 
-    def __init__(self, path: Path):
+    Each thread keeps its own read-only connection (opened on its first read), so the web page and
+    the publisher polling every 0.5 s do not reopen the file each time. `connection` instead reads
+    through another connection: the store thread's own, to see the transaction it is in."""
+
+    def __init__(self, path: Path, connection: Callable[[], sqlite3.Connection] | None = None):
         self.path = path
+        self._connection = connection
+        self._local = threading.local()
 
     def sessions(self, limit: int = 100) -> list[SessionRecord]:
         rows = self._query("SELECT * FROM sessions ORDER BY started_at DESC LIMIT ?", (limit,))
-        return [Store._session_from_row(row) for row in rows]
+        return [records.session_from_row(row) for row in rows]
 
     def session(self, session_id: str) -> SessionRecord | None:
         rows = self._query("SELECT * FROM sessions WHERE id = ?", (session_id,))
-        return Store._session_from_row(rows[0]) if rows else None
+        return records.session_from_row(rows[0]) if rows else None
 
     def events(self, session_id: str) -> list[Event]:
         rows = self._query('SELECT * FROM events WHERE session_id = ? ORDER BY start, id', (session_id,))
-        return [Event(**{**row, "evidence": json.loads(row["evidence"] or "{}")}) for row in rows]
+        return [records.event_from_row(row) for row in rows]
 
     def metrics(self, session_id: str) -> SessionMetrics:
         """The session's last committed focus tallies and calibration (empty before the first commit)."""
         rows = self._query("SELECT * FROM session_metrics WHERE session_id = ?", (session_id,))
-        if not rows:
-            return SessionMetrics()
-        row = rows[0]
-        neutral = row.pop("neutral")
-        focus = FocusCounts(**{f.name: row[f.name] for f in fields(FocusCounts)})
-        return SessionMetrics(focus, Neutral(**json.loads(neutral)) if neutral else None)
+        return records.metrics_from_row(rows[0] if rows else None)
 
     def outbox(self, after_id: int = 0, limit: int = 100) -> list[OutboxMessage]:
         rows = self._query("SELECT * FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
-        return [
-            OutboxMessage(r["message_id"], r["topic"], r["payload"], bool(r["retain"]), r["id"]) for r in rows
-        ]
+        return [records.outbox_from_row(row) for row in rows]
 
     def outbox_backlog(self) -> int:
         return self._query("SELECT count(*) AS n FROM outbox")[0]["n"]
@@ -309,11 +359,11 @@ class StoreReader:
     def media(self, session_id: str) -> list[MediaRecord]:
         """The session's recording files, deleted ones included, in recording order."""
         rows = self._query("SELECT * FROM media WHERE session_id = ? ORDER BY start, name", (session_id,))
-        return [evidence.media_from_row(row) for row in rows]
+        return [records.media_from_row(row) for row in rows]
 
     def live_media(self) -> list[StoredMedia]:
         """Every file not yet deleted, oldest first, with what retention decides on."""
-        return [evidence.stored_media_from_row(row) for row in self._query(evidence.LIVE_MEDIA_SQL)]
+        return [records.stored_media_from_row(row) for row in self._query(evidence.LIVE_MEDIA_SQL)]
 
     def deletions(self) -> list[dict]:
         return self._query("SELECT * FROM deletions ORDER BY id")
@@ -327,8 +377,16 @@ class StoreReader:
         return {row["type"]: row["n"] for row in self._query("SELECT type, count(*) AS n FROM events GROUP BY type")}
 
     def _query(self, sql: str, params: tuple = ()) -> list[dict]:
-        conn = connect_reader(self.path)
+        if self._connection is not None:
+            cursor = self._connection().execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect_reader(self.path)
         try:
             return [dict(row) for row in conn.execute(sql, params)]
-        finally:
-            conn.close()
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is sqlite3.DatabaseError:  # not a database, malformed: not an operational hiccup
+                raise _unusable(self.path, exc) from exc
+            raise

@@ -3,6 +3,7 @@ part's final writes (the interrupted session, the last recording files) are comm
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from daemon.parts import Figure, PartStatus
@@ -25,6 +26,8 @@ class StorePart:
     def status(self) -> PartStatus:
         files = (self._database, self._database.with_name(self._database.name + "-wal"))
         size = sum(path.stat().st_size for path in files if path.exists())
-        return PartStatus(self.name, "ok", None, (
+        writes = self._writer.status()  # failing writes (a full disk) make the store degraded
+        return replace(writes, name=self.name, title="Store", figures=(
             Figure("database_bytes", "Database", size, "bytes", help="Size of the database and its write-ahead log"),
-        ), title="Store")
+            *writes.figures,
+        ))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
+
+from daemon.events.model import Event, FocusCounts, Neutral, SessionMetrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +45,6 @@ class OutboxMessage:
     retain: bool = False
     id: int | None = None  # the outbox row, which fixes the sending order
 
-
-
-
 @dataclass(frozen=True, slots=True)
 class MediaRecord:
     """A finished recording file: a plain segment of the session, or an event's clip or snapshot."""
@@ -75,3 +75,38 @@ class StoredMedia:
     deleted_at: float | None
     session_state: str
     under_review: bool
+
+
+# --- rows to records: the one place that knows how a table's row maps to its record ---------------
+
+
+def session_from_row(row: dict) -> SessionRecord:
+    return SessionRecord(**{f.name: row[f.name] for f in fields(SessionRecord)})
+
+
+def event_from_row(row: dict) -> Event:
+    return Event(**{f.name: row[f.name] for f in fields(Event)} | {"evidence": json.loads(row["evidence"] or "{}")})
+
+
+def metrics_from_row(row: dict | None) -> SessionMetrics:
+    """A session_metrics row (None before its first commit: empty metrics)."""
+    if row is None:
+        return SessionMetrics()
+    focus = FocusCounts(**{f.name: row[f.name] for f in fields(FocusCounts)})
+    return SessionMetrics(focus, Neutral(**json.loads(row["neutral"])) if row["neutral"] else None)
+
+
+def outbox_from_row(row: dict) -> OutboxMessage:
+    return OutboxMessage(row["message_id"], row["topic"], row["payload"], bool(row["retain"]), row["id"])
+
+
+def media_from_row(row: dict) -> MediaRecord:
+    return MediaRecord(**{f.name: row[f.name] for f in fields(MediaRecord)})
+
+
+def stored_media_from_row(row: dict) -> StoredMedia:
+    """A LIVE_MEDIA_SQL row: the media row with its session's state and review flag."""
+    return StoredMedia(
+        media_from_row(row), row["created_at"], row["synced_at"], row["deleted_at"], row["state"],
+        bool(row["under_review"]),
+    )

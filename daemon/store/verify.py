@@ -19,7 +19,7 @@ from pathlib import Path
 
 from daemon.files import PARTIAL_SUFFIX, file_sha256
 from daemon.store import chain
-from daemon.store.db import connect_reader
+from daemon.store.db import DatabaseUnusable, check_integrity, connect_reader
 from daemon.store.evidence import MEDIA_FIELDS, SESSION_START_FIELDS, SESSION_STOP_FIELDS
 
 # Which record a chain entry vouches for; the last entry of a family and ref holds its current content.
@@ -52,6 +52,9 @@ class SessionSummary:
 class Verification:
     sessions: list[SessionSummary] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Worth a look but not a break: half-written files (.part) a crash or a full disk left in a finished
+    # session's folder, which are not evidence.
+    notes: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -63,11 +66,20 @@ class UnknownSession(LookupError):
 
 
 def verify(db_path: Path, media_root: Path, session_id: str | None = None) -> Verification:
-    """Verify one session, or every session in the database."""
+    """Verify one session, or every session in the database. Raises DatabaseUnusable when the file is not
+    a sound SQLite database (its message says what to do)."""
+    try:
+        return _verify(db_path, media_root, session_id)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseUnusable(db_path, str(exc)) from exc
+
+
+def _verify(db_path: Path, media_root: Path, session_id: str | None) -> Verification:
     result = Verification()
     conn = connect_reader(db_path)
     try:
         conn.execute("BEGIN")  # one snapshot for the whole check
+        check_integrity(conn, db_path)
         if session_id is None:
             ids = sorted(
                 {row[0] for row in conn.execute("SELECT id FROM sessions")}
@@ -82,23 +94,23 @@ def verify(db_path: Path, media_root: Path, session_id: str | None = None) -> Ve
                 raise UnknownSession(f"no session {session_id!r} in {db_path}")
             ids = [session_id]
         for sid in ids:
-            _SessionCheck(conn, media_root, sid, result.problems).run(result.sessions)
+            _SessionCheck(conn, media_root, sid, result).run()
     finally:
         conn.close()
     return result
 
 
 class _SessionCheck:
-    def __init__(self, conn: sqlite3.Connection, media_root: Path, session_id: str, problems: list[Problem]):
+    def __init__(self, conn: sqlite3.Connection, media_root: Path, session_id: str, result: Verification):
         self._conn = conn
         self._root = media_root
         self._id = session_id
-        self._problems = problems
+        self._result = result
 
     def _problem(self, subject: str, message: str) -> None:
-        self._problems.append(Problem(self._id, subject, message))
+        self._result.problems.append(Problem(self._id, subject, message))
 
-    def run(self, summaries: list[SessionSummary]) -> None:
+    def run(self) -> None:
         entries = chain.entries(self._conn, self._id)
         head = self._check_links(entries)
         latest: dict[tuple[str, str], dict] = {}  # (kind family, ref) -> the last body chained for it
@@ -120,7 +132,7 @@ class _SessionCheck:
         media = {ref: body for (fam, ref), body in latest.items() if fam == "media"}
         self._check_rows("media row", self._rows("SELECT * FROM media WHERE session_id = ?"), "name", media, MEDIA_FIELDS)
         files = self._check_files(media, deleted, running=session is not None and session["state"] == "running")
-        summaries.append(SessionSummary(self._id, len(entries), head, len(events), files))
+        self._result.sessions.append(SessionSummary(self._id, len(entries), head, len(events), files))
 
     def _check_links(self, entries: list[chain.ChainEntry]) -> str | None:
         prev = chain.GENESIS
@@ -187,7 +199,14 @@ class _SessionCheck:
         if not running and folder.is_dir():
             for path in sorted(folder.rglob("*")):
                 name = path.relative_to(self._root).as_posix()
-                if path.is_file() and name not in media and not name.endswith(PARTIAL_SUFFIX):
+                if not path.is_file() or name in media:
+                    continue
+                if name.endswith(PARTIAL_SUFFIX):
+                    self._result.notes.append(Problem(
+                        self._id, f"file {name}",
+                        "half-written (a crash or a full disk cut it) and not evidence: keep it aside or delete it",
+                    ))
+                else:
                     self._problem(f"file {name}", "not in the chain (added afterwards?)")
         return checked
 

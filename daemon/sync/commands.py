@@ -15,19 +15,19 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from daemon.capture.frame import Frame
 from daemon.clock import SYSTEM_CLOCK, Clock
+from daemon.recording.snapshot import Snapshot
 from daemon.session import SessionError
 from daemon.store.records import CandidateInfo, SessionRecord
 from daemon.sync.contract import CONTRACT_VERSION, KioskStatus, Topics
-from daemon.sync.snapshot import save_snapshot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_PAYLOAD_BYTES = 16 * 1024
 REMEMBERED_REQUESTS = 256
@@ -78,7 +78,7 @@ class CommandActions:
     stop_session: Callable[[], SessionRecord]
     latest_frame: Callable[[], Frame | None]
     status: Callable[[], KioskStatus]
-    snapshot_dir: Path
+    save_snapshot: Callable[[Frame], Snapshot]  # the frame as the running session's evidence
 
 
 class Rejected(Exception):
@@ -152,7 +152,7 @@ class CommandProcessor:
                 if frame is None:
                     raise Rejected("failed", "no frame has been analysed yet")
                 try:
-                    return asdict(save_snapshot(frame, self._actions.snapshot_dir))
+                    return asdict(self._session_call(lambda: self._actions.save_snapshot(frame)))
                 except OSError as exc:
                     raise Rejected("failed", f"the snapshot could not be saved: {exc}") from exc
             case StartSession():
@@ -167,7 +167,7 @@ class CommandProcessor:
         raise AssertionError(f"unhandled command {request!r}")
 
     @staticmethod
-    def _session_call(call: Callable[[], SessionRecord]) -> SessionRecord:
+    def _session_call(call: Callable[[], T]) -> T:
         try:
             return call()
         except SessionError as exc:

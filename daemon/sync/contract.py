@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from daemon.config import Config
 from daemon.events.model import EventChange
 from daemon.store.records import OutboxMessage, SessionRecord
+from daemon.store.writer import STORE_OK, StoreSummary
 
 CONTRACT_VERSION = 1
 
@@ -56,6 +57,7 @@ class Topics:
     def alert_message(self, change: EventChange) -> OutboxMessage:
         message_id = f"{change.event.id}:{change.kind}"
         payload = self._header(message_id, change.kind) | {
+            "reason": change.reason or ("cleared" if change.kind == "end" else None),
             "session_id": change.event.session_id,
             "event": asdict(change.event),
         }
@@ -78,6 +80,7 @@ class Topics:
                 "camera_ok": status.camera_ok,
                 "fps": round(status.fps, 1),
                 "outbox_backlog": outbox_backlog,
+                "store": asdict(status.store),
             }
         )
 
@@ -86,7 +89,7 @@ class Topics:
         return _dumps(
             self._status_header("offline", at, reason) | {
                 "version": None, "session_id": None, "session": None, "camera_ok": None, "fps": None,
-                "outbox_backlog": None,
+                "outbox_backlog": None, "store": None,
             }
         )
 
@@ -116,6 +119,7 @@ class KioskStatus:
     session: SessionRecord | None
     camera_ok: bool  # frames arrive (not ended, no capture error, the last one recent)
     fps: float  # frames analysed per second, smoothed
+    store: StoreSummary = STORE_OK  # database writes failing (a full disk) show here
 
 
 # The session fields a supervisor's console shows; the full record is on .../session.

@@ -1,5 +1,6 @@
-"""Publishes the durable outbox to the broker, in order, and acknowledges what the broker accepted;
-keeps the retained status current; hands remote commands to the command processor.
+"""The broker connection: publishes the durable outbox in order, deletes what the broker accepted,
+keeps the retained status current, and hands remote commands to the command processor. Which rows go
+next, which are in flight and where to restart is OutboxWindow's (daemon/sync/outbox_window.py).
 
 The outbox is the only queue. A message leaves it only when the broker has acknowledged it (QoS 1
 PUBACK with a success code), so alerts raised while the broker is away, or before a reboot, drain in
@@ -27,20 +28,13 @@ from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import MqttConfig
 from daemon.credentials import read_credential
 from daemon.store.db import StoreReader
-from daemon.store.records import OutboxMessage
 from daemon.sync.commands import CommandActions, CommandProcessor
 from daemon.sync.connection import BrokerSettings, connect_async, new_client
 from daemon.sync.contract import KioskStatus, Topics
+from daemon.sync.outbox_window import OutboxWindow
 
 log = logging.getLogger(__name__)
 
-# Outbox messages published and not yet acknowledged, on one connection. Bounded, so a slow broker
-# does not get the whole backlog at once; lowered to the broker's Receive Maximum when it has one.
-IN_FLIGHT = 100
-# Publishes outside the outbox (status, command results) that may be in flight beside them.
-RESERVED_IN_FLIGHT = 4
-# A message the broker refused (an ACL, a quota) stays in the outbox and is tried again this often.
-REFUSED_RETRY_S = 60.0
 # How often the status is checked for a change worth publishing.
 STATUS_CHECK_S = 0.5
 
@@ -73,14 +67,8 @@ class MqttPublisher:
         # old connection's batch can slip onto the new one ahead of older rows.
         self._send_lock = threading.Lock()
         self._from_head = False
-        self._window = IN_FLIGHT
-        # Only the outbox thread touches these.
-        self._in_flight: dict[int, OutboxMessage] = {}
-        self._cursor = 0  # the last outbox row handed to paho on this connection
-        self._deleting: set[str] = set()  # acknowledged; their rows' deletion is not committed yet
-        self._to_delete: list[str] = []
-        self._delete_running = False
-        self._refused_at: float | None = None
+        self._receive_maximum: int | None = None  # the new connection's, applied with the restart
+        self._window = OutboxWindow()  # only the outbox thread touches it
         self._last_status: tuple | None = None
         self._last_status_at = float("-inf")
         self._last_status_check = float("-inf")
@@ -148,8 +136,8 @@ class MqttPublisher:
         self._wake.set()
         self._thread.join(timeout=5)
         self._handle_reports()
-        if self._to_delete:
-            self._acknowledge(self._to_delete)  # the store writer finishes it before closing
+        if acknowledged := self._window.pending_deletion():
+            self._acknowledge(acknowledged)  # the store writer finishes it before closing
         if self.connected:
             offline = self._topics.offline_payload(self._clock.time(), "shutdown")
             self._client.publish(self._topics.status, offline, qos=1, retain=True).wait_for_publish(timeout=1)
@@ -160,7 +148,7 @@ class MqttPublisher:
 
     def _make_client(self) -> mqtt.Client:
         client = new_client(self._broker, f"proctord-{self._topics.site}-{self._topics.kiosk}")
-        client.max_inflight_messages_set(0)  # the window is ours (IN_FLIGHT); paho must not queue behind it
+        client.max_inflight_messages_set(0)  # the window is ours (OutboxWindow); paho must not queue behind it
         client.will_set(
             self._topics.status, self._topics.offline_payload(None, "connection lost"), qos=1, retain=True
         )
@@ -189,7 +177,7 @@ class MqttPublisher:
             # paho would re-send what the old connection left unacknowledged; the outbox does it instead.
             client.drop_out_messages()
             self._from_head = True
-            self._window = max(1, min(IN_FLIGHT, (receive_maximum or 65535) - RESERVED_IN_FLIGHT))
+            self._receive_maximum = receive_maximum or 65535
             self._connected.set()
         if self._commands is not None:
             # retainAsPublished: a retained command must be seen as such to be refused (MQTT 5 only).
@@ -251,16 +239,16 @@ class MqttPublisher:
         while not self._stop.is_set():
             self._wake.wait(timeout=STATUS_CHECK_S)
             self._wake.clear()
-            self._retry_refused()
             with self._send_lock:
                 # Under the lock: every acknowledgement of an old connection is reported before the new
                 # connection can ask for a fresh start.
                 self._handle_reports()
+                if self._window.refused_retry_due(self._clock.monotonic()):
+                    self._from_head = True
                 if self._from_head:
                     self._from_head = False
-                    self._in_flight.clear()
-                    self._cursor = 0
-                if self.connected and len(self._in_flight) <= self._window // 2:
+                    self._window.restart(self._receive_maximum)
+                if self.connected:
                     self._send_next()
             self._delete_acknowledged()
             self._publish_status_if_due()
@@ -272,51 +260,28 @@ class MqttPublisher:
             except queue.Empty:
                 return
             if kind == "puback":
-                self._acknowledged(*report)
+                mid, reason_code = report
+                message = self._window.acknowledged(mid, reason_code.is_failure, self._clock.monotonic())
+                if message is not None and reason_code.is_failure:
+                    log.error("MQTT broker refused %s on %s: %s; kept in the outbox and retried",
+                              message.message_id, message.topic, reason_code)
             elif kind == "deleted":
-                self._deleting.difference_update(report)
-                self._delete_running = False
-
-    def _acknowledged(self, mid: int, reason_code) -> None:
-        message = self._in_flight.pop(mid, None)
-        if message is None:
-            return  # a status or a command result, or a message of an earlier connection
-        if reason_code.is_failure:
-            # Kept in the outbox: sent again later, never dropped.
-            log.error("MQTT broker refused %s on %s: %s; kept in the outbox and retried",
-                      message.message_id, message.topic, reason_code)
-            self._refused_at = self._refused_at or self._clock.monotonic()
-            return
-        self._deleting.add(message.message_id)
-        self._to_delete.append(message.message_id)
-
-    def _retry_refused(self) -> None:
-        if self._refused_at is not None and self._clock.monotonic() - self._refused_at >= REFUSED_RETRY_S:
-            self._refused_at = None
-            with self._send_lock:
-                self._from_head = True
+                self._window.deleted(report)
 
     def _send_next(self) -> None:
-        while (room := self._window - len(self._in_flight)) > 0:
-            page = self._reader.outbox(after_id=self._cursor, limit=room)
+        while (room := self._window.room) > 0:
+            page = self._reader.outbox(after_id=self._window.cursor, limit=room)
             if not page:
                 return
-            for message in page:
-                self._cursor = message.id
-                if message.message_id in self._deleting:
-                    continue
+            for message in self._window.select(page):
                 info = self._client.publish(message.topic, message.payload, qos=1, retain=message.retain)
-                self._in_flight[info.mid] = message
+                self._window.published(info.mid, message)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     return  # the connection is gone; the next one starts again from the outbox head
 
     def _delete_acknowledged(self) -> None:
-        # One deletion at a time: while one commits, the next batch grows, so a fast drain costs few fsyncs.
-        if self._delete_running or not self._to_delete:
-            return
-        batch, self._to_delete = self._to_delete, []
-        self._delete_running = True
-        self._acknowledge(batch).add_done_callback(lambda done: self._deleted(batch, done))
+        if batch := self._window.deletion_batch():
+            self._acknowledge(batch).add_done_callback(lambda done: self._deleted(batch, done))
 
     def _deleted(self, batch: list[str], done: Future) -> None:
         if done.exception() is not None:
@@ -331,7 +296,7 @@ class MqttPublisher:
             return
         self._last_status_check = now
         status = self._status()
-        key = (status.session.id if status.session else None, status.camera_ok)
+        key = (status.session.id if status.session else None, status.camera_ok, status.store.state)
         if key == self._last_status and now - self._last_status_at < self._status_interval_s:
             return
         payload = self._topics.status_payload(status, self._clock.time(), self._reader.outbox_backlog())

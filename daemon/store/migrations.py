@@ -1,0 +1,94 @@
+"""Every schema migration of the store, in one place, named and applied in order (sqlite-utils style).
+
+MIGRATIONS[n] brings the schema from version n to n + 1; `schema_version` records which ran and when.
+Append a new function, never edit one that has shipped: a kiosk's database may be at any version.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlite_utils
+
+from daemon.store import evidence
+
+
+def m001_sessions_events_outbox(db: sqlite_utils.Database) -> None:
+    """Sessions, their events and the MQTT outbox."""
+    db["sessions"].create(
+        {
+            "id": str, "kiosk": str, "candidate_name": str, "candidate_id": str, "exam_id": str,
+            "notes": str, "state": str, "started_at": float, "ended_at": float,
+            "last_seen_at": float, "frames": int,
+        },
+        pk="id",
+        not_null={"kiosk", "state", "started_at", "last_seen_at", "frames"},
+    )
+    db["events"].create(
+        {
+            "id": str, "session_id": str, "type": str, "severity": str, "start": float,
+            "end": float, "peak_confidence": float, "evidence": str,
+        },
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+        not_null={"session_id", "type", "severity", "start"},
+    )
+    db["events"].create_index(["session_id", "start"])
+    db.execute(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,"
+        " topic TEXT NOT NULL, payload TEXT NOT NULL, retain INTEGER NOT NULL, created_at REAL NOT NULL)"
+    )
+
+
+def m002_session_metrics(db: sqlite_utils.Database) -> None:
+    """What the rules measured besides events: focus tallies and the calibrated neutral (report figures)."""
+    db["session_metrics"].create(
+        {
+            "session_id": str, "frames": int, "face_present": int, "pose_measured": int,
+            "looking_away": int, "attentive": int, "eyes_measured": int, "eyes_closed": int,
+            "neutral": str,
+        },
+        pk="session_id",
+        foreign_keys=[("session_id", "sessions", "id")],
+        not_null={"frames", "face_present", "pose_measured", "looking_away", "attentive", "eyes_measured",
+                  "eyes_closed"},
+    )
+
+
+def m003_evidence_chain(db: sqlite_utils.Database) -> None:
+    """The chain, media and deletions tables; a chain for every session already in the file, so that
+    data older than the chain verifies too (attested from the migration on)."""
+    db.execute(
+        "CREATE TABLE chain (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " kind TEXT NOT NULL, ref TEXT NOT NULL, body TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,"
+        " at REAL NOT NULL, UNIQUE (session_id, seq))"
+    )
+    db["media"].create(
+        {
+            "name": str, "session_id": str, "kind": str, "event_id": str, "sha256": str, "bytes": int,
+            "start": float, "end": float, "frames": int, "created_at": float, "synced_at": float,
+            "deleted_at": float,
+        },
+        pk="name",
+        foreign_keys=[("session_id", "sessions", "id")],
+        not_null={"session_id", "kind", "sha256", "bytes", "start", "end", "frames", "created_at"},
+    )
+    db["media"].create_index(["session_id"])
+    db["deletions"].create(
+        {"id": int, "name": str, "session_id": str, "kind": str, "bytes": int, "reason": str, "deleted_at": float},
+        pk="id",
+        not_null={"name", "session_id", "kind", "bytes", "reason", "deleted_at"},
+    )
+    db["sessions"].add_column("under_review", int, not_null_default=0)
+    db["sessions"].add_column("chain_length", int, not_null_default=0)
+    db["sessions"].add_column("chain_head", str)
+    now = time.time()
+    for session in list(db.query("SELECT * FROM sessions ORDER BY started_at, id")):
+        evidence.append_session_start(db.conn, session, now)
+        for event in list(db.query("SELECT * FROM events WHERE session_id = ? ORDER BY start, id", [session["id"]])):
+            evidence.append_event(db.conn, "event_end" if event["end"] is not None else "event_start", event, now)
+        if session["state"] != "running":
+            evidence.append_session_stop(db.conn, session, now)
+
+
+MIGRATIONS = [m001_sessions_events_outbox, m002_session_metrics, m003_evidence_chain]
