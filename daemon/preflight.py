@@ -1,0 +1,125 @@
+"""The start-up checks `proctord run` makes before it opens anything, shared with `proctord check-config`.
+
+Each check calls the function the daemon itself uses to read that setting (credentials, the password
+hash, the TLS files, the model hashes, the video source), so `check-config` refuses exactly what `run`
+refuses, without opening the camera or connecting to the broker. Every problem is one line naming the
+key and the value (never a secret).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from pathlib import Path
+
+from daemon.config import Config, ConfigError, load_config
+
+
+def load_checked_config(path: Path | None, *, for_run: bool = False) -> Config:
+    """The config at `path` (None: the embedded default), refused with every start-up problem at once.
+
+    `for_run` also creates the data directory and checks that the web port is free: `check-config`
+    does neither, as it may run beside a daemon that holds the port.
+    """
+    config = load_config(path)
+    problems = startup_problems(config, for_run=for_run)
+    if problems:
+        raise ConfigError(str(path) if path else "<embedded config>", problems)
+    return config
+
+
+def startup_problems(config: Config, *, for_run: bool = False) -> list[str]:
+    checks = [_data_dir, _models, _camera, _web_password, _mqtt_files]
+    if for_run:
+        checks.append(_web_port)
+    return [problem for check in checks if (problem := check(config, for_run))]
+
+
+def _data_dir(config: Config, create: bool) -> str | None:
+    data_dir = config.data_dir
+    key = f"paths.data_dir: {str(data_dir)!r}"
+    if create:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            return f"{key} is a file, not a directory"
+        except OSError as exc:
+            return f"{key} cannot be created: {exc.strerror}"
+        return None
+    existing = data_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{key} is a file, not a directory" if existing == data_dir else f"{key}: {existing} is a file"
+    if existing != data_dir and not os.access(existing, os.W_OK | os.X_OK):
+        return f"{key} cannot be created: {existing} is not writable by this user"
+    return None
+
+
+def _models(config: Config, _: bool) -> str | None:
+    from daemon.inference.analyzer import required_models
+    from daemon.modelstore import MANIFEST_PATH, ModelError, verify_models
+
+    try:
+        verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
+    except ModelError as exc:
+        return f"paths.models_dir: {exc}"
+    return None
+
+
+def _camera(config: Config, _: bool) -> str | None:
+    from daemon.capture.sources import SourceError, check_source
+
+    try:
+        check_source(config.camera)
+    except SourceError as exc:
+        return str(exc)
+    return None
+
+
+def _web_password(config: Config, _: bool) -> str | None:
+    if not config.web.enabled:
+        return None
+    from webui.auth import load_password_hash
+
+    try:
+        load_password_hash(config.web)
+    except ValueError as exc:  # CredentialError included; the message names the key, never the value
+        return str(exc)
+    return None
+
+
+def _mqtt_files(config: Config, _: bool) -> str | None:
+    """The password and token files, and the TLS files loaded as paho will load them (no connection)."""
+    if not config.mqtt.enabled:
+        return None
+    from daemon.credentials import read_credential
+    from daemon.sync.connection import BrokerSettings, new_client
+
+    try:
+        if config.mqtt.commands and config.mqtt.command_token_file:
+            read_credential("mqtt.command_token_file", config.mqtt.command_token_file)
+        new_client(BrokerSettings.from_config(config.mqtt), client_id="proctord-check-config")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _web_port(config: Config, _: bool) -> str | None:
+    web = config.web
+    if not web.enabled:
+        return None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            web.host, web.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress binds
+            probe.bind(address)
+    except socket.gaierror as exc:
+        return f"web.host: {web.host!r} is not an address of this machine: {exc.strerror}"
+    except OSError as exc:
+        why = "another program listens there" if exc.errno == errno.EADDRINUSE else exc.strerror
+        return f"web.port: cannot listen on {web.host}:{web.port}: {why}"
+    return None
