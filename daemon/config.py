@@ -189,8 +189,8 @@ Degrees = Annotated[float, Field(gt=0, le=90)]
 
 
 class LookingAwayRule(RuleTiming):
-    """Head pose or gaze (head plus eyes) beyond a limit from the neutral that calibration learnt.
-    Tuned on the shared clips: a head turned 10-15 degrees, eyes 14-20 degrees off-centre."""
+    """The limits are tuned on the shared clips: a head turned 10-15 degrees, eyes 14-20 degrees off-centre
+    (README, "Measured figures")."""
 
     head_yaw_deg: Degrees = Field(10.0, description="Head yaw limit, degrees from the neutral.")
     head_pitch_deg: Degrees = Field(10.0, description="Head pitch limit, degrees from the neutral.")
@@ -228,16 +228,20 @@ class ObjectRule(RuleTiming):
     )
 
 
+# The camera_* thresholds below were read off `bench/bench_capture.py` (FrameQuality of the five shared
+# videos and synthetic variants of them: 5th-95th percentiles). The measures: daemon/capture/quality.py.
+
+
 class CameraCoveredRule(RuleTiming):
     max_brightness: float = Field(
         20.0, ge=0, le=255,
-        description="Mean luma below this is covered (a lens cap). Measured: lens cap 2.6, a hand 14-21, "
-        "scenes 100-145.",
+        description="Mean luma (0-255) below this is covered (a lens cap). Measured: lens cap 2.6-2.7, a hand "
+        "14-21, a dim room 30-43, scenes 100-145.",
     )
     max_contrast: float = Field(
         7.0, ge=0, le=255,
         description="Luma standard deviation below this is covered (a hand, a sheet). Measured: covered "
-        "0.5-5.8, a dim room 8-16, scenes 25-53.",
+        "(cap, hand, paper) 0.5-5.8, a dim room (exposure x0.3) 7.6-16, scenes 25-53.",
     )
 
 
@@ -245,8 +249,8 @@ class CameraBlurredRule(RuleTiming):
     max_relative_sharpness: float = Field(
         0.02, ge=0,
         description="Sharpness relative to contrast (variance of the Laplacian / contrast^2, so exposure does "
-        "not count) below this is blurred. Measured: sharp 0.074-0.137 (dim room included), defocused "
-        "by 2 px 0.036-0.056, by 4 px 0.010-0.021.",
+        "not count) below this is blurred. Measured: sharp 0.052-0.150 (dim room included), defocused "
+        "by a 2 px blur (at 640 px) 0.027-0.066, by 4 px 0.010-0.023.",
     )
 
 
@@ -254,7 +258,9 @@ class CameraFrozenRule(RuleTiming):
     max_change: float = Field(
         0.005, ge=0, le=255,
         description="Mean absolute luma change to the previous frame at or below this: the picture "
-        "repeats. Measured: a frozen picture exactly 0, consecutive real frames 0.017 at the least.",
+        "repeats. Measured: a frozen picture exactly 0; consecutive real frames 0.012-2.7, but a compressed "
+        "webcam clip has runs of up to 14 frames (0.6 s) at or below 0.1, and repeated frames (0): onset_s "
+        "bridges them.",
     )
 
 
@@ -263,7 +269,8 @@ class CameraMovedRule(RuleTiming):
         0.5,
         description="view_shift from the session's reference view (0 same view, 1 nothing in common) at "
         "or above this. Measured: the candidate moving 0.17-0.50 (95th percentile), the camera turned "
-        "10%, tilted 5%, rotated 15 degrees or zoomed x1.2 0.50-1.0 (5th percentile).",
+        "10%, tilted 5%, rotated 15 degrees or zoomed x1.2 0.50-1.0 (5th percentile); turned 5% or rotated "
+        "5 degrees 0.24-0.83, not reliably told from the candidate moving.",
     )
 
 
