@@ -89,9 +89,8 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args) -> int:
-    from daemon.service import Daemon
-
     from daemon.preflight import load_checked_config
+    from daemon.service import Daemon
 
     _log_to_logs_directory()
     daemon = _build(Daemon, load_checked_config(args.config, for_run=True))

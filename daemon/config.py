@@ -679,12 +679,14 @@ def _longest_number(text: str) -> str:
 
 
 def _deepest_line(text: str) -> str:
-    start = 0
-    deepest = (0, 0)
+    """Where the line with the most brackets is, as 'line N (key)'."""
+    line_start, deepest, at = 0, -1, 0
     for line in text.splitlines(keepends=True):
-        deepest = max(deepest, (line.count("[") + line.count("{"), -start))
-        start += len(line)
-    return _line_of(text, -deepest[1])
+        brackets = line.count("[") + line.count("{")
+        if brackets > deepest:
+            deepest, at = brackets, line_start + line.find("=") + 1 if "=" in line else line_start
+        line_start += len(line)
+    return _line_of(text, at)
 
 
 def _line_of(text: str, offset: int) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from daemon.config import Config, RuleTiming, RulesConfig
+from daemon.config import Config, RulesConfig, RuleTiming
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_PATH = REPO / "config" / "proctord.example.toml"
@@ -260,7 +260,7 @@ def _cell(text: str) -> str:
 
 def _splice(text: str, name: str, body: str) -> str:
     begin, end = f"<!-- generated: {name} ({REGENERATE}) -->", f"<!-- end generated: {name} -->"
-    pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.S)
+    pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
         raise ValueError(f"{README_PATH.name}: no block {begin} ... {end}")
     return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)

@@ -9,7 +9,6 @@ key and the value (never a secret).
 from __future__ import annotations
 
 import errno
-import os
 import socket
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from daemon.config import Config, ConfigError, load_config
 def load_checked_config(path: Path | None, *, for_run: bool = False) -> Config:
     """The config at `path` (None: the embedded default), refused with every start-up problem at once.
 
-    `for_run` also creates the data directory and checks that the web port is free: `check-config`
-    does neither, as it may run beside a daemon that holds the port.
+    `for_run` also checks that the web port is free (`check-config` may run beside a daemon that holds
+    it) and keeps the data directory it creates.
     """
     config = load_config(path)
     problems = startup_problems(config, for_run=for_run)
@@ -36,24 +35,21 @@ def startup_problems(config: Config, *, for_run: bool = False) -> list[str]:
     return [problem for check in checks if (problem := check(config, for_run))]
 
 
-def _data_dir(config: Config, create: bool) -> str | None:
+def _data_dir(config: Config, for_run: bool) -> str | None:
+    """The data directory exists or can be made. check-config makes it as run would, then removes what it
+    made: only trying tells a read-only or full file system from a writable one."""
     data_dir = config.data_dir
     key = f"paths.data_dir: {str(data_dir)!r}"
-    if create:
-        try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            return f"{key} is a file, not a directory"
-        except OSError as exc:
-            return f"{key} cannot be created: {exc.strerror}"
-        return None
-    existing = data_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{key} is a file, not a directory" if existing == data_dir else f"{key}: {existing} is a file"
-    if existing != data_dir and not os.access(existing, os.W_OK | os.X_OK):
-        return f"{key} cannot be created: {existing} is not writable by this user"
+    missing = [path for path in (data_dir, *data_dir.parents) if not path.exists()]
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"{key} is a file, not a directory"
+    except OSError as exc:
+        return f"{key} cannot be created: {exc.strerror}"
+    if not for_run:
+        for path in missing:  # deepest first
+            path.rmdir()
     return None
 
 
