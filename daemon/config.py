@@ -43,7 +43,8 @@ class KioskConfig(_Section):
 
 class PathsConfig(_Section):
     data_dir: str = Field(
-        "", description='The database, recordings and snapshots. "" = $STATE_DIRECTORY under systemd, '
+        "",
+        description='The database, recordings and snapshots. "" = $STATE_DIRECTORY under systemd, '
         "else $XDG_DATA_HOME/proctord or ~/.local/share/proctord.",
     )
     models_dir: str = Field(
@@ -69,16 +70,26 @@ class CameraConfig(_Section):
         '! videoconvert ! video/x-raw,format=BGR ! appsink drop=1". url: rtsp://, rtsps://, http:// or '
         "https:// (a password in it is never shown). file: the video's path.",
     )
-    fps: float = Field(15.0, gt=0, le=120, description="Requested camera rate (opencv, picamera2; url and file use their own).")
+    fps: float = Field(
+        15.0,
+        gt=0,
+        le=120,
+        description="Requested camera rate (opencv, picamera2; url and file use their own).",
+    )
     width: int = Field(640, ge=64, le=4096, description="Requested frame width (opencv, picamera2).")
     height: int = Field(480, ge=64, le=4096, description="Requested frame height (opencv, picamera2).")
     timeout_s: float = Field(
-        2.0, gt=0, le=60,
+        2.0,
+        gt=0,
+        le=60,
         description="No frame for this long and the camera counts as lost (camera_lost, from the last frame "
         "on); the source is then reopened.",
     )
     reopen_min_s: float = Field(
-        0.5, gt=0, le=60, description="Reopen attempts start this long after a loss, doubling while they fail..."
+        0.5,
+        gt=0,
+        le=60,
+        description="Reopen attempts start this long after a loss, doubling while they fail...",
     )
     reopen_max_s: float = Field(10.0, gt=0, le=600, description="...up to this.")
 
@@ -93,7 +104,9 @@ class CameraConfig(_Section):
         if kind == "url" and not re.match(r"^(rtsps?|https?)://.+", path):
             raise ValueError("a url source needs an rtsp://, rtsps://, http:// or https:// address")
         if kind == "gstreamer" and not re.search(r"\bappsink\b[^!]*$", path):
-            raise ValueError("a GStreamer pipeline must end in an appsink (... ! video/x-raw,format=BGR ! appsink)")
+            raise ValueError(
+                "a GStreamer pipeline must end in an appsink (... ! video/x-raw,format=BGR ! appsink)"
+            )
         return path
 
     @field_validator("reopen_max_s")
@@ -103,7 +116,9 @@ class CameraConfig(_Section):
             raise ValueError(f"must be at least camera.reopen_min_s ({info.data['reopen_min_s']})")
         return cap
 
-    realtime: bool = Field(True, description="file: deliver frames at the file's own rate, as a camera would.")
+    realtime: bool = Field(
+        True, description="file: deliver frames at the file's own rate, as a camera would."
+    )
     loop: bool = Field(False, description="file: start again at the end.")
 
 
@@ -116,20 +131,28 @@ class InferenceConfig(_Section):
         "short", description='BlazeFace "short" range (faces within about 2 m) or "full" range.'
     )
     face_min_score: Annotated[float, Field(gt=0, lt=1)] | None = Field(
-        None, description="Face detector score threshold; unset = the model's own (0.5 short, 0.6 full).",
+        None,
+        description="Face detector score threshold; unset = the model's own (0.5 short, 0.6 full).",
         examples=[0.5],
     )
     max_faces: int = Field(
-        4, ge=1, le=16,
+        4,
+        ge=1,
+        le=16,
         description="Faces that get landmarks, pose and gaze; faces beyond are still counted (detector boxes only).",
     )
     detect_interval_s: float = Field(
-        0.2, ge=0, le=10,
+        0.2,
+        ge=0,
+        le=10,
         description="While faces are tracked the detector is skipped, but still runs this often (0 = every frame), "
         "so a second face is seen soon.",
     )
     landmark_min_score: float = Field(
-        0.5, gt=0, lt=1, description="Face-presence score of the face mesh under which a tracked face counts as lost."
+        0.5,
+        gt=0,
+        lt=1,
+        description="Face-presence score of the face mesh under which a tracked face counts as lost.",
     )
     iris_alternate_eyes: bool = Field(
         True,
@@ -137,12 +160,15 @@ class InferenceConfig(_Section):
         "corners): half the iris model's cost. false = both eyes on every frame.",
     )
     camera_hfov_deg: float = Field(
-        60.0, gt=10, lt=170,
+        60.0,
+        gt=10,
+        lt=170,
         description="Horizontal field of view, for the head pose when camera_intrinsics is unset "
         "(square pixels, principal point at the centre).",
     )
     camera_intrinsics: Annotated[list[PositiveFloat], Field(min_length=4, max_length=4)] | None = Field(
-        None, description="Camera optics [fx, fy, cx, cy] in pixels of the delivered frame (e.g. from "
+        None,
+        description="Camera optics [fx, fy, cx, cy] in pixels of the delivered frame (e.g. from "
         "cv2.calibrateCamera); unset = derived from camera_hfov_deg.",
         examples=[[600.0, 600.0, 320.0, 240.0]],
     )
@@ -155,9 +181,12 @@ class InferenceConfig(_Section):
     object_classes: Annotated[list[str], Field(min_length=1)] = Field(
         ["person", "cell phone", "book", "laptop"], description="COCO class names to report."
     )
-    object_min_score: float = Field(0.3, gt=0, lt=1, description="Object detections below this score are dropped.")
+    object_min_score: float = Field(
+        0.3, gt=0, lt=1, description="Object detections below this score are dropped."
+    )
     object_face_crops: bool = Field(
-        True, description="Also look again, zoomed in, around each face (small phones): one more detector run per face."
+        True,
+        description="Also look again, zoomed in, around each face (small phones): one more detector run per face.",
     )
 
     @field_validator("object_classes")
@@ -167,7 +196,9 @@ class InferenceConfig(_Section):
 
         unknown = [name for name in names if name not in COCO_CLASSES]
         if unknown:
-            raise ValueError(f"not COCO class names: {', '.join(unknown)} (e.g. {', '.join(COCO_CLASSES[:4])}, ...)")
+            raise ValueError(
+                f"not COCO class names: {', '.join(unknown)} (e.g. {', '.join(COCO_CLASSES[:4])}, ...)"
+            )
         return names
 
 
@@ -179,9 +210,13 @@ class RuleTiming(_Section):
     rule's events cover."""
 
     onset_s: Seconds = Field(description="The condition holds this long without a break: the event starts.")
-    release_s: Seconds = Field(description="The condition is gone this long: the event ends (shorter gaps are bridged).")
+    release_s: Seconds = Field(
+        description="The condition is gone this long: the event ends (shorter gaps are bridged)."
+    )
     min_duration_s: Seconds = Field(0.0, description="Events shorter than this are dropped unpublished.")
-    severity: Literal["low", "medium", "high"] = Field(description="Sent with every alert; sets the score factor.")
+    severity: Literal["low", "medium", "high"] = Field(
+        description="Sent with every alert; sets the score factor."
+    )
     weight: float = Field(1.0, ge=0, description="The rule's weight in the integrity score.")
 
 
@@ -194,7 +229,10 @@ class LookingAwayRule(RuleTiming):
 
     head_yaw_deg: Degrees = Field(10.0, description="Head yaw limit, degrees from the neutral.")
     head_pitch_deg: Degrees = Field(10.0, description="Head pitch limit, degrees from the neutral.")
-    gaze_yaw_deg: Degrees = Field(10.0, description="Gaze yaw limit, degrees from the neutral (not judged while the eyes count as closed).")
+    gaze_yaw_deg: Degrees = Field(
+        10.0,
+        description="Gaze yaw limit, degrees from the neutral (not judged while the eyes count as closed).",
+    )
     gaze_pitch_deg: Degrees = Field(10.0, description="Gaze pitch limit, degrees from the neutral.")
 
 
@@ -216,13 +254,16 @@ class TalkingRule(RuleTiming):
         1.0, gt=0, le=10, description="The mouth movement is measured over this window..."
     )
     min_mouth_std: Share = Field(
-        0.03, description="...as the standard deviation of mouth openness (inner-lip gap / mouth width): "
+        0.03,
+        description="...as the standard deviation of mouth openness (inner-lip gap / mouth width): "
         "at or above this is talking.",
     )
 
 
 class ObjectRule(RuleTiming):
-    min_score: Share = Field(0.5, description="Detections of the rule's COCO label below this score are not evidence.")
+    min_score: Share = Field(
+        0.5, description="Detections of the rule's COCO label below this score are not evidence."
+    )
     max_age_s: float = Field(
         3.0, gt=0, description="Nor are object detector results older than this (the detector stalled)."
     )
@@ -234,12 +275,16 @@ class ObjectRule(RuleTiming):
 
 class CameraCoveredRule(RuleTiming):
     max_brightness: float = Field(
-        20.0, ge=0, le=255,
+        20.0,
+        ge=0,
+        le=255,
         description="Mean luma (0-255) below this is covered (a lens cap). Measured: lens cap 2.6-2.7, a hand "
         "14-21, a dim room 30-43, scenes 100-145.",
     )
     max_contrast: float = Field(
-        7.0, ge=0, le=255,
+        7.0,
+        ge=0,
+        le=255,
         description="Luma standard deviation below this is covered (a hand, a sheet). Measured: covered "
         "(cap, hand, paper) 0.5-5.8, a dim room (exposure x0.3) 7.6-16, scenes 25-53.",
     )
@@ -247,7 +292,8 @@ class CameraCoveredRule(RuleTiming):
 
 class CameraBlurredRule(RuleTiming):
     max_relative_sharpness: float = Field(
-        0.02, ge=0,
+        0.02,
+        ge=0,
         description="Sharpness relative to contrast (variance of the Laplacian / contrast^2, so exposure does "
         "not count) below this is blurred. Measured: sharp 0.052-0.150 (dim room included), defocused "
         "by a 2 px blur (at 640 px) 0.027-0.066, by 4 px 0.010-0.023.",
@@ -256,7 +302,9 @@ class CameraBlurredRule(RuleTiming):
 
 class CameraFrozenRule(RuleTiming):
     max_change: float = Field(
-        0.005, ge=0, le=255,
+        0.005,
+        ge=0,
+        le=255,
         description="Mean absolute luma change to the previous frame at or below this: the picture "
         "repeats. Measured: a frozen picture exactly 0; consecutive real frames 0.012-2.7, but a compressed "
         "webcam clip has runs of up to 14 frames (0.6 s) at or below 0.1, and repeated frames (0): onset_s "
@@ -280,11 +328,15 @@ class CalibrationConfig(_Section):
 
     duration_s: float = Field(3.0, ge=0, le=300, description="Over the session's first seconds...")
     min_samples: int = Field(
-        10, ge=1, le=10_000, description="...and at least this many frames showing one face (a candidate not "
-        "seen by then is calibrated on the first such frames)."
+        10,
+        ge=1,
+        le=10_000,
+        description="...and at least this many frames showing one face (a candidate not "
+        "seen by then is calibrated on the first such frames).",
     )
     max_neutral_deg: Degrees = Field(
-        20.0, description="The neutral is clamped to +/- this, so a candidate turned away throughout "
+        20.0,
+        description="The neutral is clamped to +/- this, so a candidate turned away throughout "
         "calibration cannot hide later looking away.",
     )
 
@@ -305,7 +357,9 @@ def _rule(default: RuleTiming, condition: str):
 class RulesConfig(_Section):
     """One table per event type; a table lists only the keys it changes (the rest keep their defaults)."""
 
-    no_face: RuleTiming = _rule(RuleTiming(onset_s=2.0, release_s=1.0, severity="high", weight=1.0), "No face in view.")
+    no_face: RuleTiming = _rule(
+        RuleTiming(onset_s=2.0, release_s=1.0, severity="high", weight=1.0), "No face in view."
+    )
     multiple_faces: RuleTiming = _rule(
         RuleTiming(onset_s=1.0, release_s=1.0, severity="high", weight=1.5), "Two or more faces in view."
     )
@@ -323,10 +377,12 @@ class RulesConfig(_Section):
         "Sustained mouth movement (release_s bridges the pauses between words).",
     )
     phone: ObjectRule = _rule(
-        ObjectRule(onset_s=1.0, release_s=2.0, severity="high", weight=3.0), 'The object detector sees a "cell phone".'
+        ObjectRule(onset_s=1.0, release_s=2.0, severity="high", weight=3.0),
+        'The object detector sees a "cell phone".',
     )
     book: ObjectRule = _rule(
-        ObjectRule(onset_s=2.0, release_s=2.0, severity="medium", weight=2.0), 'The object detector sees a "book".'
+        ObjectRule(onset_s=2.0, release_s=2.0, severity="medium", weight=2.0),
+        'The object detector sees a "book".',
     )
     extra_person: ObjectRule = _rule(
         ObjectRule(onset_s=2.0, release_s=2.0, severity="high", weight=2.0),
@@ -337,7 +393,8 @@ class RulesConfig(_Section):
         "No frame for camera.timeout_s (capture has already waited that long).",
     )
     camera_covered: CameraCoveredRule = _rule(
-        CameraCoveredRule(onset_s=2.0, release_s=1.0, severity="high"), "A lens cap, a hand, a sheet of paper."
+        CameraCoveredRule(onset_s=2.0, release_s=1.0, severity="high"),
+        "A lens cap, a hand, a sheet of paper.",
     )
     camera_blurred: CameraBlurredRule = _rule(
         CameraBlurredRule(onset_s=5.0, release_s=2.0, severity="low", weight=0.5),
@@ -369,12 +426,15 @@ class RulesConfig(_Section):
 
 class SessionConfig(_Section):
     auto_start: bool = Field(
-        False, description="Open a session as soon as the daemon is up (a kiosk that boots straight into proctoring)."
+        False,
+        description="Open a session as soon as the daemon is up (a kiosk that boots straight into proctoring).",
     )
     stop_at_end_of_source: bool = Field(
         True, description="file sources without loop: close the session when the video ends."
     )
-    candidate_name: str = Field("", description="The candidate of the sessions auto_start and the panel button open.")
+    candidate_name: str = Field(
+        "", description="The candidate of the sessions auto_start and the panel button open."
+    )
     candidate_id: str = Field("", description="Their candidate id.")
     exam_id: str = Field("", description="Their exam id.")
 
@@ -385,17 +445,26 @@ MqttCommand = Literal["ping", "snapshot", "start_session", "stop_session"]
 class MqttConfig(_Section):
     """Alerts, session messages and the retained status to the supervisors' broker; remote commands."""
 
-    enabled: bool = Field(True, description="The daemon keeps running (and queues alerts) while the broker is away.")
+    enabled: bool = Field(
+        True, description="The daemon keeps running (and queues alerts) while the broker is away."
+    )
     host: str = Field("127.0.0.1", description="The broker's host name or address.")
     port: Port = Field(1883, description="The broker's port.")
-    protocol: Literal["5", "3.1.1"] = Field("5", description='"5", or "3.1.1" for a broker too old for MQTT 5 (mosquitto < 1.6).')
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5", description='"5", or "3.1.1" for a broker too old for MQTT 5 (mosquitto < 1.6).'
+    )
     topic_prefix: TopicSegment = Field(
         "proctor", description="Topics: <prefix>/<site>/<kiosk>/{status,alert,session,cmd,cmd/result}."
     )
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive.")
-    reconnect_max_s: int = Field(30, ge=1, le=600, description="Reconnect backoff doubles from 1 s up to this.")
+    reconnect_max_s: int = Field(
+        30, ge=1, le=600, description="Reconnect backoff doubles from 1 s up to this."
+    )
     status_interval_s: int = Field(
-        30, ge=1, le=3600, description="The retained status is published on every change and at least this often."
+        30,
+        ge=1,
+        le=3600,
+        description="The retained status is published on every change and at least this often.",
     )
     tls: bool = Field(False, description="Connect over TLS.")
     ca_file: str = Field("", description='tls: the CA bundle ("" = the system\'s CAs).')
@@ -403,7 +472,8 @@ class MqttConfig(_Section):
     key_file: str = Field("", description="...and its key.")
     username: str = Field("", description="The broker login.")
     password_file: str = Field(
-        "", description="The file holding its password (a relative name is looked up in $CREDENTIALS_DIRECTORY, "
+        "",
+        description="The file holding its password (a relative name is looked up in $CREDENTIALS_DIRECTORY, "
         "systemd's LoadCredential=); never in this file, never logged.",
     )
     commands: list[MqttCommand] = Field(
@@ -411,7 +481,8 @@ class MqttConfig(_Section):
         description="Remote commands accepted on <prefix>/<site>/<kiosk>/cmd ([] = subscribe to none).",
     )
     command_token_file: str = Field(
-        "", description='A file holding a shared secret every command must carry as "token" ("" = rely on '
+        "",
+        description='A file holding a shared secret every command must carry as "token" ("" = rely on '
         "the broker's ACLs alone).",
     )
 
@@ -419,7 +490,10 @@ class MqttConfig(_Section):
     _NEEDS: ClassVar[dict[str, tuple[tuple[str, str], ...]]] = {
         "ca_file": (("tls", "needs tls = true"),),
         "cert_file": (("tls", "needs tls = true"),),
-        "key_file": (("tls", "needs tls = true"), ("cert_file", "needs cert_file (the client certificate it belongs to)")),
+        "key_file": (
+            ("tls", "needs tls = true"),
+            ("cert_file", "needs cert_file (the client certificate it belongs to)"),
+        ),
         "password_file": (("username", "needs username"),),
     }
 
@@ -440,21 +514,31 @@ class WebConfig(_Section):
     host: str = Field("127.0.0.1", description="Bind to the LAN address only on purpose.")
     port: Port = Field(8080, description="The page's port.")
     password_hash: str = Field(
-        "", description="The technician password's hash from `proctord hash-password` (never the password "
+        "",
+        description="The technician password's hash from `proctord hash-password` (never the password "
         "itself: it is refused, and never shown in an error).",
     )
     password_file: str = Field(
-        "", description="Or a file holding that hash (a relative name is looked up in $CREDENTIALS_DIRECTORY, "
+        "",
+        description="Or a file holding that hash (a relative name is looked up in $CREDENTIALS_DIRECTORY, "
         "systemd's LoadCredential=).",
     )
     session_lifetime_s: int = Field(
-        8 * 3600, ge=60, le=7 * 86400, description="A login lasts this long from the moment the password was given."
+        8 * 3600,
+        ge=60,
+        le=7 * 86400,
+        description="A login lasts this long from the moment the password was given.",
     )
     live_fps: float = Field(
-        2.0, gt=0, le=10, description="Live view: at most this many pictures encoded per second, however many browsers watch."
+        2.0,
+        gt=0,
+        le=10,
+        description="Live view: at most this many pictures encoded per second, however many browsers watch.",
     )
     proxy_hops: int = Field(
-        0, ge=0, le=5,
+        0,
+        ge=0,
+        le=5,
         description="Reverse proxies in front of the page whose X-Forwarded-For/-Proto/-Host to trust (0 = none).",
     )
 
@@ -469,17 +553,25 @@ class GpioConfig(_Section):
 
     enabled: bool = Field(False, description="Drive the panel.")
     light_pins: list[PinName] = Field(
-        [], description='[] = no light; ["GPIO17"] = a single LED (states told apart by blinking); three = an '
+        [],
+        description='[] = no light; ["GPIO17"] = a single LED (states told apart by blinking); three = an '
         "RGB LED (red, green, blue). idle: blue short blink every 2 s, proctoring: green, alert: red fast "
         "blink, fault: yellow slow blink.",
     )
-    light_active_high: bool = Field(True, description="false for a common-anode RGB LED or an LED wired to 3.3 V.")
-    buzzer_pin: str = Field("", description='"" = none; e.g. "GPIO18": three short beeps when a high-severity alert starts.')
+    light_active_high: bool = Field(
+        True, description="false for a common-anode RGB LED or an LED wired to 3.3 V."
+    )
+    buzzer_pin: str = Field(
+        "", description='"" = none; e.g. "GPIO18": three short beeps when a high-severity alert starts.'
+    )
     button_pin: str = Field(
-        "", description='"" = none; e.g. "GPIO23" to ground: press = acknowledge the alerts in view, '
+        "",
+        description='"" = none; e.g. "GPIO23" to ground: press = acknowledge the alerts in view, '
         "hold = start/stop a session.",
     )
-    button_hold_s: float = Field(3.0, gt=0, le=30, description="How long a press must last to count as a hold.")
+    button_hold_s: float = Field(
+        3.0, gt=0, le=30, description="How long a press must last to count as a hold."
+    )
 
     @field_validator("light_pins")
     @classmethod
@@ -499,7 +591,9 @@ class GpioConfig(_Section):
 
 class ServiceConfig(_Section):
     stall_after_s: float = Field(
-        10.0, ge=1, le=600,
+        10.0,
+        ge=1,
+        le=600,
         description="No frame analysed this long while the camera is online (or the analysis loop stuck): the "
         "light shows fault and the systemd watchdog is no longer fed, so systemd restarts the daemon. Must be "
         "above camera.timeout_s (a lost camera is not a stall).",
@@ -512,7 +606,10 @@ class RecordingConfig(_Section):
 
     enabled: bool = Field(True, description="Record the session and the events' evidence.")
     width: int = Field(
-        640, ge=64, le=4096, description="Frames are scaled down to fit width x height (aspect kept, never scaled up)."
+        640,
+        ge=64,
+        le=4096,
+        description="Frames are scaled down to fit width x height (aspect kept, never scaled up).",
     )
     height: int = Field(480, ge=64, le=4096, description="See width.")
     fps: float = Field(15.0, gt=0, le=60, description="At most this many frames a second are recorded.")
@@ -521,18 +618,27 @@ class RecordingConfig(_Section):
         "veryfast", description="x264 speed preset."
     )
     keyframe_interval_s: float = Field(
-        1.0, ge=0.2, le=10,
+        1.0,
+        ge=0.2,
+        le=10,
         description="One keyframe, hence one MP4 fragment, this often: the most video a power cut can take.",
     )
     segment_s: float = Field(
-        300.0, ge=1, le=3600, description="A new segment file this often (each one plays on its own in a browser)."
+        300.0,
+        ge=1,
+        le=3600,
+        description="A new segment file this often (each one plays on its own in a browser).",
     )
-    pre_roll_s: float = Field(5.0, ge=0, le=60, description="An event's clip starts this long before the event...")
+    pre_roll_s: float = Field(
+        5.0, ge=0, le=60, description="An event's clip starts this long before the event..."
+    )
     post_roll_s: float = Field(5.0, ge=0, le=60, description="...ends this long after it...")
     clip_max_s: float = Field(300.0, ge=1, le=3600, description="...and lasts at most this long.")
     snapshot_quality: int = Field(90, ge=1, le=100, description="JPEG quality of each event's snapshot.")
     queue_frames: int = Field(
-        30, ge=1, le=600,
+        30,
+        ge=1,
+        le=600,
         description="Frames waiting for the encoder; more are dropped (and counted), the analysis never waits.",
     )
 
@@ -542,13 +648,18 @@ class RetentionConfig(_Section):
     the database's deletions table."""
 
     recording_max_age_days: float = Field(
-        30.0, ge=0, description="Plain session recordings (segments) older than this are deleted (0 = no age limit)."
+        30.0,
+        ge=0,
+        description="Plain session recordings (segments) older than this are deleted (0 = no age limit).",
     )
     evidence_max_age_days: float = Field(
-        365.0, ge=0, description="Clips and snapshots: deleted after this, and only once synced (0 = no age limit)."
+        365.0,
+        ge=0,
+        description="Clips and snapshots: deleted after this, and only once synced (0 = no age limit).",
     )
     min_free_mb: int = Field(
-        1024, ge=0,
+        1024,
+        ge=0,
         description="Below this much free space, recordings are deleted (oldest first, then synced evidence) and, "
         "if that is not enough, recording pauses (status: degraded) while proctoring goes on.",
     )
@@ -645,9 +756,12 @@ def _read_text(path: Path, source: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(source, [
-            f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 (TOML files are UTF-8: save it as UTF-8)"
-        ]) from exc
+        raise ConfigError(
+            source,
+            [
+                f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 (TOML files are UTF-8: save it as UTF-8)"
+            ],
+        ) from exc
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
@@ -726,7 +840,9 @@ def _expand_env(value, key: tuple, unset: list[str]):
         if name not in os.environ and fallback is not None:
             return fallback
         if name not in os.environ:
-            unset.append(f"{'.'.join(key)}: {value!r} names the environment variable {name}, which is not set")
+            unset.append(
+                f"{'.'.join(key)}: {value!r} names the environment variable {name}, which is not set"
+            )
             return match.group(0)
         return os.environ[name]
 

@@ -53,7 +53,9 @@ class UndocumentedKey(Exception):
     """A config field without a description: the docs cannot be generated."""
 
 
-def tables(model: type[BaseModel] = Config, instance: BaseModel | None = None, prefix: str = "") -> Iterator[Table]:
+def tables(
+    model: type[BaseModel] = Config, instance: BaseModel | None = None, prefix: str = ""
+) -> Iterator[Table]:
     """Every table of the config with its keys and their defaults, in declaration order."""
     instance = instance if instance is not None else model()
     schema = model.model_json_schema()["properties"]
@@ -67,7 +69,9 @@ def tables(model: type[BaseModel] = Config, instance: BaseModel | None = None, p
         if not field.description:
             raise UndocumentedKey(f"{dotted}: add Field(description=...) in daemon/config.py")
         owner = next(cls for cls in model.__mro__ if name in getattr(cls, "__annotations__", {}))
-        keys.append(Key(prefix.rstrip("."), name, value, field.description, _allowed(name, schema[name]), owner))
+        keys.append(
+            Key(prefix.rstrip("."), name, value, field.description, _allowed(name, schema[name]), owner)
+        )
     if keys:
         yield Table(prefix.rstrip("."), model, "", keys)
     for dotted, value, description in subtables:
@@ -79,8 +83,12 @@ def tables(model: type[BaseModel] = Config, instance: BaseModel | None = None, p
 
 
 def example_toml() -> str:
-    lines = [*_comment(f"{_doc(Config)}\n\nGenerated from daemon/config.py by `{REGENERATE}`: edit the models, "
-                       "not this file. Every key is shown with its default.")]
+    lines = [
+        *_comment(
+            f"{_doc(Config)}\n\nGenerated from daemon/config.py by `{REGENERATE}`: edit the models, "
+            "not this file. Every key is shown with its default."
+        )
+    ]
     described: set[tuple[type, str]] = set()  # a description shared by many tables is written once
     documented: set[type] = {Config}
     for table in tables():
@@ -98,7 +106,10 @@ def example_toml() -> str:
             if (key.owner, key.name) not in described:
                 described.add((key.owner, key.name))
                 allowed = f" Allowed: {key.allowed.replace(' ', NO_BREAK)}." if key.allowed else ""
-                lines += [line.replace(NO_BREAK, " ") for line in _comment(f"{key.name}: {key.description}{allowed}")]
+                lines += [
+                    line.replace(NO_BREAK, " ")
+                    for line in _comment(f"{key.name}: {key.description}{allowed}")
+                ]
             lines.append(_assignment(key))
     return "\n".join(lines) + "\n"
 
@@ -139,8 +150,14 @@ def _comment(text: str) -> list[str]:
     for paragraph in text.split("\n\n"):
         if lines:
             lines.append("#")
-        lines += textwrap.wrap(paragraph, WIDTH, initial_indent="# ", subsequent_indent="# ",
-                               break_long_words=False, break_on_hyphens=False)
+        lines += textwrap.wrap(
+            paragraph,
+            WIDTH,
+            initial_indent="# ",
+            subsequent_indent="# ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
     return lines
 
 
@@ -168,15 +185,33 @@ def _allowed_one(name: str, schema: dict) -> str:
         count = f"{low} " if low == high and low else f"at least {low} " if low else ""
         items = schema.get("items", {})
         if "enum" in items:
-            return f"a list of {count}of: {_allowed_one('', items)}" if count else f"a list of: {_allowed_one('', items)}"
-        noun = {"number": "number", "integer": "integer"}.get(items.get("type"), "string") + ("" if low == 1 else "s")
+            return (
+                f"a list of {count}of: {_allowed_one('', items)}"
+                if count
+                else f"a list of: {_allowed_one('', items)}"
+            )
+        noun = {"number": "number", "integer": "integer"}.get(items.get("type"), "string") + (
+            "" if low == 1 else "s"
+        )
         each = _allowed_one("each", items)
-        return f"a list of {count}{noun}" + (f", {each}" if each.startswith("each") else f" ({each})" if each else "")
+        return f"a list of {count}{noun}" + (
+            f", {each}" if each.startswith("each") else f" ({each})" if each else ""
+        )
     if kind in ("number", "integer"):
-        low = (f"{_number(schema['minimum'])} <= " if "minimum" in schema
-               else f"{_number(schema['exclusiveMinimum'])} < " if "exclusiveMinimum" in schema else "")
-        high = (f" <= {_number(schema['maximum'])}" if "maximum" in schema
-                else f" < {_number(schema['exclusiveMaximum'])}" if "exclusiveMaximum" in schema else "")
+        low = (
+            f"{_number(schema['minimum'])} <= "
+            if "minimum" in schema
+            else f"{_number(schema['exclusiveMinimum'])} < "
+            if "exclusiveMinimum" in schema
+            else ""
+        )
+        high = (
+            f" <= {_number(schema['maximum'])}"
+            if "maximum" in schema
+            else f" < {_number(schema['exclusiveMaximum'])}"
+            if "exclusiveMaximum" in schema
+            else ""
+        )
         if low and not high:  # "weight >= 0" reads better than "0 <= weight"
             value, sign = low.split(" ", 1)
             return f"{name} {sign.strip().replace('<', '>')} {value}"
@@ -204,7 +239,10 @@ def readme_blocks() -> dict[str, str]:
 
 
 def _rules_markdown() -> str:
-    rows = ["| event | condition | onset / release / min (s) | severity | weight | thresholds |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| event | condition | onset / release / min (s) | severity | weight | thresholds |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, field in RulesConfig.model_fields.items():
         rule = getattr(RulesConfig(), name)
         if not isinstance(rule, RuleTiming):
@@ -212,8 +250,10 @@ def _rules_markdown() -> str:
         own = [k for k in type(rule).model_fields if k not in RuleTiming.model_fields]
         thresholds = ", ".join(f"`{k}` = {_toml(getattr(rule, k))}" for k in own)
         timing = " / ".join(_number(getattr(rule, k)) for k in ("onset_s", "release_s", "min_duration_s"))
-        rows.append(f"| `{name}` | {_cell(field.description)} | {timing} | {rule.severity} | "
-                    f"{_number(rule.weight)} | {thresholds} |")
+        rows.append(
+            f"| `{name}` | {_cell(field.description)} | {timing} | {rule.severity} | "
+            f"{_number(rule.weight)} | {thresholds} |"
+        )
     return "\n".join(rows)
 
 
@@ -221,12 +261,21 @@ def _reference_markdown() -> str:
     out = []
     for names, table, keys in _reference_groups():
         heading = ", ".join(f"`[{name}]`" for name in names)
-        intro = "" if issubclass(table.model, RuleTiming) else " ".join(filter(None, (table.description, _doc(table.model))))
+        intro = (
+            ""
+            if issubclass(table.model, RuleTiming)
+            else " ".join(filter(None, (table.description, _doc(table.model))))
+        )
         out += [f"**{heading}**" + (f" {_cell(intro)}" if intro else ""), ""]
         out += ["| key | default | allowed | meaning |", "|---|---|---|---|"]
-        out += [f"| `{key.name}` | {_code(key)} | {_allowed_cell(key)} | {_cell(key.description)} |" for key in keys]
+        out += [
+            f"| `{key.name}` | {_code(key)} | {_allowed_cell(key)} | {_cell(key.description)} |"
+            for key in keys
+        ]
         out.append("")
-    timing = [key for key in next(t for t in tables() if t.name == "rules.no_face").keys if key.owner is RuleTiming]
+    timing = [
+        key for key in next(t for t in tables() if t.name == "rules.no_face").keys if key.owner is RuleTiming
+    ]
     out += [f"**Every `[rules.<event>]`** {_cell(_doc(RuleTiming))}", ""]
     out += ["| key | allowed | meaning |", "|---|---|---|"]
     out += [f"| `{key.name}` | {_allowed_cell(key)} | {_cell(key.description)} |" for key in timing]
