@@ -362,6 +362,21 @@ def test_engine_lists_open_events_and_close_ends_them_at_the_given_instant():
     assert rule_engine.close(at(31)) == []
 
 
+def test_camera_lost_starts_and_ends_at_the_instants_capture_reports():
+    """Capture reports a loss at the last frame before the gap and the return at the first frame after it
+    (their stamps, found timeout_s later); the default camera_lost (onset and release 0) keeps them."""
+    rule_engine = engine()
+    last_frame, first_frame_back = at(10), at(31)
+
+    [start] = rule_engine.update_camera(last_frame, online=False)
+    assert rule_engine.update_camera(at(30), online=False) == []
+    [end] = rule_engine.update_camera(first_frame_back, online=True)
+
+    assert (start.kind, end.kind, end.event.type) == ("start", "end", "camera_lost")
+    assert (end.event.start, end.event.end) == (wall(10), wall(31))
+    assert end.event.severity == "high"
+
+
 def test_engine_stamps_wall_time_but_times_on_mono_when_the_wall_clock_steps():
     step = 7200.0
     frames = [HOLDS["no_face"](i, wall_step=step if i >= 5 else 0.0) for i in range(12)]
