@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import SCENARIO_FPS, wait_until
+from conftest import SCENARIO_FPS, scenario_times, wait_until
 
 from daemon.capture.frame import Frame
 from daemon.config import ConfigError, InferenceConfig, parse_config
@@ -166,7 +166,12 @@ def test_inline_objects_follow_the_frame_timeline(scenario_frames, models_dir):
     assert first == second
     runs = sorted({mono for mono, _ in first})
     assert runs == pytest.approx([0.5 * k for k in range(12)])  # 6 s of video at 2 Hz
-    assert any(objects for _, objects in first)  # the face segment shows the man (a person)
+    face_ends = scenario_times("one_face")[0][1]
+    per_run = dict(first)  # objects_mono -> what that run found
+    # The face segment shows one man: one confident person per run; the empty desk after it: nothing.
+    with_face = [[(label, score > 0.9) for label, score in found] for mono, found in per_run.items() if mono < face_ends]
+    assert with_face == [[("person", True)]] * 6
+    assert [found for mono, found in per_run.items() if mono >= face_ends] == [()] * 6
 
 
 def test_the_object_worker_runs_off_the_frame_path(scenario_frames, models_dir):
