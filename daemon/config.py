@@ -132,7 +132,7 @@ class InferenceConfig(_Section):
     )
     face_min_score: Annotated[float, Field(gt=0, lt=1)] | None = Field(
         None,
-        description="Face detector score threshold; unset = the model's own (0.5 short, 0.6 full).",
+        description="Face detector score threshold; unset = the chosen model's own (daemon/inference/face_detector.py).",
         examples=[0.5],
     )
     max_faces: int = Field(
