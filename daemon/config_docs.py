@@ -50,7 +50,8 @@ class Table:
 
 
 class UndocumentedKey(Exception):
-    """A config field without a description: the docs cannot be generated."""
+    """A config field without a description (or, unset by default, without an example): the docs cannot
+    be generated."""
 
 
 def tables(
@@ -68,6 +69,8 @@ def tables(
             continue
         if not field.description:
             raise UndocumentedKey(f"{dotted}: add Field(description=...) in daemon/config.py")
+        if value is None and not field.examples:  # TOML has no null: the example shows a value, commented out
+            raise UndocumentedKey(f"{dotted}: unset by default: add Field(examples=[a value]) in daemon/config.py")
         owner = next(cls for cls in model.__mro__ if name in getattr(cls, "__annotations__", {}))
         keys.append(
             Key(prefix.rstrip("."), name, value, field.description, _allowed(name, schema[name]), owner)

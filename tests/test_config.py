@@ -278,6 +278,14 @@ def test_a_config_key_without_a_description_stops_the_docs():
         list(tables(Undocumented))
 
 
+def test_a_config_key_unset_by_default_needs_an_example_for_the_docs():
+    class NoExample(BaseModel):
+        optional: float | None = Field(None, description="has one")
+
+    with pytest.raises(UndocumentedKey, match=r"^optional: unset by default: add Field\(examples="):
+        list(tables(NoExample))
+
+
 def test_docs_show_the_range_the_parser_enforces():
     camera = next(table for table in tables() if table.name == "camera")
     fps = next(key for key in camera.keys if key.name == "fps")
