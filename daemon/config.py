@@ -729,6 +729,8 @@ class ConfigError(Exception):
 MAX_CONFIG_BYTES = 1_000_000
 # The deepest real key is rules.<rule>.<key> holding a list: anything far deeper is not a config.
 MAX_NESTING = 8
+# A bad value longer than this is shown by its start and its size: an error stays one readable line.
+MAX_SHOWN_CHARS = 60
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -869,8 +871,6 @@ def _shown(value) -> str:
     text = repr(value)
     return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}... ({len(text)} characters)"
 
-
-MAX_SHOWN_CHARS = 60
 
 
 def _fields_at(loc: tuple) -> list[str]:
