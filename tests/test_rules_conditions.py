@@ -9,7 +9,7 @@ import pytest
 from synthetic import FPS, GOOD_PICTURE, at, face, mono, scene, seen, wall
 
 from daemon.capture.frame import FrameQuality
-from daemon.config import CalibrationConfig, RulesConfig
+from daemon.config import CLOSED_EYE_OPENNESS, CalibrationConfig, RulesConfig
 from daemon.events.calibration import Calibrator
 from daemon.events.conditions import LookingAway, build_conditions, past_lower, past_upper
 from daemon.events.model import FocusCounts, Neutral
@@ -160,9 +160,10 @@ def test_looking_away_is_not_raised_during_calibration_then_is_from_the_learnt_n
 
 
 def test_eyes_closed_below_the_openness_threshold_only():
-    assert not observe("eyes_closed", scene(0, faces=(face(eyes=0.12),))).active
+    assert not observe("eyes_closed", scene(0, faces=(face(eyes=CLOSED_EYE_OPENNESS),))).active
     closed = observe("eyes_closed", scene(0, faces=(face(eyes=0.03),)))
-    assert closed.active and closed.evidence == {"eye_openness": 0.03, "threshold": "eye_openness < 0.12"}
+    threshold = f"eye_openness < {CLOSED_EYE_OPENNESS:g}"
+    assert closed.active and closed.evidence == {"eye_openness": 0.03, "threshold": threshold}
     assert not observe("eyes_closed", scene(0, faces=(face(eyes=None),))).active
 
 
