@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, daemon_config, run_proctord
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from daemon.config import CLOSED_EYE_OPENNESS, Config, ConfigError, RuleTiming, load_config, parse_config
 from daemon.config_docs import UndocumentedKey, generated_files, tables
@@ -364,6 +364,13 @@ FLOAT_KEYS = [
 def test_config_refuses_non_finite_weight(value):
     problem = only_problem(f"[rules.phone]\nweight = {value}\n")
     assert problem.startswith("rules.phone.weight:") and "finite number" in problem
+
+
+def test_config_refuses_inf_built_in_code_too_so_no_report_json_holds_infinity():
+    """The models refuse non-finite numbers however they are built (TOML, MQTT, code): a weight of inf can
+    never reach the integrity score, hence never report.json."""
+    with pytest.raises(ValidationError, match="finite number"):
+        RuleTiming(onset_s=1.0, release_s=1.0, severity="high", weight=float("inf"))
 
 
 @pytest.mark.parametrize("key", FLOAT_KEYS)
