@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(run)
     run.set_defaults(handler=_run)
 
-    check = commands.add_parser("check-config", help="validate a config file (exit 2 on problems)")
+    check = commands.add_parser(
+        "check-config", help="validate a config file and the files it names, as run does (exit 2 on problems)"
+    )
     check.add_argument("path", type=Path)
     check.set_defaults(handler=_check_config)
 
@@ -82,10 +84,11 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args) -> int:
+    from daemon.preflight import load_checked_config
     from daemon.service import Daemon
 
     _log_to_logs_directory()
-    daemon = Daemon(load_config(args.config))
+    daemon = Daemon(load_checked_config(args.config, for_run=True))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: daemon.request_stop())
     daemon.run()
@@ -111,7 +114,9 @@ def _log_to_logs_directory() -> None:
 
 
 def _check_config(args) -> int:
-    config = load_config(args.path)
+    from daemon.preflight import load_checked_config  # the checks `run` makes, bar the camera and broker
+
+    config = load_checked_config(args.path)
     print(f"{args.path}: valid (camera {config.camera.kind}:{config.camera.path}, data in {config.data_dir})")
     return 0
 

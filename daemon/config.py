@@ -23,7 +23,8 @@ DEFAULT_CONFIG_NAME = "default_config.toml"
 
 class _Section(BaseModel):
     # strict: "10" is not a number and "yes" not a boolean; a quoted value is a typo to report.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # No inf or nan: a weight of inf would make the score and report.json meaningless.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 Seconds = Annotated[float, Field(ge=0)]
@@ -34,31 +35,65 @@ TopicSegment = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Z
 
 
 class KioskConfig(_Section):
-    site: TopicSegment = "default-site"
-    name: TopicSegment = "kiosk-1"
+    """Who this kiosk is: its MQTT topics are <mqtt.topic_prefix>/<site>/<name>/..."""
+
+    site: TopicSegment = Field("default-site", description="The exam site: an MQTT topic segment.")
+    name: TopicSegment = Field(
+        "kiosk-1", description="Unique per kiosk: an MQTT topic segment; also the MQTT client id."
+    )
 
 
 class PathsConfig(_Section):
-    # Empty means: $STATE_DIRECTORY under systemd, else the per-user data directory.
-    data_dir: str = ""
-    models_dir: str = ""
+    data_dir: str = Field(
+        "",
+        description='The database, recordings and snapshots. "" = $STATE_DIRECTORY under systemd, '
+        "else $XDG_DATA_HOME/proctord or ~/.local/share/proctord.",
+    )
+    models_dir: str = Field(
+        "", description='The model files. "" = <data_dir>/models (fill it with `proctord models fetch`).'
+    )
 
 
 class CameraConfig(_Section):
-    """The frame source; how to configure each kind: config/proctord.example.toml and daemon/capture."""
+    """The frame source, one per kiosk (daemon/capture)."""
 
-    kind: Literal["opencv", "picamera2", "gstreamer", "url", "file"] = "opencv"
-    # opencv: a V4L2 device path (/dev/video0) or index ("0"). picamera2: the camera number ("0").
-    # gstreamer: a pipeline ending in appsink. url: rtsp://, rtsps://, http:// or https://. file: a video.
-    path: str = "0"
-    fps: Annotated[float, Field(gt=0, le=120)] = 15.0
-    width: Annotated[int, Field(ge=64, le=4096)] = 640
-    height: Annotated[int, Field(ge=64, le=4096)] = 480
-    # No frame for this long and the camera counts as lost (camera_lost); the source is then reopened
-    # after reopen_min_s, doubling up to reopen_max_s while it keeps failing.
-    timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
-    reopen_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
-    reopen_max_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    kind: Literal["opencv", "picamera2", "gstreamer", "url", "file"] = Field(
+        "opencv",
+        description='"opencv": a USB webcam (V4L2); "picamera2": the Raspberry Pi CSI camera (apt\'s '
+        'python3-picamera2, a venv with --system-site-packages); "gstreamer": a pipeline (a Jetson CSI '
+        'camera; needs an OpenCV built with GStreamer, e.g. JetPack\'s); "url": an RTSP or HTTP stream; '
+        '"file": a recorded video.',
+    )
+    path: str = Field(
+        "0",
+        description='opencv: "0" (index) or "/dev/video0" (or a stable /dev/v4l/by-id/... name). picamera2: '
+        'the camera number. gstreamer: a pipeline ending in appsink, e.g. "nvarguscamerasrc ! '
+        "video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx "
+        '! videoconvert ! video/x-raw,format=BGR ! appsink drop=1". url: rtsp://, rtsps://, http:// or '
+        "https:// (a password in it is never shown). file: the video's path.",
+    )
+    fps: float = Field(
+        15.0,
+        gt=0,
+        le=120,
+        description="Requested camera rate (opencv, picamera2; url and file use their own).",
+    )
+    width: int = Field(640, ge=64, le=4096, description="Requested frame width (opencv, picamera2).")
+    height: int = Field(480, ge=64, le=4096, description="Requested frame height (opencv, picamera2).")
+    timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="No frame for this long and the camera counts as lost (camera_lost, from the last frame "
+        "on); the source is then reopened.",
+    )
+    reopen_min_s: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="Reopen attempts start this long after a loss, doubling while they fail...",
+    )
+    reopen_max_s: float = Field(10.0, gt=0, le=600, description="...up to this.")
 
     @field_validator("path")
     @classmethod
@@ -71,7 +106,9 @@ class CameraConfig(_Section):
         if kind == "url" and not re.match(r"^(rtsps?|https?)://.+", path):
             raise ValueError("a url source needs an rtsp://, rtsps://, http:// or https:// address")
         if kind == "gstreamer" and not re.search(r"\bappsink\b[^!]*$", path):
-            raise ValueError("a GStreamer pipeline must end in an appsink (... ! video/x-raw,format=BGR ! appsink)")
+            raise ValueError(
+                "a GStreamer pipeline must end in an appsink (... ! video/x-raw,format=BGR ! appsink)"
+            )
         return path
 
     @field_validator("reopen_max_s")
@@ -81,13 +118,17 @@ class CameraConfig(_Section):
             raise ValueError(f"must be at least camera.reopen_min_s ({info.data['reopen_min_s']})")
         return cap
 
-    # file only: pace frames at the file's own rate, as a camera would deliver them.
-    realtime: bool = True
-    loop: bool = False
+    realtime: bool = Field(
+        True, description="file: deliver frames at the file's own rate, as a camera would."
+    )
+    loop: bool = Field(False, description="file: start again at the end.")
+
+
+Share = Annotated[float, Field(gt=0, le=1)]
 
 
 class InferenceConfig(_Section):
-    threads: Annotated[int, Field(ge=1, le=16)] = 1
+    threads: int = Field(1, ge=1, le=16, description="LiteRT threads per model.")
     face_model: Literal["short", "full", "both"] = Field(
         "both",
         description="BlazeFace model(s): short range (faces near the camera, up to a face filling the frame), "
@@ -95,20 +136,48 @@ class InferenceConfig(_Section):
         "two (the candidate and a person standing behind are both found; costs one full-range run per "
         "detect_interval_s).",
     )
-    face_min_score: Annotated[float, Field(gt=0, lt=1)] | None = None
-    # Faces that get landmarks, pose and gaze; faces beyond are still counted (detector boxes only).
-    max_faces: Annotated[int, Field(ge=1, le=16)] = 4
-    # While faces are tracked the detector is skipped, but still runs this often (0 = every frame).
-    detect_interval_s: Annotated[float, Field(ge=0, le=10)] = 0.2
-    # Face-presence score of the landmark model under which a tracked face counts as lost.
-    landmark_min_score: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    # Read one eye's iris per frame, taking turns (the other eye's last reading follows its eye corners):
-    # halves the iris model's cost. false = both eyes on every frame.
-    iris_alternate_eyes: bool = True
-    # Camera optics for the head pose: [fx, fy, cx, cy] in pixels of the delivered frame, or unset to
-    # derive them from the horizontal field of view (square pixels, principal point at the centre).
-    camera_hfov_deg: Annotated[float, Field(gt=10, lt=170)] = 60.0
-    camera_intrinsics: Annotated[list[PositiveFloat], Field(min_length=4, max_length=4)] | None = None
+    face_min_score: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None,
+        description="Face detector score threshold; unset = the chosen model's own (daemon/inference/face_detector.py).",
+        examples=[0.5],
+    )
+    max_faces: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="Faces that get landmarks, pose and gaze; faces beyond are still counted (detector boxes only).",
+    )
+    detect_interval_s: float = Field(
+        0.2,
+        ge=0,
+        le=10,
+        description="While faces are tracked the detector is skipped, but still runs this often (0 = every frame), "
+        "so a second face is seen soon.",
+    )
+    landmark_min_score: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Face-presence score of the face mesh under which a tracked face counts as lost.",
+    )
+    iris_alternate_eyes: bool = Field(
+        True,
+        description="Read one eye's iris per frame, taking turns (the other eye's last reading follows its eye "
+        "corners): half the iris model's cost. false = both eyes on every frame.",
+    )
+    camera_hfov_deg: float = Field(
+        60.0,
+        gt=10,
+        lt=170,
+        description="Horizontal field of view, for the head pose when camera_intrinsics is unset "
+        "(square pixels, principal point at the centre).",
+    )
+    camera_intrinsics: Annotated[list[PositiveFloat], Field(min_length=4, max_length=4)] | None = Field(
+        None,
+        description="Camera optics [fx, fy, cx, cy] in pixels of the delivered frame (e.g. from "
+        "cv2.calibrateCamera); unset = derived from camera_hfov_deg.",
+        examples=[[600.0, 600.0, 320.0, 240.0]],
+    )
     object_model: Literal["yolox", "ssd", "custom", "off"] = Field(
         "yolox",
         description="Object detector: the bundled YOLOX-nano or SSD-MobileNet-v1, 'custom' (your own model: "
@@ -118,6 +187,7 @@ class InferenceConfig(_Section):
         None,
         description="object_model = 'custom': the model file, .tflite (run by LiteRT) or .onnx (run by OpenCV "
         "DNN). Relative paths are relative to the models directory.",
+        examples=["desk-phones-yolov8n.tflite"],
     )
     object_model_layout: Literal["yolox", "yolov8", "ssd"] | None = Field(
         None,
@@ -125,27 +195,36 @@ class InferenceConfig(_Section):
         "BGR 0..255 input letterboxed top-left; yolov8: one (1, 4 + classes, boxes) or (1, boxes, 4 + classes) "
         "output of centre/size boxes and class scores, RGB 0..1 input letterboxed centred; ssd: "
         "TFLite_Detection_PostProcess's four outputs (boxes, classes, scores, count), RGB input stretched.",
+        examples=["yolov8"],
     )
     object_input_size: Annotated[int, Field(ge=32, le=2048)] | None = Field(
         None,
         description="object_model = 'custom' with an .onnx file: the model's square input side in pixels "
         "(OpenCV DNN cannot read it from the file; a .tflite model's own input shape is used).",
+        examples=[640],
     )
     object_labels_file: str | None = Field(
         None,
         description="object_model = 'custom': class names, one per line, line i naming class index i. "
         "Relative paths are relative to the models directory.",
+        examples=["desk-phones-labels.txt"],
     )
-    object_rate_hz: Annotated[float, Field(gt=0, le=30)] = 2.0
-    object_classes: Annotated[list[str], Field(min_length=1)] = ["person", "cell phone", "book", "laptop"]
+    object_rate_hz: float = Field(
+        2.0, gt=0, le=30, description="Object detection runs this often, off the per-frame path."
+    )
+    object_classes: Annotated[list[str], Field(min_length=1)] = Field(
+        ["person", "cell phone", "book", "laptop"], description="COCO class names to report."
+    )
     object_min_score: Annotated[float, Field(gt=0, lt=1)] = Field(
         0.25,
         description="Score at which one object pass keeps a detection as a sighting (temporal evidence then "
         "decides). Tuned on the shared photos (images/phones/ and the 26 phone-free photos), checked on the "
         "no-phone clips (bench/eval_stills.py).",
     )
-    # Also look again, zoomed in, around each face (small phones): one more detector run per face.
-    object_face_crops: bool = True
+    object_face_crops: bool = Field(
+        True,
+        description="Also look again, zoomed in, around each face (small phones): one more detector run per face.",
+    )
     object_hand_crops: bool = Field(
         True,
         description="Find hands (MediaPipe palm detection, once per object pass) and look again, zoomed in, "
@@ -188,24 +267,31 @@ class InferenceConfig(_Section):
 
         unknown = [name for name in names if name not in COCO_CLASSES]
         if unknown:
-            raise ValueError(f"not COCO class names: {', '.join(unknown)} (e.g. {', '.join(COCO_CLASSES[:4])}, ...)")
+            raise ValueError(
+                f"not COCO class names: {', '.join(unknown)} (e.g. {', '.join(COCO_CLASSES[:4])}, ...)"
+            )
         return names
 
 
 class RuleTiming(_Section):
-    """When an event starts, ends and is published (README, "Events"): the condition must hold
-    `onset_s` before the event starts and be gone `release_s` before it ends (shorter gaps are bridged),
-    and the event is published only once it has lasted `min_duration_s` (shorter ones are dropped)."""
+    """Each rule (README, "Events"): the condition must hold onset_s without a break before its event starts,
+    and be gone release_s before it ends (shorter gaps are bridged); the event is published only once it has
+    lasted min_duration_s (shorter ones are dropped). Start and end are the times the condition really began
+    and stopped. The integrity score deducts 100 x severity factor x weight x the share of the session the
+    rule's events cover."""
 
-    onset_s: Seconds
-    release_s: Seconds
-    severity: Literal["low", "medium", "high"]
-    weight: Annotated[float, Field(ge=0)] = 1.0
-    min_duration_s: Seconds = 0.0
+    onset_s: Seconds = Field(description="The condition holds this long without a break: the event starts.")
+    release_s: Seconds = Field(
+        description="The condition is gone this long: the event ends (shorter gaps are bridged)."
+    )
+    min_duration_s: Seconds = Field(0.0, description="Events shorter than this are dropped unpublished.")
+    severity: Literal["low", "medium", "high"] = Field(
+        description="Sent with every alert; sets the score factor."
+    )
+    weight: float = Field(1.0, ge=0, description="The rule's weight in the integrity score.")
 
 
 Degrees = Annotated[float, Field(gt=0, le=90)]
-Share = Annotated[float, Field(gt=0, le=1)]
 
 
 class LookingAwayRule(RuleTiming):
@@ -267,13 +353,13 @@ class ScreenConfig(_Section):
     ))
     width_cm: Annotated[float, Field(gt=0, le=500)] | None = Field(None, description=(
         "Width of the screen's picture in cm; overrides the preset's."
-    ))
+    ), examples=[53.1])
     height_cm: Annotated[float, Field(gt=0, le=500)] | None = Field(None, description=(
         "Height of the screen's picture in cm; overrides the preset's."
-    ))
+    ), examples=[29.9])
     distance_cm: Annotated[float, Field(gt=0, le=500)] | None = Field(None, description=(
         "Distance from the candidate's eyes to the screen in cm; overrides the preset's."
-    ))
+    ), examples=[60.0])
     camera: Literal["top_centre", "bottom_centre"] = Field("top_centre", description=(
         "Where the camera sits on the screen: top_centre (a laptop or a monitor webcam) or bottom_centre "
         "(a camera mounted low)."
@@ -297,60 +383,110 @@ class ScreenConfig(_Section):
         return self.width_cm or width, self.height_cm or height, self.distance_cm or distance
 
 
+# Eye openness (lid gap / eye width) under which an eye counts as closed: the eyes_closed rule's default, and
+# where the face pipeline stops trusting an eye's iris for the gaze.
+CLOSED_EYE_OPENNESS = 0.12
+
+
 class EyesClosedRule(RuleTiming):
-    # Eye openness (lid gap / eye width, both eyes averaged) below this counts as closed.
-    max_openness: Share = 0.12
+    max_openness: Share = Field(
+        CLOSED_EYE_OPENNESS,
+        description="Eye openness (lid gap / eye width, both eyes averaged) below this counts as closed. "
+        "Measured: open eyes 0.35-0.39 (the shared gaze clips); the shared media has no closed eyes.",
+    )
 
 
 class TalkingRule(RuleTiming):
-    # Sustained mouth movement: the standard deviation of the mouth openness (inner-lip gap / mouth
-    # width) over the last window_s reaches min_mouth_std.
-    window_s: Annotated[float, Field(gt=0, le=10)] = 1.0
-    min_mouth_std: Share = 0.03
+    window_s: float = Field(
+        1.0, gt=0, le=10, description="The mouth movement is measured over this window..."
+    )
+    min_mouth_std: Share = Field(
+        0.03,
+        description="...as the standard deviation of mouth openness (inner-lip gap / mouth width): "
+        "at or above this is talking.",
+    )
 
 
 class ObjectRule(RuleTiming):
-    # A detection of the rule's COCO label with at least this score; results of the object detector
-    # older than max_age_s (it stalled) are not evidence.
-    min_score: Share = 0.5
-    max_age_s: Annotated[float, Field(gt=0)] = 3.0
+    min_score: Share = Field(
+        0.5, description="Detections of the rule's COCO label below this score are not evidence."
+    )
+    max_age_s: float = Field(
+        3.0, gt=0, description="Nor are object detector results older than this (the detector stalled)."
+    )
+
+
+# The camera_* thresholds below were read off `bench/bench_capture.py` (FrameQuality of the five shared
+# videos and synthetic variants of them: 5th-95th percentiles). The measures: daemon/capture/quality.py.
 
 
 class CameraCoveredRule(RuleTiming):
-    # Mean luma below max_brightness (a lens cap) or luma deviation below max_contrast (a hand, a sheet).
-    # Measured (bench/bench_capture.py): covered 0.5-5.4 contrast, a dim room 9-14, a real scene 25-60.
-    max_brightness: Annotated[float, Field(ge=0, le=255)] = 20.0
-    max_contrast: Annotated[float, Field(ge=0, le=255)] = 7.0
+    max_brightness: float = Field(
+        20.0,
+        ge=0,
+        le=255,
+        description="Mean luma (0-255) below this is covered (a lens cap). Measured: lens cap 2.6-2.7, a hand "
+        "14-21, a dim room 30-43, scenes 100-145.",
+    )
+    max_contrast: float = Field(
+        7.0,
+        ge=0,
+        le=255,
+        description="Luma standard deviation below this is covered (a hand, a sheet). Measured: covered "
+        "(cap, hand, paper) 0.5-5.8, a dim room (exposure x0.3) 7.6-16, scenes 25-53.",
+    )
 
 
 class CameraBlurredRule(RuleTiming):
-    # Sharpness relative to contrast (variance of the Laplacian / contrast**2, so exposure does not
-    # count) below this. Measured: sharp 0.039-0.115, badly defocused 0.010-0.016. Not raised while the
-    # camera counts as covered.
-    max_relative_sharpness: Annotated[float, Field(ge=0)] = 0.02
+    max_relative_sharpness: float = Field(
+        0.02,
+        ge=0,
+        description="Sharpness relative to contrast (variance of the Laplacian / contrast^2, so exposure does "
+        "not count) below this is blurred. Measured: sharp 0.052-0.150 (dim room included), defocused "
+        "by a 2 px blur (at 640 px) 0.027-0.066, by 4 px 0.010-0.023.",
+    )
 
 
 class CameraFrozenRule(RuleTiming):
-    # Mean absolute luma change to the previous frame at or below this: the picture repeats (a frozen
-    # picture gives exactly 0; a live camera's noise and a compressed stream more, 0.017 at the least in
-    # the shared videos). Not raised while the camera counts as covered.
-    max_change: Annotated[float, Field(ge=0, le=255)] = 0.005
+    max_change: float = Field(
+        0.005,
+        ge=0,
+        le=255,
+        description="Mean absolute luma change to the previous frame at or below this: the picture "
+        "repeats. Measured: a frozen picture exactly 0; consecutive real frames 0.012-2.7, but a compressed "
+        "webcam clip has runs of up to 14 frames (0.6 s) at or below 0.1, and repeated frames (0): onset_s "
+        "bridges them.",
+    )
 
 
 class CameraMovedRule(RuleTiming):
-    # view_shift from the session's reference view (0 same view, 1 nothing in common) at or above this.
-    # Not raised while the camera counts as covered.
-    min_view_shift: Share = 0.5
+    min_view_shift: Share = Field(
+        0.5,
+        description="view_shift from the session's reference view (0 same view, 1 nothing in common) at "
+        "or above this. Measured: the candidate moving 0.17-0.50 (95th percentile), the camera turned "
+        "10%, tilted 5%, rotated 15 degrees or zoomed x1.2 0.50-1.0 (5th percentile); turned 5% or rotated "
+        "5 degrees 0.24-0.83, not reliably told from the candidate moving.",
+    )
 
 
 class CalibrationConfig(_Section):
-    # The session's first duration_s learn the candidate's neutral head pose and gaze (the median over the
-    # frames with one face); a candidate not seen by then is calibrated on the first min_samples such
-    # frames. The neutral is clamped to max_neutral_deg from where the screen's centre lies seen from the
-    # camera ([rules.screen]), so a candidate turned away throughout calibration cannot hide later looking away.
-    duration_s: Annotated[float, Field(ge=0, le=300)] = 3.0
-    min_samples: Annotated[int, Field(ge=1, le=10_000)] = 10
-    max_neutral_deg: Degrees = 20.0
+    """Learns the candidate's neutral head pose and gaze (README, "Calibration"): the median over the
+    frames showing one face."""
+
+    duration_s: float = Field(3.0, ge=0, le=300, description="Over the session's first seconds...")
+    min_samples: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="...and at least this many frames showing one face (a candidate not "
+        "seen by then is calibrated on the first such frames).",
+    )
+    max_neutral_deg: Degrees = Field(
+        20.0,
+        description="The neutral is clamped to this many degrees from where the screen's centre lies seen "
+        "from the camera ([rules.screen]), so a candidate turned away throughout calibration cannot hide "
+        "later looking away.",
+    )
     learn_s: Annotated[float, Field(ge=0, le=3600)] = Field(120.0, description=(
         "The gaze of the session's first learn_s seconds (from its first frame) refines the screen's region "
         "for this candidate: the region grows to take in the learn_percentile to 100 - learn_percentile "
@@ -368,41 +504,89 @@ class CalibrationConfig(_Section):
 
 
 class SeverityFactors(_Section):
-    # Integrity score: each event type's deduction is multiplied by the factor of its severity.
-    low: Annotated[float, Field(ge=0)] = 0.25
-    medium: Annotated[float, Field(ge=0)] = 0.5
-    high: Annotated[float, Field(ge=0)] = 1.0
+    """Integrity score: each rule's deduction is multiplied by the factor of its severity."""
+
+    low: float = Field(0.25, ge=0, description="Factor of low-severity rules.")
+    medium: float = Field(0.5, ge=0, description="Factor of medium-severity rules.")
+    high: float = Field(1.0, ge=0, description="Factor of high-severity rules.")
+
+
+def _rule(default: RuleTiming, condition: str):
+    """A rule's table: its defaults, and its condition as the docs show it."""
+    return Field(default, description=condition)
 
 
 class RulesConfig(_Section):
-    no_face: RuleTiming = RuleTiming(onset_s=2.0, release_s=1.0, severity="high", weight=1.0)
-    multiple_faces: RuleTiming = RuleTiming(onset_s=1.0, release_s=1.0, severity="high", weight=1.5)
+    """One table per event type; a table lists only the keys it changes (the rest keep their defaults)."""
+
+    no_face: RuleTiming = _rule(
+        RuleTiming(onset_s=2.0, release_s=1.0, severity="high", weight=1.0), "No face in view."
+    )
+    multiple_faces: RuleTiming = _rule(
+        RuleTiming(onset_s=1.0, release_s=1.0, severity="high", weight=1.5), "Two or more faces in view."
+    )
     # A look away is short: onset 0.5 s, and a 2 s event may bridge the moments the head swings back.
-    looking_away: LookingAwayRule = LookingAwayRule(
-        onset_s=0.5, release_s=1.5, min_duration_s=2.0, severity="medium", weight=1.0
+    looking_away: LookingAwayRule = _rule(
+        LookingAwayRule(onset_s=0.5, release_s=1.5, min_duration_s=2.0, severity="medium", weight=1.0),
+        "The gaze (head plus eyes) off the screen's region to the left, right or up, or the head turned "
+        "far past reading angles.",
     )
     # Slower than looking_away: a look at the keyboard or the desk is part of an exam.
-    looking_down: LookingDownRule = LookingDownRule(
-        onset_s=2.0, release_s=1.5, min_duration_s=5.0, severity="medium", weight=1.0
+    looking_down: LookingDownRule = _rule(
+        LookingDownRule(onset_s=2.0, release_s=1.5, min_duration_s=5.0, severity="medium", weight=1.0),
+        "Head pitched down and the gaze below the screen together, as over a phone in the lap.",
     )
     # Raised on the glance that completes the count; the event spans the glances counted.
-    repeated_glances: RepeatedGlancesRule = RepeatedGlancesRule(
-        onset_s=0.0, release_s=0.0, severity="medium", weight=1.0
+    repeated_glances: RepeatedGlancesRule = _rule(
+        RepeatedGlancesRule(onset_s=0.0, release_s=0.0, severity="medium", weight=1.0),
+        "Glances off the screen too short to be looking away, repeated to one side (how notes are read).",
     )
-    eyes_closed: EyesClosedRule = EyesClosedRule(onset_s=2.0, release_s=0.5, severity="medium", weight=0.5)
-    talking: TalkingRule = TalkingRule(onset_s=1.0, release_s=1.5, min_duration_s=3.0, severity="medium")
+    eyes_closed: EyesClosedRule = _rule(
+        EyesClosedRule(onset_s=2.0, release_s=0.5, severity="medium", weight=0.5),
+        "Eye openness below max_openness (blinks last well under a second).",
+    )
+    talking: TalkingRule = _rule(
+        TalkingRule(onset_s=1.0, release_s=1.5, min_duration_s=3.0, severity="medium"),
+        "Sustained mouth movement (release_s bridges the pauses between words).",
+    )
     # The inference stage reports a phone only after repeated sightings (inference.object_confirm_passes),
     # with their mean score: so the phone rule accepts that evidence at the per-pass sighting score.
-    phone: ObjectRule = ObjectRule(onset_s=1.0, release_s=2.0, severity="high", weight=3.0, min_score=0.25)
-    book: ObjectRule = ObjectRule(onset_s=2.0, release_s=2.0, severity="medium", weight=2.0)
-    extra_person: ObjectRule = ObjectRule(onset_s=2.0, release_s=2.0, severity="high", weight=2.0)
-    # Capture already waited camera.timeout_s before calling the camera lost.
-    camera_lost: RuleTiming = RuleTiming(onset_s=0.0, release_s=0.0, severity="high", weight=1.0)
-    camera_covered: CameraCoveredRule = CameraCoveredRule(onset_s=2.0, release_s=1.0, severity="high")
-    camera_blurred: CameraBlurredRule = CameraBlurredRule(onset_s=5.0, release_s=2.0, severity="low", weight=0.5)
-    camera_frozen: CameraFrozenRule = CameraFrozenRule(onset_s=5.0, release_s=1.0, severity="high")
-    camera_moved: CameraMovedRule = CameraMovedRule(onset_s=3.0, release_s=2.0, severity="medium", weight=0.5)
-    screen: ScreenConfig = ScreenConfig()
+    phone: ObjectRule = _rule(
+        ObjectRule(onset_s=1.0, release_s=2.0, severity="high", weight=3.0, min_score=0.25),
+        'The object detector sees a "cell phone" (confirmed over several object passes).',
+    )
+    book: ObjectRule = _rule(
+        ObjectRule(onset_s=2.0, release_s=2.0, severity="medium", weight=2.0),
+        'The object detector sees a "book".',
+    )
+    extra_person: ObjectRule = _rule(
+        ObjectRule(onset_s=2.0, release_s=2.0, severity="high", weight=2.0),
+        'A "person" box that does not hold the candidate\'s face (with no face in view, a second person).',
+    )
+    camera_lost: RuleTiming = _rule(
+        RuleTiming(onset_s=0.0, release_s=0.0, severity="high", weight=1.0),
+        "No frame for camera.timeout_s (capture has already waited that long).",
+    )
+    camera_covered: CameraCoveredRule = _rule(
+        CameraCoveredRule(onset_s=2.0, release_s=1.0, severity="high"),
+        "A lens cap, a hand, a sheet of paper.",
+    )
+    camera_blurred: CameraBlurredRule = _rule(
+        CameraBlurredRule(onset_s=5.0, release_s=2.0, severity="low", weight=0.5),
+        "The picture is out of focus; not raised while the camera counts as covered.",
+    )
+    camera_frozen: CameraFrozenRule = _rule(
+        CameraFrozenRule(onset_s=5.0, release_s=1.0, severity="high"),
+        "The picture repeats; not raised while the camera counts as covered.",
+    )
+    camera_moved: CameraMovedRule = _rule(
+        CameraMovedRule(onset_s=3.0, release_s=2.0, severity="medium", weight=0.5),
+        "The view no longer matches the session's reference view; not raised while the camera counts as covered.",
+    )
+    screen: ScreenConfig = Field(
+        ScreenConfig(), description="Where the candidate is meant to look: the screen's size and distance, and "
+        "where the camera sits."
+    )
     calibration: CalibrationConfig = CalibrationConfig()
     severity_factors: SeverityFactors = SeverityFactors()
 
@@ -420,48 +604,75 @@ class RulesConfig(_Section):
 
 
 class SessionConfig(_Section):
-    # Open a session as soon as the daemon is up (a kiosk that boots straight into proctoring).
-    auto_start: bool = False
-    # file sources without loop: close the session when the video ends.
-    stop_at_end_of_source: bool = True
-    candidate_name: str = ""
-    candidate_id: str = ""
-    exam_id: str = ""
+    auto_start: bool = Field(
+        False,
+        description="Open a session as soon as the daemon is up (a kiosk that boots straight into proctoring).",
+    )
+    stop_at_end_of_source: bool = Field(
+        True, description="file sources without loop: close the session when the video ends."
+    )
+    candidate_name: str = Field(
+        "", description="The candidate of the sessions auto_start and the panel button open."
+    )
+    candidate_id: str = Field("", description="Their candidate id.")
+    exam_id: str = Field("", description="Their exam id.")
 
 
 MqttCommand = Literal["ping", "snapshot", "start_session", "stop_session"]
 
 
 class MqttConfig(_Section):
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: Port = 1883
-    # "5" unless the broker is too old for MQTT 5 (mosquitto < 1.6).
-    protocol: Literal["5", "3.1.1"] = "5"
-    topic_prefix: TopicSegment = "proctor"
-    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
-    # Reconnect backoff doubles from 1 s up to this.
-    reconnect_max_s: Annotated[int, Field(ge=1, le=600)] = 30
-    # The retained status is re-published on every change and at least this often.
-    status_interval_s: Annotated[int, Field(ge=1, le=3600)] = 30
-    tls: bool = False
-    # TLS only: "" = the system's CAs; cert_file/key_file = a client certificate.
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    username: str = ""
-    # The password's file (a relative name is looked up in $CREDENTIALS_DIRECTORY); never in this file.
-    password_file: str = ""
-    # Remote commands this kiosk accepts on <prefix>/<site>/<kiosk>/cmd ([] = subscribe to none).
-    commands: list[MqttCommand] = ["ping", "snapshot", "start_session", "stop_session"]
-    # A shared secret every command must carry as "token" ("" = rely on the broker's ACLs alone).
-    command_token_file: str = ""
+    """Alerts, session messages and the retained status to the supervisors' broker; remote commands."""
+
+    enabled: bool = Field(
+        True, description="The daemon keeps running (and queues alerts) while the broker is away."
+    )
+    host: str = Field("127.0.0.1", description="The broker's host name or address.")
+    port: Port = Field(1883, description="The broker's port.")
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5", description='"5", or "3.1.1" for a broker too old for MQTT 5 (mosquitto < 1.6).'
+    )
+    topic_prefix: TopicSegment = Field(
+        "proctor", description="Topics: <prefix>/<site>/<kiosk>/{status,alert,session,cmd,cmd/result}."
+    )
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive.")
+    reconnect_max_s: int = Field(
+        30, ge=1, le=600, description="Reconnect backoff doubles from 1 s up to this."
+    )
+    status_interval_s: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="The retained status is published on every change and at least this often.",
+    )
+    tls: bool = Field(False, description="Connect over TLS.")
+    ca_file: str = Field("", description='tls: the CA bundle ("" = the system\'s CAs).')
+    cert_file: str = Field("", description="tls: a client certificate, for brokers that require one...")
+    key_file: str = Field("", description="...and its key.")
+    username: str = Field("", description="The broker login.")
+    password_file: str = Field(
+        "",
+        description="The file holding its password (a relative name is looked up in $CREDENTIALS_DIRECTORY, "
+        "systemd's LoadCredential=); never in this file, never logged.",
+    )
+    commands: list[MqttCommand] = Field(
+        ["ping", "snapshot", "start_session", "stop_session"],
+        description="Remote commands accepted on <prefix>/<site>/<kiosk>/cmd ([] = subscribe to none).",
+    )
+    command_token_file: str = Field(
+        "",
+        description='A file holding a shared secret every command must carry as "token" ("" = rely on '
+        "the broker's ACLs alone).",
+    )
 
     # A key that is set needs another one set too: key -> (the other key, why).
     _NEEDS: ClassVar[dict[str, tuple[tuple[str, str], ...]]] = {
         "ca_file": (("tls", "needs tls = true"),),
         "cert_file": (("tls", "needs tls = true"),),
-        "key_file": (("tls", "needs tls = true"), ("cert_file", "needs cert_file (the client certificate it belongs to)")),
+        "key_file": (
+            ("tls", "needs tls = true"),
+            ("cert_file", "needs cert_file (the client certificate it belongs to)"),
+        ),
         "password_file": (("username", "needs username"),),
     }
 
@@ -475,20 +686,40 @@ class MqttConfig(_Section):
 
 
 class WebConfig(_Section):
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: Port = 8080
-    # The technician password as a hash from `proctord hash-password` (never the password itself), or
-    # password_file: a file holding that hash (a relative name is looked up in $CREDENTIALS_DIRECTORY).
-    # Checked when the web page starts, so a mistyped password never lands in an error message.
-    password_hash: str = ""
-    password_file: str = ""
-    # A login lasts this long from the moment the password was given.
-    session_lifetime_s: Annotated[int, Field(ge=60, le=7 * 86400)] = 8 * 3600
-    # The most live-view pictures encoded per second, however many browsers watch.
-    live_fps: Annotated[float, Field(gt=0, le=10)] = 2.0
-    # Reverse proxies in front of the page whose X-Forwarded-For/-Proto/-Host headers to trust (0 = none).
-    proxy_hops: Annotated[int, Field(ge=0, le=5)] = 0
+    """The technician's page. Every page but /healthz needs the technician password; with none set, the
+    page only says how to set one."""
+
+    enabled: bool = Field(True, description="Serve the page.")
+    host: str = Field("127.0.0.1", description="Bind to the LAN address only on purpose.")
+    port: Port = Field(8080, description="The page's port.")
+    password_hash: str = Field(
+        "",
+        description="The technician password's hash from `proctord hash-password` (never the password "
+        "itself: it is refused, and never shown in an error).",
+    )
+    password_file: str = Field(
+        "",
+        description="Or a file holding that hash (a relative name is looked up in $CREDENTIALS_DIRECTORY, "
+        "systemd's LoadCredential=).",
+    )
+    session_lifetime_s: int = Field(
+        8 * 3600,
+        ge=60,
+        le=7 * 86400,
+        description="A login lasts this long from the moment the password was given.",
+    )
+    live_fps: float = Field(
+        2.0,
+        gt=0,
+        le=10,
+        description="Live view: at most this many pictures encoded per second, however many browsers watch.",
+    )
+    proxy_hops: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="Reverse proxies in front of the page whose X-Forwarded-For/-Proto/-Host to trust (0 = none).",
+    )
 
 
 # A gpiozero pin name: "GPIO17" (Broadcom number), "BOARD11" (header pin), "J8:11".
@@ -496,15 +727,30 @@ PinName = Annotated[str, Field(min_length=1, max_length=16)]
 
 
 class GpioConfig(_Section):
-    """The front panel: a status light, a buzzer and a button, each optional."""
+    """The front panel (gpiozero): a status light, a buzzer and a button, each optional; off with a log line
+    where there is no GPIO."""
 
-    enabled: bool = False
-    # [] = no light; one pin = a single LED (states told apart by blinking); three = an RGB LED (red, green, blue).
-    light_pins: list[PinName] = []
-    light_active_high: bool = True  # false for a common-anode RGB LED or an LED wired to 3.3 V
-    buzzer_pin: str = ""  # "" = none; beeps on high-severity alerts
-    button_pin: str = ""  # "" = none; press: acknowledge the alerts in view, hold: start/stop a session
-    button_hold_s: Annotated[float, Field(gt=0, le=30)] = 3.0
+    enabled: bool = Field(False, description="Drive the panel.")
+    light_pins: list[PinName] = Field(
+        [],
+        description='[] = no light; ["GPIO17"] = a single LED (states told apart by blinking); three = an '
+        "RGB LED (red, green, blue). idle: blue short blink every 2 s, proctoring: green, alert: red fast "
+        "blink, fault: yellow slow blink.",
+    )
+    light_active_high: bool = Field(
+        True, description="false for a common-anode RGB LED or an LED wired to 3.3 V."
+    )
+    buzzer_pin: str = Field(
+        "", description='"" = none; e.g. "GPIO18": three short beeps when a high-severity alert starts.'
+    )
+    button_pin: str = Field(
+        "",
+        description='"" = none; e.g. "GPIO23" to ground: press = acknowledge the alerts in view, '
+        "hold = start/stop a session.",
+    )
+    button_hold_s: float = Field(
+        3.0, gt=0, le=30, description="How long a press must last to count as a hold."
+    )
 
     @field_validator("light_pins")
     @classmethod
@@ -523,52 +769,95 @@ class GpioConfig(_Section):
 
 
 class ServiceConfig(_Section):
-    # The pipeline is stalled when no frame is analysed for this long while the camera is online, or the
-    # analysis loop stops: the light shows fault and the systemd watchdog is no longer fed, so systemd
-    # restarts the daemon. Keep it above the camera's own timeout (a lost camera is not a stall).
-    stall_after_s: Annotated[float, Field(ge=1, le=600)] = 10.0
+    stall_after_s: float = Field(
+        10.0,
+        ge=1,
+        le=600,
+        description="No frame analysed this long while the camera is online (or the analysis loop stuck): the "
+        "light shows fault and the systemd watchdog is no longer fed, so systemd restarts the daemon. Must be "
+        "above camera.timeout_s (a lost camera is not a stall).",
+    )
 
 
 class RecordingConfig(_Section):
-    """Session video (H.264 in fragmented MP4 segments) and each event's clip and snapshot."""
+    """Session video (H.264 in fragmented MP4 segments) and each event's clip and snapshot, in
+    <data_dir>/recordings/<session id>/."""
 
-    enabled: bool = True
-    # Frames are scaled down to fit width x height (aspect kept, never scaled up) and taken at most fps times a second.
-    width: Annotated[int, Field(ge=64, le=4096)] = 640
-    height: Annotated[int, Field(ge=64, le=4096)] = 480
-    fps: Annotated[float, Field(gt=0, le=60)] = 15.0
-    # x264 constant quality (lower = better and bigger) and speed preset.
-    crf: Annotated[int, Field(ge=0, le=51)] = 26
-    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
-    # One keyframe, hence one MP4 fragment, this often: the most video a power cut can take.
-    keyframe_interval_s: Annotated[float, Field(ge=0.2, le=10)] = 1.0
-    segment_s: Annotated[float, Field(ge=1, le=3600)] = 300.0
-    # Each event's clip runs from pre_roll_s before its start to post_roll_s after its end, at most clip_max_s.
-    pre_roll_s: Annotated[float, Field(ge=0, le=60)] = 5.0
-    post_roll_s: Annotated[float, Field(ge=0, le=60)] = 5.0
-    clip_max_s: Annotated[float, Field(ge=1, le=3600)] = 300.0
-    snapshot_quality: Annotated[int, Field(ge=1, le=100)] = 90
-    # Frames waiting for the encoder; more are dropped (and counted), the analysis never waits.
-    queue_frames: Annotated[int, Field(ge=1, le=600)] = 30
+    enabled: bool = Field(True, description="Record the session and the events' evidence.")
+    width: int = Field(
+        640,
+        ge=64,
+        le=4096,
+        description="Frames are scaled down to fit width x height (aspect kept, never scaled up).",
+    )
+    height: int = Field(480, ge=64, le=4096, description="See width.")
+    fps: float = Field(15.0, gt=0, le=60, description="At most this many frames a second are recorded.")
+    crf: int = Field(26, ge=0, le=51, description="x264 constant quality: lower = better and bigger.")
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = Field(
+        "veryfast", description="x264 speed preset."
+    )
+    keyframe_interval_s: float = Field(
+        1.0,
+        ge=0.2,
+        le=10,
+        description="One keyframe, hence one MP4 fragment, this often: the most video a power cut can take.",
+    )
+    segment_s: float = Field(
+        300.0,
+        ge=1,
+        le=3600,
+        description="A new segment file this often (each one plays on its own in a browser).",
+    )
+    pre_roll_s: float = Field(
+        5.0, ge=0, le=60, description="An event's clip starts this long before the event..."
+    )
+    post_roll_s: float = Field(5.0, ge=0, le=60, description="...ends this long after it...")
+    clip_max_s: float = Field(300.0, ge=1, le=3600, description="...and lasts at most this long.")
+    snapshot_quality: int = Field(90, ge=1, le=100, description="JPEG quality of each event's snapshot.")
+    queue_frames: int = Field(
+        30,
+        ge=1,
+        le=600,
+        description="Frames waiting for the encoder; more are dropped (and counted), the analysis never waits.",
+    )
 
 
 class RetentionConfig(_Section):
-    """What may be deleted, and when (README, "Recording and evidence"). 0 days = no age limit."""
+    """What may be deleted, and when (README, "Recording and evidence"). Deletions are logged and kept in
+    the database's deletions table."""
 
-    # Plain session recordings (segments) older than this are deleted.
-    recording_max_age_days: Annotated[float, Field(ge=0)] = 30.0
-    # Clips and snapshots: only once synced, and only after this long.
-    evidence_max_age_days: Annotated[float, Field(ge=0)] = 365.0
-    # Below this much free space, recordings are deleted (oldest first, then synced evidence) and, if that
-    # is not enough, recording pauses (status: degraded) while proctoring goes on.
-    min_free_mb: Annotated[int, Field(ge=0)] = 1024
-    # Space set aside for the database (a preallocated file beside it, given up when the disk is full), so
-    # that when the disk fills, recordings stop first and events, alerts and session changes still commit.
-    database_reserve_mb: Annotated[int, Field(ge=0, le=4096)] = 64
-    check_interval_s: Annotated[float, Field(ge=1, le=86400)] = 300.0
+    recording_max_age_days: float = Field(
+        30.0,
+        ge=0,
+        description="Plain session recordings (segments) older than this are deleted (0 = no age limit).",
+    )
+    evidence_max_age_days: float = Field(
+        365.0,
+        ge=0,
+        description="Clips and snapshots: deleted after this, and only once synced (0 = no age limit).",
+    )
+    min_free_mb: int = Field(
+        1024,
+        ge=0,
+        description="Below this much free space, recordings are deleted (oldest first, then synced evidence) and, "
+        "if that is not enough, recording pauses (status: degraded) while proctoring goes on.",
+    )
+    check_interval_s: float = Field(300.0, ge=1, le=86400, description="How often retention runs.")
+    database_reserve_mb: int = Field(
+        64,
+        ge=0,
+        le=4096,
+        description="Space set aside for the database (a preallocated file beside it, given up when the disk is "
+        "full), so that when the disk fills, recordings stop first and events, alerts and session changes still "
+        "commit.",
+    )
 
 
 class Config(_Section):
+    """proctord's configuration: one TOML file. Unknown keys are errors. ${VAR} in a string is replaced
+    from the environment (e.g. ${STATE_DIRECTORY} under systemd), ${VAR:-x} falls back to x; a variable
+    that is not set (and has no fallback) is an error. Check a file with: proctord check-config PATH"""
+
     kiosk: KioskConfig = KioskConfig()
     paths: PathsConfig = PathsConfig()
     camera: CameraConfig = CameraConfig()
@@ -623,6 +912,14 @@ class ConfigError(UserError):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
+# Far above any real config (the example is 15 kB); a config path naming a device or a huge file is refused.
+MAX_CONFIG_BYTES = 1_000_000
+# The deepest real key is rules.<rule>.<key> holding a list: anything far deeper is not a config.
+MAX_NESTING = 8
+# A bad value longer than this is shown by its start and its size: an error stays one readable line.
+MAX_SHOWN_CHARS = 60
+
+
 def load_config(path: Path | None = None) -> Config:
     """Read and validate a config file; without a path, the embedded default."""
     if path is None:
@@ -630,11 +927,30 @@ def load_config(path: Path | None = None) -> Config:
         text = resources.files("daemon").joinpath(DEFAULT_CONFIG_NAME).read_text()
     else:
         source = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(source, [f"cannot read the file: {exc.strerror}"]) from exc
+        text = _read_text(Path(path), source)
     return parse_config(text, source)
+
+
+def _read_text(path: Path, source: str) -> str:
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read the file: {exc.strerror}"]) from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, [f"larger than {MAX_CONFIG_BYTES:,} bytes: not a config file"])
+    if b"\0" in data:
+        raise ConfigError(source, [f"a binary file (a NUL byte at offset {data.index(0)}), not TOML text"])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            source,
+            [
+                f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 (TOML files are UTF-8: save it as UTF-8)"
+            ],
+        ) from exc
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
@@ -642,6 +958,12 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from exc
+    except ValueError as exc:  # Python's limit on digits in an int (sys.get_int_max_str_digits)
+        raise ConfigError(source, [_longest_number(text)]) from exc
+    except RecursionError as exc:
+        raise ConfigError(source, [f"{_deepest_line(text)}: arrays nested far too deep"]) from exc
+    if deep := _too_deep(raw):
+        raise ConfigError(source, [f"{deep}: nested more than {MAX_NESTING} levels deep: not a config value"])
     unset: list[str] = []
     expanded = _expand_env(raw, (), unset)
     try:
@@ -651,6 +973,43 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     if unset:
         raise ConfigError(source, unset)
     return config
+
+
+def _longest_number(text: str) -> str:
+    """The problem line for a number too long for Python to read: where it is and its size."""
+    run = max(re.finditer(r"[0-9_]+", text), key=lambda m: len(m.group()))
+    return f"{_line_of(text, run.start())}: a {len(run.group().replace('_', ''))}-digit number is not allowed"
+
+
+def _deepest_line(text: str) -> str:
+    """Where the line with the most brackets is, as 'line N (key)'."""
+    line_start, deepest, at = 0, -1, 0
+    for line in text.splitlines(keepends=True):
+        brackets = line.count("[") + line.count("{")
+        if brackets > deepest:
+            deepest, at = brackets, line_start + line.find("=") + 1 if "=" in line else line_start
+        line_start += len(line)
+    return _line_of(text, at)
+
+
+def _line_of(text: str, offset: int) -> str:
+    line_start = text.rfind("\n", 0, offset) + 1
+    key = text[line_start:offset].partition("=")[0].strip()
+    return f"line {text.count(chr(10), 0, offset) + 1}" + (f" ({key})" if key and "[" not in key else "")
+
+
+def _too_deep(raw: dict) -> str | None:
+    """The dotted key of a value nested deeper than MAX_NESTING, if any (walked without recursion)."""
+    pending: list[tuple[tuple, object]] = [((), raw)]
+    while pending:
+        key, value = pending.pop()
+        if len(key) > MAX_NESTING:
+            return ".".join(str(part) for part in key[: MAX_NESTING + 1]) + "..."
+        if isinstance(value, dict):
+            pending.extend(((*key, name), item) for name, item in value.items())
+        elif isinstance(value, list):
+            pending.extend(((*key, index), item) for index, item in enumerate(value))
+    return None
 
 
 # ${VAR}, or ${VAR:-fallback} as in the shell.
@@ -670,7 +1029,9 @@ def _expand_env(value, key: tuple, unset: list[str]):
         if name not in os.environ and fallback is not None:
             return fallback
         if name not in os.environ:
-            unset.append(f"{'.'.join(key)}: {value!r} names the environment variable {name}, which is not set")
+            unset.append(
+                f"{'.'.join(key)}: {value!r} names the environment variable {name}, which is not set"
+            )
             return match.group(0)
         return os.environ[name]
 
@@ -687,7 +1048,16 @@ def _describe(err) -> str:
     if err["type"] == "missing":
         return f"{key}: required key is missing"
     message = err["msg"].removeprefix("Value error, ")
-    return f"{key}: {err['input']!r} is not allowed: {message}"
+    return f"{key}: {_shown(err['input'])} is not allowed: {message}"
+
+
+def _shown(value) -> str:
+    """A bad value as the error line shows it: whole when short, else its start and its size."""
+    if isinstance(value, int) and abs(value) >= 10**MAX_SHOWN_CHARS:
+        return f"a {len(str(abs(value)))}-digit number"
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}... ({len(text)} characters)"
+
 
 
 def _fields_at(loc: tuple) -> list[str]:

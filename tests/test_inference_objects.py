@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import SCENARIO_FPS, wait_until
+from conftest import SCENARIO_FPS, scenario_times, wait_until
 
 from daemon.capture.frame import Frame
 from daemon.config import ConfigError, InferenceConfig, parse_config
@@ -164,7 +164,8 @@ def test_inline_objects_follow_the_frame_timeline(scenario_frames, models_dir):
     """Replay: the detector runs on the frames due at object_rate_hz of video time, so two runs agree."""
 
     def run() -> list[tuple[float | None, tuple]]:
-        analyzer = FrameAnalyzer(InferenceConfig(object_rate_hz=2.0), models_dir)
+        # every sighting reported (no temporal confirmation), so each run's result is its own frame's
+        analyzer = FrameAnalyzer(InferenceConfig(object_rate_hz=2.0, object_confirm_passes=1, object_confirm_window=1), models_dir)
         out = []
         for i, image in enumerate(scenario_frames[:60]):
             analysis = analyzer.analyze(Frame(image, i, i / SCENARIO_FPS, 1000 + i / SCENARIO_FPS))
@@ -175,7 +176,12 @@ def test_inline_objects_follow_the_frame_timeline(scenario_frames, models_dir):
     assert first == second
     runs = sorted({mono for mono, _ in first})
     assert runs == pytest.approx([0.5 * k for k in range(12)])  # 6 s of video at 2 Hz
-    assert any(objects for _, objects in first)  # the face segment shows the man (a person)
+    face_ends = scenario_times("one_face")[0][1]
+    per_run = dict(first)  # objects_mono -> what that run found
+    # The face segment shows one man: one confident person per run; the empty desk after it: nothing.
+    with_face = [[(label, score > 0.9) for label, score in found] for mono, found in per_run.items() if mono < face_ends]
+    assert with_face == [[("person", True)]] * 6
+    assert [found for mono, found in per_run.items() if mono >= face_ends] == [()] * 6
 
 
 def test_the_object_worker_runs_off_the_frame_path(scenario_frames, models_dir):

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import zlib
 from pathlib import Path
 
 import jsonschema
@@ -193,9 +194,24 @@ def test_pdf_is_a_pdf_with_pages(report):
     assert len(re.findall(rb"/Type /Page\b", pdf)) >= 2
 
 
+def drawn_characters(pdf: bytes) -> set[str]:
+    """The characters the PDF's embedded fonts can show: their ToUnicode maps (glyph -> code point)."""
+    characters = set()
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.DOTALL):
+        try:
+            text = zlib.decompress(stream)
+        except zlib.error:
+            text = stream  # stored uncompressed
+        if b"beginbfchar" in text:
+            characters |= {chr(int(code, 16)) for code in re.findall(rb"<[0-9A-F]{4}> <([0-9A-F]{4})>", text)}
+    return characters
+
+
 def test_pdf_prints_names_outside_latin_1():
-    pdf = render_report_pdf(build_report(session(name="Zoë Łukasiewicz 李"), [], RulesConfig()))
-    assert pdf.startswith(b"%PDF-")
+    pdf = render_report_pdf(build_report(session(name="Zoë Łukasiewicz"), [], RulesConfig()))
+    # Drawn with real glyphs of an embedded Unicode font (DejaVu Sans), not Helvetica's "?".
+    assert set("ZoëŁukasiewicz") <= drawn_characters(pdf)
+    assert b"DejaVuSans" in pdf
 
 
 def test_write_reports_writes_every_format_and_no_temporary_file(report, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from synthetic import FPS, GOOD_PICTURE, at, face, mono, scene, seen, wall
 
 from daemon.capture.frame import FrameQuality
-from daemon.config import CalibrationConfig, RulesConfig, ScreenConfig
+from daemon.config import CLOSED_EYE_OPENNESS, CalibrationConfig, RulesConfig, ScreenConfig
 from daemon.events.attention import Attention, RegionLearner, screen_region
 from daemon.events.calibration import Calibrator
 from daemon.events.conditions import build_conditions, past_lower, past_upper
@@ -296,9 +296,10 @@ def test_looking_away_is_not_raised_during_calibration_then_is_from_the_learnt_n
 
 
 def test_eyes_closed_below_the_openness_threshold_only():
-    assert not observe("eyes_closed", scene(0, faces=(face(eyes=0.12),))).active
+    assert not observe("eyes_closed", scene(0, faces=(face(eyes=CLOSED_EYE_OPENNESS),))).active
     closed = observe("eyes_closed", scene(0, faces=(face(eyes=0.03),)))
-    assert closed.active and closed.evidence == {"eye_openness": 0.03, "threshold": "eye_openness < 0.12"}
+    threshold = f"eye_openness < {CLOSED_EYE_OPENNESS:g}"
+    assert closed.active and closed.evidence == {"eye_openness": 0.03, "threshold": threshold}
     assert not observe("eyes_closed", scene(0, faces=(face(eyes=None),))).active
 
 
@@ -336,13 +337,14 @@ def test_talking_forgets_movement_across_a_frame_without_the_mouth():
 
 @pytest.mark.parametrize(("rule", "label"), [("phone", "cell phone"), ("book", "book")])
 def test_object_rules_need_their_label_at_the_minimum_score(rule, label):
-    assert not observe(rule, scene(0, objects=(seen(label, 0.49),))).active
+    minimum = getattr(RulesConfig(), rule).min_score
+    assert not observe(rule, scene(0, objects=(seen(label, minimum - 0.01),))).active
     assert not observe(rule, scene(0, objects=(seen("laptop", 0.99),))).active
-    observation = observe(rule, scene(0, objects=(seen(label, 0.5), seen(label, 0.7))))
+    observation = observe(rule, scene(0, objects=(seen(label, minimum), seen(label, 0.7))))
     assert observation.active and observation.confidence == 0.7
     assert observation.evidence == {
         "label": label, "score": 0.7, "box": [400.0, 200.0, 60.0, 90.0], "detections": 2,
-        "threshold": f"{label} score >= 0.5",
+        "threshold": f"{label} score >= {minimum:g}",
     }
 
 

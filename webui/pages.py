@@ -16,7 +16,14 @@ from flask import (
     url_for,
 )
 
-from daemon.report import events_csv, load_report, render_report_html, render_report_pdf, report_css
+from daemon.report import (
+    events_csv,
+    load_report,
+    render_report_html,
+    render_report_pdf,
+    render_timeline_svg,
+    report_css,
+)
 from daemon.report import view as report_view
 from daemon.session import SessionError
 from daemon.store.records import CandidateInfo, MediaRecord
@@ -106,7 +113,7 @@ def session(session_id: str):
     report = report_for(session_id)
     running = report["session"]["state"] == "running"
     return render_template(
-        "session.html", report=report, timeline=report_view.timeline(report),
+        "session.html", report=report, timeline_svg=render_timeline_svg(report_view.timeline(report)),
         refresh_s=RUNNING_REFRESH_S if running else None, evidence=evidence_for(session_id),
     )
 

@@ -1,30 +1,22 @@
 """Tamper measurements on the picture itself, cheap enough for every frame (on the capture thread).
 
 Every figure is taken on a grey copy scaled to MEASURE_WIDTH pixels wide (aspect kept), so it does not
-depend on the camera's resolution. Measured on the four shared videos and synthetic variants of them
-(bench/bench_capture.py prints the table; 5th..95th percentile):
+depend on the camera's resolution. The thresholds the camera_* rules apply to them, with the ranges
+measured on the shared videos (bench/bench_capture.py prints the table), are the rules' config fields
+in daemon/config.py, so they are written once.
 
-- brightness: mean luma, 0..255. Lens cap 2.6, hand over the lens 14..21, paper 200; scenes 100..145.
-- contrast: standard deviation of luma. Covered lens (cap, hand, paper) 0.5..5.8; scenes 25..53, a dim
-  room (exposure x0.3) 8..16. Covered: contrast < 7 (or brightness < 20).
+- brightness: mean luma, 0..255.
+- contrast: standard deviation of luma.
 - sharpness: variance of the Laplacian. It falls with defocus but also with exposure (it scales with
-  contrast squared: 8..12 in the dim room against 14..34 for a defocused lens), so a blur rule should
-  compare sharpness / contrast**2: sharp 0.074..0.137 (dim room included), defocused by a 2 px blur at
-  640 px 0.036..0.056, by 4 px 0.010..0.021. Badly blurred: < 0.03, only when not covered.
+  contrast squared), so the blur rule compares sharpness / contrast**2.
 - change: mean absolute luma difference to the previous captured frame, 0..255 (0 on the first). A
-  repeated (frozen) picture gives exactly 0; consecutive real frames 0.3..2.7 (phone clips) and, in a
-  heavily compressed webcam clip, runs of up to 11 frames (0.44 s) at or below 0.1. Frozen: change
-  <= 0.1 held for 2 s or more.
+  repeated (frozen) picture gives exactly 0.
 - view_shift: how much of the session's reference view is gone, 0 (same view) .. 1 (nothing in common).
   The reference (taken when a session starts) and the current picture are cut into an 8 x 6 grid; the
   border cells (top row and both side columns: the room behind the candidate, not the candidate) that
   have texture in the reference are compared by normalised correlation, and view_shift is the share of
-  them that no longer match. The candidate moving changes a few cells (95th percentile 0.17..0.50), the
-  camera turned by 10% of the view, tilted by 5%, rotated 15 degrees or zoomed x1.2 most of them
-  (5th percentile 0.50..1.0, medians 0.65..1.0); turns of 5% or 5 degrees give 0.1..0.8, not reliably
-  told from the candidate moving. Moved: >= 0.6 held for 3 s or more. None until a reference is taken,
-  or when the reference has no texture
-  to compare (a bare wall, a covered lens).
+  them that no longer match. None until a reference is taken, or when the reference has no texture to
+  compare (a bare wall, a covered lens).
 """
 
 from __future__ import annotations

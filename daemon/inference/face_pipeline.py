@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from daemon.config import InferenceConfig
+from daemon.config import CLOSED_EYE_OPENNESS, InferenceConfig
 from daemon.inference import face_geometry
 from daemon.inference.analysis import Box, Face
 from daemon.inference.face_detector import FaceDetector, MergedFaceDetector
@@ -36,8 +36,6 @@ _STALE_FACE_IOU = 0.25
 # A tracked face the detector does not see this many runs in a row is dropped: the mesh alone scores a crop
 # that straddles two faces as a face (measured on the scenario video's switch from one face to two).
 _MAX_MISSES = 2
-# An eye whose lid gap is under this share of its width is closed: its iris position means nothing.
-_CLOSED_EYE = 0.1
 # Mesh points standing in for BlazeFace's keypoints when the detector was skipped.
 _NOSE_TIP, _UPPER_INNER_LIP, _LOWER_INNER_LIP, _RIGHT_TRAGION, _LEFT_TRAGION = 1, 13, 14, 234, 454
 
@@ -124,7 +122,8 @@ class FacePipeline:
             mark = time.perf_counter()
             pose = face_geometry.head_pose(landmarks, camera)
             openness = face_geometry.eye_openness(eyes)
-            open_eyes = [eye for eye, ratio in enumerate(openness) if ratio >= _CLOSED_EYE]
+            # A closed eye's iris position means nothing.
+            open_eyes = [eye for eye, ratio in enumerate(openness) if ratio >= CLOSED_EYE_OPENNESS]
             gaze = face_geometry.gaze(eyes, pose, open_eyes) if pose is not None and open_eyes else None
             keypoints = (
                 tuple(eyes.iris[0, 0, :2].tolist()),

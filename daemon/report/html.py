@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from daemon.report import view
 
@@ -27,11 +28,18 @@ def report_css() -> str:
     return (TEMPLATES / "report.css").read_text()
 
 
+def render_timeline_svg(timeline: view.Timeline) -> Markup:
+    """The session timeline as inline SVG, for the report and the web page's session view alike."""
+    return Markup(_environment.get_template("timeline.svg").render(t=timeline))
+
+
 def render_report_html(report: dict, stylesheet_url: str | None = None) -> str:
     """The report page. Its CSS is inlined, unless `stylesheet_url` says where the page links it from."""
+    timeline = view.timeline(report)
     return _environment.get_template("report.html").render(
         r=report,
-        timeline=view.timeline(report),
+        timeline=timeline,
+        timeline_svg=render_timeline_svg(timeline),
         css=None if stylesheet_url else report_css(),
         stylesheet_url=stylesheet_url,
         focus_labels=view.FOCUS_LABELS,

@@ -75,7 +75,9 @@ def new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
                 keyfile=settings.key_file or None,
             )
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            raise UserError(f"mqtt: cannot set up TLS with these files: {exc}") from exc
+            files = ", ".join(f"mqtt.{key} = {name!r}" for key in ("ca_file", "cert_file", "key_file")
+                              if (name := getattr(settings, key)))
+            raise UserError(f"mqtt: cannot set up TLS with {files or 'the system CAs'}: {exc}") from exc
     if settings.username:
         client.username_pw_set(settings.username, settings.password or None)
     client.reconnect_delay_set(min_delay=MIN_RECONNECT_S, max_delay=settings.reconnect_max_s)

@@ -1,0 +1,120 @@
+"""The start-up checks `proctord run` makes before it opens anything, shared with `proctord check-config`.
+
+Each check calls the function the daemon itself uses to read that setting (credentials, the password
+hash, the TLS files, the model hashes, the video source), so `check-config` refuses exactly what `run`
+refuses, without opening the camera or connecting to the broker. Every problem is one line naming the
+key and the value (never a secret).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from pathlib import Path
+
+from daemon.config import Config, ConfigError, load_config
+
+
+def load_checked_config(path: Path | None, *, for_run: bool = False) -> Config:
+    """The config at `path` (None: the embedded default), refused with every start-up problem at once.
+
+    `for_run` also checks that the web port is free (`check-config` may run beside a daemon that holds
+    it) and keeps the data directory it creates.
+    """
+    config = load_config(path)
+    problems = startup_problems(config, for_run=for_run)
+    if problems:
+        raise ConfigError(str(path) if path else "<embedded config>", problems)
+    return config
+
+
+def startup_problems(config: Config, *, for_run: bool = False) -> list[str]:
+    from daemon.capture.sources import SourceError
+    from daemon.modelstore import ModelError
+
+    checks = [_data_dir, _models, _camera, _web_password, _mqtt_files]
+    if for_run:
+        checks.append(_web_port)
+    problems = []
+    for check in checks:
+        try:
+            check(config, for_run)
+        # What a user can fix, each naming its key; CredentialError is a ValueError. Anything else is a bug.
+        except (Refused, ModelError, SourceError, ValueError) as exc:
+            problems.append(str(exc))
+    return problems
+
+
+class Refused(Exception):
+    """A start-up check's one-line reason."""
+
+
+def _data_dir(config: Config, for_run: bool) -> None:
+    """The data directory exists or can be made. check-config makes it as run would, then removes what it
+    made: only trying tells a read-only or full file system from a writable one."""
+    data_dir = config.data_dir
+    key = f"paths.data_dir: {str(data_dir)!r}"
+    missing = [path for path in (data_dir, *data_dir.parents) if not path.exists()]
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise Refused(f"{key} is a file, not a directory") from exc
+    except OSError as exc:
+        raise Refused(f"{key} cannot be created: {exc.strerror}") from exc
+    if not for_run:
+        for path in missing:  # deepest first
+            path.rmdir()
+
+
+def _models(config: Config, _: bool) -> None:
+    from daemon.inference.analyzer import required_models
+    from daemon.modelstore import MANIFEST_PATH, ModelError, verify_models
+
+    try:
+        verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
+    except ModelError as exc:
+        raise Refused(f"paths.models_dir: {exc}") from exc
+
+
+def _camera(config: Config, _: bool) -> None:
+    from daemon.capture.sources import check_source
+
+    check_source(config.camera)
+
+
+def _web_password(config: Config, _: bool) -> None:
+    """Errors name the key, never the value (a password typed where its hash belongs)."""
+    if config.web.enabled:
+        from webui.auth import load_password_hash
+
+        load_password_hash(config.web)
+
+
+def _mqtt_files(config: Config, _: bool) -> None:
+    """The password and token files, and the TLS files loaded as paho will load them (no connection)."""
+    if not config.mqtt.enabled:
+        return
+    from daemon.credentials import read_credential
+    from daemon.sync.connection import BrokerSettings, new_client
+
+    if config.mqtt.commands and config.mqtt.command_token_file:
+        read_credential("mqtt.command_token_file", config.mqtt.command_token_file)
+    new_client(BrokerSettings.from_config(config.mqtt), client_id="proctord-check-config")
+
+
+def _web_port(config: Config, _: bool) -> None:
+    web = config.web
+    if not web.enabled:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            web.host, web.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress binds
+            probe.bind(address)
+    except socket.gaierror as exc:
+        raise Refused(f"web.host: {web.host!r} is not an address of this machine: {exc.strerror}") from exc
+    except OSError as exc:
+        why = "another program listens there" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise Refused(f"web.port: cannot listen on {web.host}:{web.port}: {why}") from exc
