@@ -16,6 +16,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core.core_schema import ValidationInfo
 
+from daemon.sync.contract import COMMAND_NAMES
+
 DEFAULT_CONFIG_NAME = "default_config.toml"
 
 
@@ -252,7 +254,7 @@ class SessionConfig(_Section):
     exam_id: str = ""
 
 
-MqttCommand = Literal["ping", "snapshot", "start_session", "stop_session"]
+MqttCommand = Literal[COMMAND_NAMES]  # the request types of daemon/sync/contract.py
 
 
 class MqttConfig(_Section):
@@ -276,9 +278,12 @@ class MqttConfig(_Section):
     # The password's file (a relative name is looked up in $CREDENTIALS_DIRECTORY); never in this file.
     password_file: str = ""
     # Remote commands this kiosk accepts on <prefix>/<site>/<kiosk>/cmd ([] = subscribe to none).
-    commands: list[MqttCommand] = ["ping", "snapshot", "start_session", "stop_session"]
+    commands: list[MqttCommand] = list(COMMAND_NAMES)
     # A shared secret every command must carry as "token" ("" = rely on the broker's ACLs alone).
     command_token_file: str = ""
+    # How long a command's request_id is remembered (in the database, across restarts): the same id
+    # again within this time gets the first answer and does not run again.
+    command_ids_kept_s: Annotated[int, Field(ge=60, le=366 * 86400)] = 7 * 86400
 
     # A key that is set needs another one set too: key -> (the other key, why).
     _NEEDS: ClassVar[dict[str, tuple[tuple[str, str], ...]]] = {

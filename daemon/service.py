@@ -24,7 +24,7 @@ from daemon.session import SessionController, SessionError
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import CandidateInfo
 from daemon.store.writer import StoreWriter
-from daemon.sync.commands import CommandActions
+from daemon.sync.commands import CommandActions, StoreRequestLog
 from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.mqtt import MqttPublisher
 
@@ -207,6 +207,7 @@ class Daemon:
             latest_frame=lambda: (latest := self.latest_frame.get()) and latest.frame,
             status=self.kiosk_status,
             snapshot_dir=self.config.data_dir / "snapshots",
+            requests=StoreRequestLog(self.writer, self.reader, self.config.mqtt.command_ids_kept_s, self.clock),
         )
 
     def _analyse_until_stopped(self) -> None:

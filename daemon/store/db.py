@@ -20,7 +20,8 @@ from pathlib import Path
 import sqlite_utils
 
 from daemon.events.model import Event, EventChange, FocusCounts, Neutral, SessionMetrics
-from daemon.store import evidence
+from daemon.store import command_ids, evidence
+from daemon.store.command_ids import AnsweredRequest
 from daemon.store.records import CandidateInfo, MediaRecord, OutboxMessage, SessionRecord, StoredMedia
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def _v2(db: sqlite_utils.Database) -> None:
 
 
 # Numbered migrations: MIGRATIONS[n] brings the schema from version n to n + 1. Append, never edit.
-MIGRATIONS = [_v1, _v2, evidence.migrate_v3]
+MIGRATIONS = [_v1, _v2, evidence.migrate_v3, command_ids.migrate_command_ids]
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -194,6 +195,11 @@ class Store:
     def ack(self, message_ids: list[str]) -> None:
         with transaction(self._conn):
             self._conn.executemany("DELETE FROM outbox WHERE message_id = ?", [(mid,) for mid in message_ids])
+
+    def remember_request(self, answered: AnsweredRequest, forget_before: float, keep_at_most: int) -> None:
+        """A command's answer, so that its request id runs once (daemon/store/command_ids.py)."""
+        with transaction(self._conn):
+            command_ids.remember(self._conn, answered, forget_before, keep_at_most)
 
     def session(self, session_id: str) -> SessionRecord:
         return self._session_from_row(self._db["sessions"].get(session_id))
@@ -325,6 +331,11 @@ class StoreReader:
     def event_counts(self) -> dict[str, int]:
         """Events recorded so far, over all sessions, by type."""
         return {row["type"]: row["n"] for row in self._query("SELECT type, count(*) AS n FROM events GROUP BY type")}
+
+    def answered_request(self, request_id: str, since: float) -> AnsweredRequest | None:
+        """The answer a command with this request id got, if it came at `since` or later."""
+        rows = self._query(command_ids.LOOKUP_SQL, (request_id, since))
+        return AnsweredRequest(**rows[0]) if rows else None
 
     def _query(self, sql: str, params: tuple = ()) -> list[dict]:
         conn = connect_reader(self.path)
