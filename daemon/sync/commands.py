@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -121,7 +122,7 @@ class CommandProcessor:
     def handle(self, payload: bytes, retained: bool = False, unverifiable: str | None = None) -> str:
         """The answer to one payload, whatever it holds: this never raises. `unverifiable`: why it could
         not be told whether the command was retained (it is then refused)."""
-        raw: dict = {}
+        raw: dict = _plain_fields(payload)  # until it parses: enough to say which request is refused
         try:
             raw = _parse(payload)
             request = self._admit(raw, retained, unverifiable)
@@ -233,6 +234,14 @@ def _parse(payload: bytes) -> dict:
     if not isinstance(raw, dict):
         raise Rejected("invalid", "a command is a JSON object")
     return raw
+
+
+_PLAIN_FIELD = re.compile(rb'"(request_id|command)"\s*:\s*"([A-Za-z0-9_.:-]{1,64})"')
+
+
+def _plain_fields(payload: bytes) -> dict:
+    """request_id and command read from a payload that may not parse, when they are plain."""
+    return {key.decode(): value.decode() for key, value in _PLAIN_FIELD.findall(payload[: COMMAND_JSON.max_bytes])}
 
 
 def _echo(raw: dict, key: str) -> str | None:
