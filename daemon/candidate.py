@@ -71,6 +71,11 @@ def field_problem(name: str, value: str) -> str | None:
 
 
 def _message(error) -> str:
-    if error["type"] == "string_pattern_mismatch":
-        return "use letters, digits and _ . : - only (no spaces)"
+    match error["type"]:
+        case "string_pattern_mismatch":
+            return "use letters, digits and _ . : - only (no spaces)"
+        case "string_too_short":
+            return "required"
+        case "string_too_long":
+            return f"at most {error['ctx']['max_length']} characters"
     return error["msg"].removeprefix("Value error, ")
