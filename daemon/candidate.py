@@ -20,7 +20,7 @@ NAME_MAX = 120
 IDENTIFIER_MAX = 64
 NOTES_MAX = 1000
 
-_PATH_STEP = re.compile(r"(^|[/\\])\.\.([/\\]|$)")
+_PATH_STEP = re.compile(r"\.\.[/\\]|[/\\]\.\.$|^\.\.$")
 
 
 def _plain(unsafe: re.Pattern):
