@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import daemon_config, free_port, kill_process, start_proctord, wait_until
-from web_probes import basic_get, guesses_checked_per_window, healthz_while_held
+from web_probes import basic_get, guesses_checked_per_window, healthz_answers, healthz_while_held
 from werkzeug.security import generate_password_hash
 
 PASSWORD = "technician-password"  # never guessed here: the throttle is what is tested
@@ -22,17 +22,10 @@ def web_port(tmp_path_factory, scenario_video, models_dir):
     ))
     process = start_proctord(config, tmp_path / "daemon.log")
     try:
-        wait_until(lambda: _answers(port), 90, "the web page of the daemon")
+        wait_until(lambda: healthz_answers(port), 90, "the web page of the daemon")
         yield port
     finally:
         kill_process(process)
-
-
-def _answers(port: int) -> bool:
-    try:
-        return basic_get(port, "/healthz", "", timeout=2) == 200
-    except OSError:
-        return False
 
 
 def test_item5_parallel_wrong_guesses_get_one_check_per_window(web_port):

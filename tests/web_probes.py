@@ -24,6 +24,13 @@ def basic_get(port: int, path: str, password: str, timeout: float = 10) -> int:
         connection.close()
 
 
+def healthz_answers(port: int) -> bool:
+    try:
+        return basic_get(port, "/healthz", "", timeout=2) == 200
+    except OSError:
+        return False
+
+
 def guesses_checked_per_window(port: int, parallel: int = 30, timeout: float = 60) -> int:
     """After the free failures, waves of `parallel` simultaneous wrong guesses until one is checked
     (401 rather than 429): how many of that wave were checked. One is the throttle working."""
