@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 COMMAND_JSON = JsonBounds(max_bytes=16 * 1024, max_depth=4, max_number_chars=20)
 # Answered request ids kept at most, whatever the window (mqtt.command_ids_kept_s): bounded disk use.
 REMEMBERED_AT_MOST = 10_000
+# How long an answer waits for its request id to be stored before it goes out regardless.
+REMEMBER_TIMEOUT_S = 10.0
 
 
 class RequestLog(Protocol):
@@ -78,7 +81,7 @@ class StoreRequestLog:
         """Returns once committed: an answer goes out only after its id is durable."""
         self._writer.submit(
             self._writer.store.remember_request, answered, answered.answered_at - self._kept_s, REMEMBERED_AT_MOST
-        ).result()
+        ).result(timeout=REMEMBER_TIMEOUT_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +210,9 @@ class CommandProcessor:
             return call()
         except SessionError as exc:
             raise Rejected("refused", str(exc)) from exc
+        except (OSError, sqlite3.Error) as exc:  # a full disk, a failing SD card
+            log.error("a session command could not be stored: %s", exc)
+            raise Rejected("failed", f"the kiosk could not store the change: {exc}") from exc
 
     def _refuse(self, request_id: str | None, command: str | None, rejection: Rejected) -> str:
         log.warning("command %s (request %s) rejected: %s", printable(str(command)), printable(str(request_id)),
