@@ -142,7 +142,7 @@ def drill_kill(workdir: Path, video: Path, cycles: int) -> bool:
         daemon.start()
         try:
             # Kill while an event of this run is open (committed), at a random moment within it.
-            wait_until(lambda: daemon.exited() or daemon.open_events(started) > 0, 120, "an open event")
+            wait_until(lambda since=started: daemon.exited() or daemon.open_events(since) > 0, 120, "an open event")
             time.sleep(random.uniform(0, 1.0))
         except AssertionError:
             print(f"  cycle {cycle + 1}: no event opened within 120 s")

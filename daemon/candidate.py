@@ -11,7 +11,15 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 
 from daemon.store.records import CandidateInfo
 from daemon.untrusted import UNSAFE_IN_LINE, UNSAFE_IN_TEXT
@@ -26,7 +34,9 @@ _PATH_STEP = re.compile(r"\.\.[/\\]|[/\\]\.\.$|^\.\.$")
 def _plain(unsafe: re.Pattern):
     def check(value: str) -> str:
         if found := unsafe.search(value):
-            raise ValueError(f"the character U+{ord(found.group()):04X} is not allowed (a control or direction character)")
+            raise ValueError(
+                f"the character U+{ord(found.group()):04X} is not allowed (a control or direction character)"
+            )
         if _PATH_STEP.search(value):
             raise ValueError("'..' path steps are not allowed")
         return value
@@ -66,11 +76,12 @@ def field_problem(name: str, value: str) -> str | None:
     try:
         _FIELDS[name].validate_python(value, strict=True)
     except ValidationError as exc:
-        return "; ".join(_message(error) for error in exc.errors())
+        return "; ".join(problem_text(error) for error in exc.errors())
     return None
 
 
-def _message(error) -> str:
+def problem_text(error) -> str:
+    """A pydantic error of these fields in the words both the form and a command's answer use."""
     match error["type"]:
         case "string_pattern_mismatch":
             return "use letters, digits and _ . : - only (no spaces)"

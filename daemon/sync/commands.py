@@ -25,6 +25,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from daemon.candidate import problem_text
 from daemon.capture.frame import Frame
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.session import SessionError
@@ -265,8 +266,7 @@ def _validate(raw: dict) -> CommandRequest:
         return REQUEST.validate_python(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{printable('.'.join(str(part) for part in err['loc'][1:])) or 'request'}: "
-            f"{err['msg'].removeprefix('Value error, ')}"
+            f"{printable('.'.join(str(part) for part in err['loc'][1:])) or 'request'}: {problem_text(err)}"
             for err in exc.errors()
         )
         raise Rejected("invalid", problems) from None

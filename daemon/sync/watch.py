@@ -124,7 +124,7 @@ class Fleet:
         site, kiosk, leaf = where
         try:
             message = _check(leaf, payload)
-        except ValueError as exc:  # shown as a line of its own (a log line would tear the live view)
+        except BadMessage as exc:  # shown as a line of its own (a log line would tear the live view)
             return [{"type": "invalid", "topic": topic, "site": site, "kiosk": kiosk,
                      "received_at": round(received_at, 3), "reason": str(exc)}]
         view = self.kiosks.setdefault((site, kiosk), KioskView(site, kiosk))
@@ -157,18 +157,22 @@ class Fleet:
         return False
 
 
+class BadMessage(Exception):
+    """A message the console cannot show; the text says why."""
+
+
 def _check(leaf: str, payload: bytes) -> dict:
-    """The message, checked; ValueError says what is wrong with it."""
+    """The message, checked; BadMessage says what is wrong with it."""
     try:
         message = loads_bounded(payload, MESSAGE_JSON)
     except UntrustedJsonError as exc:
-        raise ValueError(str(exc)) from None
+        raise BadMessage(str(exc)) from None
     if not isinstance(message, dict):
-        raise ValueError("not a JSON object")
+        raise BadMessage("not a JSON object")
     try:
         return _MESSAGES[leaf].validate_python(message).model_dump()
     except ValidationError as exc:
-        raise ValueError("; ".join(
+        raise BadMessage("; ".join(
             f"{'.'.join(str(part) for part in error['loc']) or 'message'}: {error['msg']}" for error in exc.errors()
         )) from None
 
