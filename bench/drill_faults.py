@@ -142,8 +142,10 @@ def drill_kill(workdir: Path, video: Path, cycles: int) -> bool:
         daemon.start()
         try:
             # Kill while an event of this run is open (committed), at a random moment within it.
-            wait_until(lambda since=started: daemon.exited() or daemon.open_events(since) > 0, 120, "an open event")
+            has_open = lambda since=started: daemon.exited() or daemon.open_events(since) > 0  # noqa: E731
+            wait_until(has_open, 120, "an open event")
             time.sleep(random.uniform(0, 1.0))
+            wait_until(has_open, 120, "an open event")  # it may have ended meanwhile
         except AssertionError:
             print(f"  cycle {cycle + 1}: no event opened within 120 s")
         opened_at_kill.append(daemon.open_events(started))

@@ -347,3 +347,4 @@ def test_an_mqtt5_request_gets_its_correlation_data_back(start_kiosk, mosquitto)
     finally:
         client.loop_stop()
         client.disconnect()
+

@@ -7,7 +7,9 @@ live command is therefore held until a probe answers: a fresh QoS 0 subscription
 the broker send the topic's retained message, if any, with the flag set, and the unsubscription right
 behind it is acknowledged only after that (one client's packets are handled and answered in order).
 A held command equal to the retained one is passed on as retained; the others as not.
-The probe needs the broker's ACL to let the kiosk read `<cmd>/#` (docs/mosquitto-acl.conf).
+mosquitto grants any subscription and checks read access per message, so the kiosk's read access to
+its `cmd` topic is all the probe needs; a broker that refuses the probe's subscription leaves the
+retain flag unknown, and the commands held for it are refused with that reason.
 """
 
 from __future__ import annotations
