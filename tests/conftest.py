@@ -163,6 +163,29 @@ def mosquitto(tmp_path):
     broker.stop()
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs (root only), unmounted after the test."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk: Path) -> None:
+    """Write to `disk` until it is full."""
+    with (disk / "filler").open("wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        except OSError:
+            pass
+
+
 def read_frames(video: Path, limit: int | None = None, every: int = 1) -> list[np.ndarray]:
     """A video's frames (BGR): every `every`-th one, at most `limit` of them."""
     capture, frames, index = cv2.VideoCapture(str(video)), [], 0

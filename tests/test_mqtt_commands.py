@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import wait_until
+from conftest import fill, wait_until
 from mqtt_helpers import Supervisor
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -348,3 +348,13 @@ def test_an_mqtt5_request_gets_its_correlation_data_back(start_kiosk, mosquitto)
         client.loop_stop()
         client.disconnect()
 
+
+
+def test_item2_start_session_on_a_full_disk_is_answered_with_the_reason(small_disk):
+    kiosk = CommandedStore(small_disk)
+    try:
+        fill(small_disk)
+        answer = _send(kiosk.processor(), "full-1", "start_session", **CANDIDATE)
+        assert answer["error"]["code"] == "failed" and "could not store" in answer["error"]["reason"]
+    finally:
+        kiosk.close()

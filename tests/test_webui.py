@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import fill
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.security import generate_password_hash
 
@@ -524,3 +525,16 @@ def test_media_needs_a_login(kiosk, client, desk):
     _record_evidence(kiosk, session.id, "ev-1", desk)
     response = client.get(f"/sessions/{session.id}/media/snapshot-ev-1.jpg")
     assert response.status_code in (302, 401) and response.mimetype != "image/jpeg"
+
+
+def test_item2_the_start_form_on_a_full_disk_says_so_instead_of_a_500(small_disk, clock):
+    kiosk = Kiosk(small_disk, clock)
+    try:
+        client = make_client(kiosk)
+        login(client)
+        fields = start_form(client)
+        fill(small_disk)
+        response = client.post("/sessions/new", data=fields)
+        assert response.status_code == 503 and "could not store the session" in response.text
+    finally:
+        kiosk.close()

@@ -144,7 +144,10 @@ class LoginRegistry:
         current = sorted(((key, login) for key, login in self._logins.items() if self._current(login)),
                          key=lambda item: item[1]["at"])[-MAX_LOGINS:]
         self._logins = dict(current)
-        write_durably(self._path, json.dumps(self._logins).encode(), mode=0o600)
+        try:
+            write_durably(self._path, json.dumps(self._logins).encode(), mode=0o600)
+        except OSError as exc:  # a full disk: the change holds until a restart
+            log.error("cannot save the open logins to %s: %s", self._path, exc)
 
 
 def _digest(login_id: str) -> str:
