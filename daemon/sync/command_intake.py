@@ -49,7 +49,7 @@ class CommandIntake:
     def subscribe(self, client: mqtt.Client) -> int:
         """On each connection; returns the subscription's mid. A probe cut by the old connection restarts."""
         self._waiting = self._probed + self._waiting
-        self._probed, self._probe_mids = [], None
+        self._probed, self._probe_mids, self._retained_seen, self._probe_refused = [], None, set(), None
         if self._mqtt5:
             _, mid = client.subscribe(self.topic, options=SubscribeOptions(qos=1, retainAsPublished=True))
         else:
