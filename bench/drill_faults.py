@@ -142,7 +142,7 @@ def drill_kill(workdir: Path, video: Path, cycles: int) -> bool:
         daemon.start()
         try:
             # Kill while an event of this run is open (committed), at a random moment within it.
-            has_open = lambda since=started: daemon.exited() or daemon.open_events(since) > 0  # noqa: E731
+            has_open = lambda since=started: daemon.exited() or daemon.open_events(since) > 0
             wait_until(has_open, 120, "an open event")
             time.sleep(random.uniform(0, 1.0))
             wait_until(has_open, 120, "an open event")  # it may have ended meanwhile

@@ -26,7 +26,7 @@ from daemon.clock import Clock
 from daemon.config import WebConfig
 from daemon.credentials import credential_path, read_credential
 from daemon.files import write_durably
-from daemon.untrusted import UNSAFE_IN_LINE
+from daemon.untrusted import UNSAFE_IN_LINE, printable
 from webui.forms import LoginForm
 from webui.throttle import LoginThrottle
 
@@ -173,7 +173,7 @@ class Authenticator:
         if check_password_hash(self.password_hash, password):
             self.throttle.succeeded(client)
             return None
-        log.warning("failed technician login from %s", client)
+        log.warning("failed technician login from %s", printable(client))  # X-Forwarded-For may carry anything
         return Refusal(401, "Wrong password.")
 
     def start_login(self) -> None:
@@ -237,7 +237,7 @@ def login():
     if refusal is not None:
         return render_template("login.html", form=form, error=refusal.message), refusal.status
     auth.start_login()
-    log.info("technician logged in from %s", request.remote_addr)
+    log.info("technician logged in from %s", printable(request.remote_addr or "?"))
     return redirect(target)
 
 
