@@ -2,13 +2,14 @@
 
 Held-open connections must not starve the page (a monitoring probe on /healthz, the technician): an
 idle or half-open connection costs waitress a socket, not a thread, and there is room for
-CONNECTION_LIMIT of them; at that limit the longest-idle connection is closed to admit the new one
+CONNECTION_LIMIT of them; at that limit the longest-idle connections are closed to admit new ones
 (waitress alone would stop accepting until one times out), and any connection idle for
 IDLE_TIMEOUT_S is closed.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -28,6 +29,8 @@ THREADS = 6
 CONNECTION_LIMIT = 256
 IDLE_TIMEOUT_S = 30
 CLEANUP_EVERY_S = 10
+# Idle connections closed per turn of the loop at the limit: a burst of new ones gets in quickly.
+CLOSED_PER_TURN = 16
 
 
 class _RoomMakingServer(TcpWSGIServer):
@@ -50,8 +53,8 @@ class _RoomMakingServer(TcpWSGIServer):
         # will_close, not close(): the channel closes itself on its next turn, so its descriptor is not
         # reused by a new connection while this poll round still holds events for it.
         idle = [ch for ch in self.active_channels.values() if not ch.requests and not ch.will_close]
-        if idle:
-            min(idle, key=lambda channel: channel.last_activity).will_close = True
+        for channel in heapq.nsmallest(CLOSED_PER_TURN, idle, key=lambda channel: channel.last_activity):
+            channel.will_close = True
         if now - self._warned_at >= 60:  # once a minute at most, however many connections come
             self._warned_at = now
             log.warning("web: %d connections open; closing the longest idle to admit new ones", len(self._map))
