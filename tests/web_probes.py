@@ -53,7 +53,8 @@ def guesses_checked_per_window(port: int, parallel: int = 30, timeout: float = 6
 
 def healthz_while_held(port: int, held: int = 500) -> tuple[int, float, int]:
     """Hold `held` connections open (half of them half-way through a request's headers), then ask
-    /healthz. Returns its status, its seconds, and how many held connections the server closed."""
+    /healthz. Returns its status (0: none within 15 s), its seconds, and how many held connections the
+    server closed."""
     sockets = []
     try:
         for n in range(held):
@@ -66,6 +67,8 @@ def healthz_while_held(port: int, held: int = 500) -> tuple[int, float, int]:
         try:
             connection.request("GET", "/healthz")
             status = connection.getresponse().status
+        except OSError:
+            status = 0  # no answer within 15 s, or the connection was dropped
         finally:
             connection.close()
         seconds = time.monotonic() - started
