@@ -35,9 +35,8 @@ def loads_bounded(payload: bytes, bounds: JsonBounds = JsonBounds()) -> object:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UntrustedJsonError(f"not UTF-8 (byte {exc.start})") from None
-    depth = _depth(text)
-    if depth > bounds.max_depth:
-        raise UntrustedJsonError(f"nested {depth} deep, more than {bounds.max_depth}")
+    if _nested_deeper(text, bounds.max_depth):
+        raise UntrustedJsonError(f"nested more than {bounds.max_depth} deep")
     try:
         value = json.loads(
             text,
@@ -56,17 +55,19 @@ def loads_bounded(payload: bytes, bounds: JsonBounds = JsonBounds()) -> object:
 _STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
-def _depth(text: str) -> int:
-    """How deep arrays and objects nest (a cheap scan before parsing; malformed text is left to the parser)."""
-    depth = deepest = 0
+def _nested_deeper(text: str, max_depth: int) -> bool:
+    """Whether arrays and objects nest deeper than `max_depth` (a scan that stops there, before parsing;
+    malformed text is left to the parser)."""
+    depth = 0
     for match in _STRING_OR_BRACKET.finditer(text):
         token = match.group()
         if token in "[{":
             depth += 1
-            deepest = max(deepest, depth)
+            if depth > max_depth:
+                return True
         elif token in "]}":
             depth -= 1
-    return deepest
+    return False
 
 
 def _number(kind, max_chars: int):
