@@ -69,7 +69,8 @@ class CommandIntake:
                 self._deliver(Command(message.payload, True, None))  # at subscription: retained and says so
             return
         entry = (message.payload, correlation)
-        if entry not in self._waiting:  # while a probe runs, its subscription overlaps: a second copy
+        # While a probe runs its subscription overlaps the command one, so a command may come twice.
+        if entry not in self._waiting and entry not in self._probed:
             self._waiting.append(entry)
         self._probe_if_waiting(client)
 
