@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core.core_schema import ValidationInfo
 
 from daemon.errors import UserError
+from daemon.sync.contract import COMMAND_NAMES
 
 DEFAULT_CONFIG_NAME = "default_config.toml"
 
@@ -618,7 +619,7 @@ class SessionConfig(_Section):
     exam_id: str = Field("", description="Their exam id.")
 
 
-MqttCommand = Literal["ping", "snapshot", "start_session", "stop_session"]
+MqttCommand = Literal[COMMAND_NAMES]  # the request types of daemon/sync/contract.py
 
 
 class MqttConfig(_Section):
@@ -656,13 +657,20 @@ class MqttConfig(_Section):
         "systemd's LoadCredential=); never in this file, never logged.",
     )
     commands: list[MqttCommand] = Field(
-        ["ping", "snapshot", "start_session", "stop_session"],
+        list(COMMAND_NAMES),
         description="Remote commands accepted on <prefix>/<site>/<kiosk>/cmd ([] = subscribe to none).",
     )
     command_token_file: str = Field(
         "",
         description='A file holding a shared secret every command must carry as "token" ("" = rely on '
         "the broker's ACLs alone).",
+    )
+    command_ids_kept_s: int = Field(
+        7 * 86400,
+        ge=60,
+        le=366 * 86400,
+        description="How long a command's request_id is remembered (in the database, across restarts): the same "
+        "id again within this time gets the first answer and does not run again.",
     )
 
     # A key that is set needs another one set too: key -> (the other key, why).

@@ -32,7 +32,7 @@ from daemon.store.db import Store, StoreReader
 from daemon.store.part import StorePart
 from daemon.store.records import CandidateInfo
 from daemon.store.writer import StoreWriter
-from daemon.sync.commands import CommandActions
+from daemon.sync.commands import CommandActions, StoreRequestLog
 from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.mqtt import MqttPublisher
 from daemon.sync.part import MqttPart
@@ -124,7 +124,7 @@ class Daemon:
                 self.sessions.stop()
             else:
                 self._start_configured_session()
-        except SessionError as exc:
+        except (SessionError, OSError) as exc:  # a wrong state, or a full disk: said, never a dead panel thread
             log.warning("panel button: %s", exc)
 
     def _start_configured_session(self) -> None:
@@ -141,7 +141,7 @@ class Daemon:
             if self.config.session.auto_start:
                 try:
                     self._start_configured_session()
-                except SessionError as exc:  # e.g. a full disk: up and degraded, not aborted
+                except (SessionError, OSError) as exc:  # e.g. a full disk: up and degraded, not aborted
                     log.error("session.auto_start: %s; running without a session", exc)
             self._state = "running"
             self._analyse_until_stopped()
@@ -183,6 +183,7 @@ class Daemon:
             latest_frame=lambda: (latest := self.latest_frame.get()) and latest.frame,
             status=self.kiosk_status,
             save_snapshot=lambda frame: self.recording.take_snapshot(frame, self.sessions.active),
+            requests=StoreRequestLog(self.writer, self.reader, self.config.mqtt.command_ids_kept_s, self.clock),
         )
 
     def _analyse_until_stopped(self) -> None:

@@ -23,7 +23,7 @@ from daemon.recording.recorder import Recorder
 from daemon.report import build_report
 from daemon.store.db import Store
 from daemon.store.records import CandidateInfo, OutboxMessage, SessionRecord
-from daemon.store.writer import StoreUnavailable, StoreWriter
+from daemon.store.writer import StoreWriter
 from daemon.sync.contract import Topics
 
 log = logging.getLogger(__name__)
@@ -94,12 +94,10 @@ class SessionController:
             session = self._writer.submit(
                 lambda store: store.start_session(info, at.wall, self._start_message), retry=False
             ).result()
-        except BaseException as exc:
+        except BaseException:  # a full disk (StoreUnavailable) reaches the caller as the OSError it is
             with self._lock:
                 self._starting = False
                 self._lock.notify_all()
-            if isinstance(exc, StoreUnavailable):
-                raise SessionError(f"cannot start a session: {exc}") from exc
             raise
         with self._lock:
             self._session, self._starting = session, False

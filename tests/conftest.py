@@ -183,6 +183,29 @@ def mosquitto(tmp_path):
     broker.stop()
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs (root only), unmounted after the test."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk: Path) -> None:
+    """Write to `disk` until it is full."""
+    with (disk / "filler").open("wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        except OSError:
+            pass
+
+
 def read_frames(video: Path, limit: int | None = None, every: int = 1) -> list[np.ndarray]:
     """A video's frames (BGR): every `every`-th one, at most `limit` of them."""
     capture, frames, index = cv2.VideoCapture(str(video)), [], 0
@@ -218,6 +241,11 @@ def scenario_times(segment: str) -> list[tuple[float, float]]:
 @pytest.fixture(scope="session")
 def scenario_video(shared, tmp_path_factory) -> Path:
     """A 16 s, 10 fps video: one face, an empty desk (no face), one face, two faces, one face."""
+    return write_scenario_video(shared, tmp_path_factory.mktemp("media") / "scenario.mp4")
+
+
+def write_scenario_video(shared: Path, path: Path) -> Path:
+    """The scenario video (SCENARIO) written to `path`, from the shared media (also used by bench/)."""
     faces = read_frames(shared / "media/videos/proctoring_ai/center_focus.mp4")
     height, width = faces[0].shape[:2]
     desk = cv2.resize(cv2.imread(str(shared / "media/images/coco/coco_val2017_000000017182.jpg")), (2 * width, height))
@@ -231,7 +259,6 @@ def scenario_video(shared, tmp_path_factory) -> Path:
         return np.hstack([faces[i % len(faces)], faces[(i + 100) % len(faces)]])
 
     make = {"one_face": one_face, "no_face": lambda i: desk, "two_faces": two_faces}
-    path = tmp_path_factory.mktemp("media") / "scenario.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), SCENARIO_FPS, (2 * width, height))
     index = 0
     for segment, seconds in SCENARIO:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import cv2
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import wait_until
+from conftest import fill, wait_until
 from mqtt_helpers import Supervisor
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -28,7 +29,7 @@ from daemon.session import SessionController
 from daemon.store.db import Store, StoreReader
 from daemon.store.verify import verify
 from daemon.store.writer import StoreWriter
-from daemon.sync.commands import CommandActions
+from daemon.sync.commands import CommandActions, CommandProcessor, StoreRequestLog
 from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.mqtt import MqttPublisher
 
@@ -37,31 +38,55 @@ TOPICS = Topics("proctor", SITE, KIOSK)
 _request_ids = (f"r-{n}" for n in itertools.count())
 
 
-class CommandedKiosk:
-    def __init__(self, data: Path, port: int, frame: Frame | None, **mqtt_options):
+CANDIDATE = {"candidate_id": "c-1", "candidate_name": "Ada Lovelace", "exam_id": "maths-1"}
+
+
+class CommandedStore:
+    """The store and session controller commands act on, as service.py wires them."""
+
+    def __init__(self, data: Path, frame: Frame | None = None, on_committed=lambda: None):
         self.writer = StoreWriter(Store(data / "proctord.db", kiosk=KIOSK))
         self.reader = StoreReader(data / "proctord.db")
-        self.sessions = SessionController(RulesConfig(), self.writer, TOPICS,
-                                          on_committed=lambda: self.publisher.wake())
+        self.sessions = SessionController(RulesConfig(), self.writer, TOPICS, on_committed=on_committed)
         config = Config(paths={"data_dir": str(data)}, retention={"min_free_mb": 0})
         self.recording = RecordingService(config, self.writer, self.reader)
         self.recordings = config.recordings_dir
-        actions = CommandActions(
+        self.actions = CommandActions(
             start_session=lambda info: self.sessions.start(info, Instant(time.monotonic(), time.time())),
             stop_session=lambda: self.sessions.stop(),
             latest_frame=lambda: frame,
             status=lambda: KioskStatus("test-version", self.sessions.active, True, 10.0),
             save_snapshot=lambda frame: self.recording.take_snapshot(frame, self.sessions.active),
+            requests=StoreRequestLog(self.writer, self.reader, kept_s=MqttConfig().command_ids_kept_s),
         )
+
+    def processor(self, **options) -> CommandProcessor:
+        return CommandProcessor(TOPICS, self.actions, list(MqttConfig().commands), **options)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class CommandedKiosk(CommandedStore):
+    def __init__(self, data: Path, port: int, frame: Frame | None, **mqtt_options):
+        super().__init__(data, frame, on_committed=lambda: self.publisher.wake())
         config = MqttConfig(port=port, reconnect_max_s=1, **mqtt_options)
         self.publisher = MqttPublisher.from_config(
-            config, TOPICS, self.reader, lambda ids: self.writer.submit(lambda store: store.ack(ids)), actions
+            config, TOPICS, self.reader, lambda ids: self.writer.submit(lambda store: store.ack(ids)), self.actions
         )
         self.publisher.start()
 
     def close(self) -> None:
         self.publisher.stop(flush_timeout=0)
-        self.writer.close()
+        super().close()
+
+
+@pytest.fixture
+def commanded(tmp_path):
+    """Commands handled directly, without a broker: for what does not depend on the transport."""
+    store = CommandedStore(tmp_path)
+    yield store
+    store.close()
 
 
 @pytest.fixture
@@ -121,7 +146,7 @@ def test_session_commands_start_and_stop_a_session(start_kiosk, operator):
         == ("Grace Hopper", "c-9", "cobol-1", "seat 4", "running")
     assert [s.id for s in kiosk.reader.sessions()] == [session["id"]]
 
-    again = operator.command("start_session", candidate_id="c-10")
+    again = operator.command("start_session", **CANDIDATE)
     assert again["ok"] is False
     assert again["error"] == {"code": "refused", "reason": f"session {session['id']} is already running"}
     assert len(kiosk.reader.sessions()) == 1
@@ -136,29 +161,59 @@ def test_session_commands_start_and_stop_a_session(start_kiosk, operator):
     assert [(p["kind"], p["session"]["id"]) for p in announced] == [("start", session["id"]), ("stop", session["id"])]
 
 
+DEEP = '{"request_id": "r", "command": "ping", "x": ' + "[" * 1100 + "]" * 1100 + "}"
+
+
 @pytest.mark.parametrize(
-    ("payload", "code", "reason"),
+    ("payload", "reason"),
     [
-        ("not json", "invalid", "not JSON"),
-        ("[1, 2]", "invalid", "a command is a JSON object"),
-        ('{"request_id": "r", "command": "reboot"}', "invalid",
+        ("not json", "not JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        ("[1, 2]", "a command is a JSON object"),
+        ('{"request_id": "r", "command": "reboot"}',
          "command: 'reboot' is not one of ping, snapshot, start_session, stop_session"),
-        ('{"request_id": "r", "command": "start_session"}', "invalid", "candidate_id: Field required"),
-        ('{"request_id": "r", "command": "start_session", "candidate_id": "c", "shell": "rm -rf /"}', "invalid",
+        ('{"request_id": "r", "command": "start_session"}', "candidate_id: Field required"),
+        ('{"request_id": "r", "command": "start_session", "candidate_id": "c", "shell": "rm -rf /"}',
          "shell: Extra inputs are not permitted"),
-        ('{"request_id": "r", "command": "start_session", "candidate_id": 42}', "invalid",
-         "candidate_id: Input should be a valid string"),
-        ('{"request_id": "bad id!", "command": "ping"}', "invalid", "request_id: String should match pattern"),
-        ('{"command": "ping"}', "invalid", "request_id: Field required"),
-        ('{"request_id": "r", "command": "ping", "pad": "' + "x" * 20000 + '"}', "invalid", "more than 16384"),
+        ('{"request_id": "r", "command": "start_session", "candidate_id": 42}', "candidate_id: Input should be a valid string"),
+        ('{"request_id": "bad id!", "command": "ping"}', "request_id: use letters, digits and _ . : - only"),
+        ('{"command": "ping"}', "request_id: Field required"),
+        ('{"request_id": "r", "command": "ping", "pad": "' + "x" * 20000 + '"}', "more than 16384"),
+        # issue 13, item 3: payloads that got no answer at all, or were accepted
+        (DEEP, "nested more than 4 deep"),
+        ('{"request_id": "r", "command": "ping", "n": ' + "9" * 5000 + "}", "a number of 5000 characters, more than 20"),
+        ('{"request_id": "r", "command": "ping", "token": "\\ud800"}', "lone UTF-16 surrogate"),
+        ('{"v": true, "request_id": "r", "command": "ping"}', "v: must be the number 1"),
+        ('{"v": 1.0, "request_id": "r", "command": "ping"}', "v: must be the number 1"),
+        ('{"request_id": "r", "command": "ping", "command": "stop_session"}', "the key 'command' appears twice"),
+        ('{"request_id": "r", "command": "ping", "n": NaN}', "NaN is not a JSON number"),
     ],
 )
-def test_a_bad_command_is_answered_with_the_reason_and_changes_nothing(start_kiosk, operator, payload, code, reason):
-    kiosk = start_kiosk()
-    result = operator.send(payload)
-    assert result["ok"] is False and result["result"] is None
-    assert result["error"]["code"] == code and reason in result["error"]["reason"]
-    assert kiosk.reader.sessions() == [] and kiosk.reader.outbox_backlog() == 0
+def test_item3_a_bad_command_is_answered_with_the_reason_and_changes_nothing(commanded, payload, reason):
+    answer = json.loads(commanded.processor().handle(payload if isinstance(payload, bytes) else payload.encode()))
+    assert answer["ok"] is False and answer["result"] is None
+    assert answer["error"]["code"] == "invalid" and reason in answer["error"]["reason"], answer["error"]
+    assert commanded.reader.sessions() == [] and commanded.reader.outbox_backlog() == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("candidate_name", "Ada\x00"), ("candidate_name", "Ada\r\nINFO forged"), ("candidate_name", "Ada\u202eexe.txt"),
+     ("exam_id", "../etc"), ("notes", "seat ../../4"), ("candidate_id", "c" * 65), ("notes", "\x1b[2J")],
+)
+def test_item5_mqtt_start_session_refuses_what_the_web_form_refuses(commanded, field, value):
+    answer = json.loads(commanded.processor().handle(json.dumps(
+        {"request_id": "r-1", "command": "start_session", **CANDIDATE, field: value}).encode()))
+    assert answer["error"]["code"] == "invalid" and answer["error"]["reason"].startswith(f"{field}: ")
+    assert commanded.reader.sessions() == []
+
+
+def test_item3_over_the_broker_a_deep_or_huge_number_payload_is_answered(start_kiosk, operator):
+    start_kiosk()
+    assert "nested more than 4 deep" in operator.send(DEEP)["error"]["reason"]
+    huge = operator.send('{"request_id": "big", "command": "ping", "n": ' + "1" * 5000 + "}")
+    assert huge["request_id"] == "big" and "a number of 5000 characters" in huge["error"]["reason"]
+    assert operator.command("ping")["ok"]
 
 
 def test_unauthorised_and_retained_commands_are_refused(tmp_path, start_kiosk, operator):
@@ -166,10 +221,10 @@ def test_unauthorised_and_retained_commands_are_refused(tmp_path, start_kiosk, o
     kiosk = start_kiosk(command_token_file=str(tmp_path / "token"), commands=["ping", "start_session"])
 
     assert operator.command("ping")["error"] == {"code": "unauthorised", "reason": "missing or wrong token"}
-    assert operator.command("start_session", candidate_id="c", token="guess")["error"]["code"] == "unauthorised"
+    assert operator.command("start_session", **CANDIDATE, token="guess")["error"]["code"] == "unauthorised"
     assert operator.command("snapshot", token="tok-123")["error"] == {
         "code": "unauthorised", "reason": "command 'snapshot' is not enabled on this kiosk (mqtt.commands)"}
-    retained = operator.send({"request_id": "kept", "command": "start_session", "candidate_id": "c",
+    retained = operator.send({"request_id": "kept", "command": "start_session", **CANDIDATE,
                               "token": "tok-123"}, retain=True)
     assert retained["error"]["code"] == "refused" and "retained" in retained["error"]["reason"]
     operator.supervisor.publish(TOPICS.command, "", retain=True)  # clear it from the broker
@@ -183,16 +238,83 @@ def test_unauthorised_and_retained_commands_are_refused(tmp_path, start_kiosk, o
 
 def test_a_redelivered_command_runs_once_and_gets_the_same_answer(start_kiosk, operator):
     kiosk = start_kiosk()
-    command = {"request_id": "once", "command": "start_session", "candidate_id": "c-1"}
+    command = {"request_id": "once", "command": "start_session", **CANDIDATE}
     first, second = operator.send(command), operator.send(command)
     assert first["ok"] and second == first
     assert len(kiosk.reader.sessions()) == 1
 
 
+def _send(processor: CommandProcessor, request_id: str, command: str, **fields) -> dict:
+    return json.loads(processor.handle(json.dumps({"request_id": request_id, "command": command, **fields}).encode()))
+
+
+def test_item3_a_request_id_is_remembered_in_the_database_past_300_commands_and_a_restart(tmp_path):
+    kiosk = CommandedStore(tmp_path)
+    processor = kiosk.processor()
+    first = _send(processor, "r-a", "start_session", **CANDIDATE)
+    stopped = _send(processor, "stop-1", "stop_session")
+    assert first["ok"] and stopped["ok"]
+    for n in range(300):
+        _send(processor, f"p-{n}", "ping")
+    second = _send(processor, "r-b", "start_session", **CANDIDATE | {"candidate_id": "c-2"})
+    assert _send(processor, "stop-1", "stop_session") == stopped  # re-sent: answered as before, not run
+    assert kiosk.sessions.active.id == second["result"]["session"]["id"]  # the second session still runs
+    kiosk.close()
+
+    restarted = CommandedStore(tmp_path)  # a new daemon on the same database
+    try:
+        assert _send(restarted.processor(), "r-a", "start_session", **CANDIDATE) == first
+        assert len(restarted.reader.sessions()) == 2
+    finally:
+        restarted.close()
+
+
+def test_item3_a_first_invalid_try_does_not_poison_its_id(commanded):
+    processor = commanded.processor()
+    assert _send(processor, "fix-1", "start_session", candidate_id="c 1")["error"]["code"] == "invalid"
+    corrected = _send(processor, "fix-1", "start_session", **CANDIDATE)
+    assert corrected["ok"] and len(commanded.reader.sessions()) == 1
+    # A wrong token does not take the id either.
+    guarded = commanded.processor(token="tok-9")
+    assert _send(guarded, "tok-1", "ping", token="guess")["error"]["code"] == "unauthorised"
+    assert _send(guarded, "tok-1", "ping", token="tok-9")["ok"]
+
+
+def test_item3_an_id_reused_for_another_command_is_refused(commanded):
+    processor = commanded.processor()
+    assert _send(processor, "same", "ping")["ok"]
+    reused = _send(processor, "same", "stop_session")
+    assert reused["error"] == {"code": "refused", "reason": "request_id same was used for another command; use a new id"}
+
+
+def test_item3_control_characters_are_escaped_in_the_log(commanded, caplog):
+    caplog.set_level(logging.INFO, "daemon.sync.commands")
+    commanded.processor().handle(json.dumps({"request_id": "x\nINFO forged line", "command": "ping\r\x1b[2J",
+                                              "candidate\u202e": 1}).encode())
+    assert caplog.records and all("\n" not in r.getMessage() and "\x1b" not in r.getMessage()
+                                  and "\u202e" not in r.getMessage() for r in caplog.records)
+    assert "x\\nINFO forged line" in caplog.text
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_item3_retained_commands_are_refused_under_both_protocols(start_kiosk, operator, protocol):
+    kiosk = start_kiosk(protocol=protocol)
+    started = operator.command("start_session", **CANDIDATE)
+    assert started["ok"]
+    for command in ({"request_id": "kept-stop", "command": "stop_session"},
+                    {"request_id": "kept-start", "command": "start_session", **CANDIDATE}):
+        answer = operator.send(command, retain=True)
+        assert answer["error"]["code"] == "refused" and "retained" in answer["error"]["reason"]
+        operator.supervisor.publish(TOPICS.command, "", retain=True)  # clear it from the broker
+    assert kiosk.sessions.active.id == started["result"]["session"]["id"]
+    assert len(kiosk.reader.sessions()) == 1
+    assert operator.command("stop_session")["ok"]  # a live command still runs
+
+
 def test_snapshot_command_files_are_evidence_chained_and_deleted_by_retention(start_kiosk, operator, frame):
     """Issue 13 item 8: a snapshot is the running session's evidence, recorded, chained and retained."""
     kiosk = start_kiosk(frame)
-    session_id = operator.command("start_session", candidate_id="c-1")["result"]["session"]["id"]
+    session_id = operator.command("start_session", **CANDIDATE)["result"]["session"]["id"]
     results = [operator.command("snapshot") for _ in range(3)]
     assert all(result["ok"] for result in results), results
     snapshot = results[0]["result"]
@@ -269,3 +391,14 @@ def test_an_mqtt5_request_gets_its_correlation_data_back(start_kiosk, mosquitto)
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+
+def test_item2_start_session_on_a_full_disk_is_answered_with_the_reason(small_disk):
+    kiosk = CommandedStore(small_disk)
+    try:
+        fill(small_disk)
+        answer = _send(kiosk.processor(), "full-1", "start_session", **CANDIDATE)
+        assert answer["error"]["code"] == "failed" and "could not store" in answer["error"]["reason"]
+    finally:
+        kiosk.close()

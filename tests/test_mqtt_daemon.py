@@ -42,7 +42,10 @@ class Daemon:
         """The message ids waiting in the daemon's SQLite outbox, read from the file."""
         if not (self.data / "proctord.db").exists():
             return []
-        return [m.message_id for m in StoreReader(self.data / "proctord.db").outbox(limit=1000)]
+        try:
+            return [m.message_id for m in StoreReader(self.data / "proctord.db").outbox(limit=1000)]
+        except sqlite3.OperationalError:  # the file is there, its tables not yet
+            return []
 
     def kill(self) -> None:
         if self.process:

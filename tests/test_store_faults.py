@@ -133,7 +133,8 @@ def test_corrupt_database_retention_failure_is_logged_once_and_shown(tmp_path, c
             for _ in range(3):
                 recording.retention.check()
         assert len([r for r in caplog.records if "retention failed" in r.message]) == 1
-        assert recording.status()["retention_error"] == "no such table: media"
+        status = recording.status()
+        assert status.state == "degraded" and "retention: no such table: media" in status.reason
     finally:
         writer.close()
 

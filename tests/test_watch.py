@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import deque
 
 import pytest
 from conftest import kill_process, wait_until
 from mqtt_helpers import KIOSK, SITE, Kiosk, Supervisor
 
-from daemon.sync.watch import Fleet
+from daemon.sync.watch import Fleet, describe, render
 
 
 class Watch:
@@ -106,14 +107,78 @@ def test_watch_draws_a_live_table_on_a_terminal(tmp_path, mosquitto):
         kiosk.close()
 
 
+ALERT = {"v": 1, "id": "e1:start", "kind": "start", "site": "s", "kiosk": "k", "session_id": "s1",
+         "event": {"id": "e1", "type": "no_face", "severity": "high", "start": 1.0, "end": None}}
+
+
 def test_fleet_counts_duplicates_and_ignores_foreign_topics():
     fleet = Fleet("proctor")
-    alert = json.dumps({"id": "e1:start", "kind": "start", "event": {"type": "no_face"}}).encode()
+    alert = json.dumps(ALERT).encode()
     assert len(fleet.receive("proctor/s/k/alert", alert, 1.0)) == 1
     assert fleet.receive("proctor/s/k/alert", alert, 2.0) == []
     assert fleet.receive("other/s/k/alert", alert, 3.0) == []
-    assert fleet.receive("proctor/s/k/alert", b"not json", 4.0) == []
+    [bad] = fleet.receive("proctor/s/k/alert", b"not json", 4.0)
+    assert bad["type"] == "invalid" and "not JSON" in bad["reason"]
     heartbeat = json.dumps({"state": "online", "session_id": None}).encode()
     assert len(fleet.receive("proctor/s/k/status", heartbeat, 5.0)) == 1
     assert fleet.receive("proctor/s/k/status", heartbeat, 6.0) == []  # no change, no line
     assert fleet.duplicates == 1
+
+
+ONLINE = {"state": "online", "at": 1.0, "session_id": None, "session": None, "camera_ok": True, "fps": 15.0,
+          "outbox_backlog": 0}
+
+
+@pytest.mark.parametrize(
+    ("leaf", "payload", "reason"),
+    [
+        ("alert", json.dumps(ALERT | {"event": 5}), "event"),
+        ("alert", json.dumps(ALERT | {"event": ALERT["event"] | {"type": ["x"]}}), "event.type"),
+        ("alert", json.dumps(ALERT | {"received_at": "x"}), None),  # a field of the console's own: overridden
+        ("alert", '{"id": "a", "x": ' + "[" * 3000 + "]" * 3000 + "}", "nested more than 16 deep"),
+        ("alert", '{"id": ' + "7" * 5000 + "}", "a number of 5000 characters"),
+        ("alert", '{"id": "\\ud800"}', "lone UTF-16 surrogate"),
+        ("status", json.dumps(ONLINE | {"at": 1e300}), "at"),
+        ("status", json.dumps(ONLINE | {"state": 5}), "state"),
+        ("status", json.dumps(ONLINE | {"fps": "fast"}), "fps"),
+        ("session", json.dumps({"id": "s:start", "kind": "start", "session": "x"}), "session"),
+        ("status", "[]", "not a JSON object"),
+    ],
+)
+def test_item4_watch_shows_a_bad_message_as_a_line_and_carries_on(leaf, payload, reason):
+    fleet = Fleet("proctor")
+    records = fleet.receive(f"proctor/s/k/{leaf}", payload.encode(), 100.0)
+    lines = [describe(record) for record in records]
+    if reason is None:
+        assert [r["received_at"] for r in records] == [100.0]
+    else:
+        assert [r["type"] for r in records] == ["invalid"] and reason in records[0]["reason"]
+        assert "BAD MESSAGE on proctor/s/k/" in lines[0] and "\n" not in lines[0]
+    render(fleet, deque(lines), "broker", True, 120, 40)  # the table draws too
+    assert fleet.receive("proctor/s/k/status", json.dumps(ONLINE).encode(), 101.0)[0]["state"] == "online"
+
+
+def test_item4_text_from_a_message_cannot_drive_the_terminal():
+    fleet = Fleet("proctor")
+    hostile = ALERT | {"event": ALERT["event"] | {"type": "no_face\x1b[2J\u202e"}}
+    [record] = fleet.receive("proctor/s/k/alert", json.dumps(hostile).encode(), 1.0)
+    line = describe(record)
+    assert "\x1b" not in line and "\u202e" not in line and "no_face\\x1b[2J\\u202e" in line
+    screen = render(fleet, deque([line]), "broker", True, 200, 40)
+    assert "\x1b" not in screen
+
+
+def test_item4_watch_process_survives_malformed_messages(tmp_path, mosquitto, watch):
+    sender = Supervisor(mosquitto.port, topic="unrelated/topic", client_id="hostile")  # only publishes
+    try:
+        # Retained, so the watch gets it whenever it subscribes: its line says the watch is listening.
+        sender.publish(f"proctor/{SITE}/{KIOSK}/status", json.dumps(ONLINE), retain=True)
+        wait_until(lambda: watch.lines, 20, "the watch to listen")
+        for payload in ('{"id": "a", "event": 5}', json.dumps(ALERT | {"received_at": "x"}),
+                        "[" * 1100 + "]" * 1100, '{"id": ' + "9" * 5000 + "}"):
+            sender.publish(f"proctor/{SITE}/{KIOSK}/alert", payload)
+        wait_until(lambda: len(watch.lines) == 5, 20, "four more lines from the watch")
+    finally:
+        sender.close()
+    assert [line["type"] for line in watch.lines] == ["status", "invalid", "alert", "invalid", "invalid"]
+    assert watch.process.poll() is None

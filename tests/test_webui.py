@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import fill
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.security import generate_password_hash
 
@@ -261,6 +262,34 @@ def test_logout_needs_a_csrf_token_and_ends_the_login(logged_in):
     assert logged_in.get("/").status_code == 302
 
 
+def test_item5_logout_revokes_the_login_on_the_server(logged_in):
+    cookie = logged_in.get_cookie("proctord_session").value
+    token = csrf_token(logged_in.get("/").text)
+    assert logged_in.post("/logout", data={"csrf_token": token}).status_code == 302
+    replayed = logged_in.application.test_client()
+    replayed.set_cookie("proctord_session", cookie)  # the cookie kept from before the logout
+    assert replayed.get("/").status_code == 302 and replayed.get("/api/status").status_code == 401
+
+
+def test_item5_a_new_password_ends_the_logins_made_with_the_old_one(kiosk, client):
+    login(client)
+    cookie = client.get_cookie("proctord_session").value
+    same = make_client(kiosk)
+    same.set_cookie("proctord_session", cookie)
+    assert same.get("/").status_code == 200
+    changed = create_app(kiosk.backend, WebConfig(password_hash=generate_password_hash(
+        "another long password", method="pbkdf2:sha256:1000")), clock=kiosk.clock).test_client()
+    changed.set_cookie("proctord_session", cookie)
+    assert changed.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("next_path", ["/sessions%0d%0aSet-Cookie:%20x=1", "/%0aevil", "/\\evil.example", "/x%00"])
+def test_item5_a_control_character_in_next_does_not_break_the_login(client, next_path):
+    response = login(client, next_path=next_path)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert "x=1" not in str(response.headers)
+
+
 def test_scripts_use_http_basic_credentials(client):
     assert client.get("/api/status", headers=basic(PASSWORD)).json["kiosk"] == "kiosk-1"
     assert client.get("/api/status", headers=basic("wrong")).status_code == 401
@@ -367,11 +396,13 @@ def test_start_form_without_csrf_token_starts_nothing(logged_in, kiosk):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"candidate_name": "  "}, "The candidate&#39;s name is required."),
+        ({"candidate_name": "  "}, "Required."),
         ({"candidate_id": "c 42"}, "Use letters, digits and _ . : - only"),
-        ({"exam_id": ""}, "The exam id is required."),
-        ({"candidate_name": "Ada\x07"}, "Control characters are not allowed."),
-        ({"candidate_id": "x" * 65}, "Field cannot be longer than 64 characters."),
+        ({"exam_id": ""}, "Required."),
+        ({"candidate_name": "Ada\x07"}, "The character U+0007 is not allowed"),
+        ({"candidate_name": "Ada\u202e"}, "The character U+202E is not allowed"),
+        ({"notes": "see ../../etc"}, "&#39;..&#39; path steps are not allowed"),
+        ({"candidate_id": "x" * 65}, "At most 64 characters."),
     ],
 )
 def test_bad_form_input_is_refused_with_a_message(logged_in, kiosk, fields, message):
@@ -528,3 +559,16 @@ def test_media_needs_a_login(kiosk, client, desk):
     _record_evidence(kiosk, session.id, "ev-1", desk)
     response = client.get(f"/sessions/{session.id}/media/snapshot-ev-1.jpg")
     assert response.status_code in (302, 401) and response.mimetype != "image/jpeg"
+
+
+def test_item2_the_start_form_on_a_full_disk_says_so_instead_of_a_500(small_disk, clock):
+    kiosk = Kiosk(small_disk, clock)
+    try:
+        client = make_client(kiosk)
+        login(client)
+        fields = start_form(client)
+        fill(small_disk)
+        response = client.post("/sessions/new", data=fields)
+        assert response.status_code == 503 and "could not store the session" in response.text
+    finally:
+        kiosk.close()

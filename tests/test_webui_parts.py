@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -43,29 +45,45 @@ def test_throttle_lets_typos_through_then_doubles_the_wait():
     clock = Clock()
     throttle = LoginThrottle(clock)
     for _ in range(FREE_FAILURES):
-        assert throttle.retry_after("a") == 0
-        throttle.failed("a")
-    assert throttle.retry_after("a") == FIRST_DELAY_S
-    throttle.failed("a")
-    assert throttle.retry_after("a") == 2 * FIRST_DELAY_S
-    clock.mono += 2 * FIRST_DELAY_S
-    assert throttle.retry_after("a") == 0
+        assert throttle.claim("a") == 0
+    assert throttle.claim("a") == FIRST_DELAY_S
+    clock.mono += FIRST_DELAY_S
+    assert throttle.claim("a") == 0  # the fourth try, after the wait
+    assert throttle.claim("a") == 2 * FIRST_DELAY_S
     for _ in range(30):
-        throttle.failed("a")
-    assert throttle.retry_after("a") == MAX_DELAY_S
-    assert throttle.retry_after("b") == 0  # per address
+        clock.mono += MAX_DELAY_S
+        assert throttle.claim("a") == 0
+    assert throttle.claim("a") == MAX_DELAY_S
+    assert throttle.claim("b") == 0  # per address
     throttle.succeeded("a")
-    assert throttle.retry_after("a") == 0
+    assert throttle.claim("a") == 0
+
+
+def test_item5_throttle_gives_parallel_guesses_one_turn_per_window():
+    clock = Clock()
+    throttle = LoginThrottle(clock)
+    for _ in range(FREE_FAILURES):
+        throttle.claim("a")
+    clock.mono += FIRST_DELAY_S
+    barrier = threading.Barrier(30)
+
+    def guess() -> float:
+        barrier.wait()
+        return throttle.claim("a")
+
+    with ThreadPoolExecutor(30) as pool:
+        waits = list(pool.map(lambda _: guess(), range(30)))
+    assert waits.count(0) == 1
 
 
 def test_throttle_memory_is_bounded():
     throttle = LoginThrottle(Clock(), max_clients=100)
     for i in range(FREE_FAILURES):
-        throttle.failed("first")
+        throttle.claim("first")
     for i in range(1000):
-        throttle.failed(f"10.0.{i // 256}.{i % 256}")
+        throttle.claim(f"10.0.{i // 256}.{i % 256}")
     assert len(throttle._failures) == 100
-    assert throttle.retry_after("first") == 0  # the oldest was forgotten
+    assert throttle.claim("first") == 0  # the oldest was forgotten
 
 
 def test_password_hash_settings(tmp_path, monkeypatch):

@@ -1,15 +1,20 @@
 """The technician login: the password hash, the signing key, login sessions and the guard on every page.
 
 A browser logs in with the form and gets a signed session cookie that lasts `web.session_lifetime_s`
-from the login. Scripts and Prometheus send HTTP Basic credentials (user "technician") with each
-request instead. Both go through the same password check and the same per-address throttle.
+from the login. The cookie names a login the server keeps (in data_dir/web-logins, so a restart keeps
+it): logging out ends it on the server, and a changed password ends every login made with the old one.
+Scripts and Prometheus send HTTP Basic credentials (user "technician") with each request instead. Both
+go through the same password check and the same per-address throttle.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +27,7 @@ from daemon.config import WebConfig
 from daemon.credentials import credential_path, read_credential
 from daemon.errors import UserError
 from daemon.files import write_durably
+from daemon.untrusted import UNSAFE_IN_LINE, printable
 from webui.forms import LoginForm
 from webui.throttle import LoginThrottle
 
@@ -29,6 +35,9 @@ log = logging.getLogger(__name__)
 
 BASIC_USER = "technician"
 SECRET_KEY_FILE = "web-secret-key"
+LOGINS_FILE = "web-logins"
+# Logins kept at once (the oldest end first): a technician logs in from a few browsers at most.
+MAX_LOGINS = 32
 # Reachable without a login: the probe, the login page and the static files (style sheet, script).
 PUBLIC_ENDPOINTS = {"api.healthz", "auth.login", "static"}
 
@@ -85,37 +94,101 @@ class Refusal:
     message: str
 
 
+class LoginRegistry:
+    """The open logins, by the sha256 of their id (the file never holds a usable cookie), each with
+    when it was made and a fingerprint of the password hash it was made with."""
+
+    def __init__(self, path: Path, password_hash: str | None, lifetime_s: int, clock: Clock):
+        self._path = path
+        self._fingerprint = hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+        self._lifetime_s = lifetime_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._logins: dict[str, dict] = self._load()
+
+    def open(self) -> str:
+        """A new login; returns its id (for the cookie)."""
+        login_id = secrets.token_urlsafe(32)
+        with self._lock:
+            self._logins[_digest(login_id)] = {"at": self._clock.time(), "password": self._fingerprint}
+            self._save()
+        return login_id
+
+    def is_open(self, login_id: object) -> bool:
+        if not isinstance(login_id, str):
+            return False
+        with self._lock:
+            login = self._logins.get(_digest(login_id))
+        return login is not None and self._current(login)
+
+    def close(self, login_id: object) -> None:
+        if not isinstance(login_id, str):
+            return
+        with self._lock:
+            if self._logins.pop(_digest(login_id), None) is not None:
+                self._save()
+
+    def _current(self, login: dict) -> bool:
+        return login["password"] == self._fingerprint and 0 <= self._clock.time() - login["at"] < self._lifetime_s
+
+    def _load(self) -> dict[str, dict]:
+        try:
+            logins = json.loads(self._path.read_text())
+            return {key: login for key, login in logins.items() if self._current(login)}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            log.warning("%s is unreadable; open logins end", self._path)
+            return {}
+
+    def _save(self) -> None:
+        current = sorted(((key, login) for key, login in self._logins.items() if self._current(login)),
+                         key=lambda item: item[1]["at"])[-MAX_LOGINS:]
+        self._logins = dict(current)
+        try:
+            write_durably(self._path, json.dumps(self._logins).encode(), mode=0o600)
+        except OSError as exc:  # a full disk: the change holds until a restart
+            log.error("cannot save the open logins to %s: %s", self._path, exc)
+
+
+def _digest(login_id: str) -> str:
+    return hashlib.sha256(login_id.encode()).hexdigest()
+
+
 class Authenticator:
     """Checks passwords (throttled per client) and login sessions."""
 
-    def __init__(self, password_hash: str | None, lifetime_s: int, clock: Clock):
+    def __init__(self, password_hash: str | None, lifetime_s: int, clock: Clock, logins_path: Path):
         self.password_hash = password_hash
         self.lifetime_s = lifetime_s
         self.throttle = LoginThrottle(clock)
-        self._clock = clock
+        self.logins = LoginRegistry(logins_path, password_hash, lifetime_s, clock)
 
     def check_password(self, client: str, password: str) -> Refusal | None:
         """None when the password is right and `client` may try it now."""
         if self.password_hash is None:
             return Refusal(503, NO_PASSWORD_SET)
-        wait = self.throttle.retry_after(client)
+        wait = self.throttle.claim(client)
         if wait > 0:
             return Refusal(429, f"Too many failed logins from your address: try again in {math.ceil(wait)} s.")
         if check_password_hash(self.password_hash, password):
             self.throttle.succeeded(client)
             return None
-        self.throttle.failed(client)
-        log.warning("failed technician login from %s", client)
+        log.warning("failed technician login from %s", printable(client))  # X-Forwarded-For may carry anything
         return Refusal(401, "Wrong password.")
 
     def start_login(self) -> None:
+        self.logins.close(session.get("login"))
         session.clear()  # a fresh session (and CSRF token) at each login
         session.permanent = True
-        session["login_at"] = self._clock.time()
+        session["login"] = self.logins.open()
+
+    def end_login(self) -> None:
+        self.logins.close(session.get("login"))
+        session.clear()
 
     def logged_in(self) -> bool:
-        login_at = session.get("login_at")
-        return isinstance(login_at, float) and 0 <= self._clock.time() - login_at < self.lifetime_s
+        return self.logins.is_open(session.get("login"))
 
 
 def install(app: Flask, auth: Authenticator) -> None:
@@ -134,7 +207,7 @@ def install(app: Flask, auth: Authenticator) -> None:
             return _basic_auth(auth)
         if request.path.startswith("/api/") or request.path == "/metrics":
             return {"error": "login required: log in, or send HTTP Basic credentials"}, 401
-        if session.get("login_at") is not None:
+        if session.get("login") is not None:
             flash("Your login has expired; please log in again.")
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
@@ -165,20 +238,22 @@ def login():
     if refusal is not None:
         return render_template("login.html", form=form, error=refusal.message), refusal.status
     auth.start_login()
-    log.info("technician logged in from %s", request.remote_addr)
+    log.info("technician logged in from %s", printable(request.remote_addr or "?"))
     return redirect(target)
 
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    current_app.extensions["proctord_auth"].end_login()
     flash("Logged out.")
     return redirect(url_for("auth.login"))
 
 
 def _safe_next(target: str) -> str:
-    """Only a path on this site: a login link must not send the technician elsewhere."""
+    """Only a plain path on this site: a login link must not send the technician elsewhere, nor put a
+    control character (CR/LF) in the Location header."""
     parts = urlsplit(target)
-    if target.startswith("/") and not target.startswith("//") and not parts.scheme and not parts.netloc:
+    if (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not parts.scheme and not parts.netloc and not UNSAFE_IN_LINE.search(target)):
         return target
     return url_for("pages.status")

@@ -1,18 +1,34 @@
-"""The forms, with their validation: what a technician may type, and the message when it does not fit."""
+"""The forms, with their validation: what a technician may type, and the message when it does not fit.
+
+The candidate fields follow the one rule daemon/candidate.py keeps for the web form and the MQTT
+start_session command alike."""
 
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Regexp
+from wtforms.validators import InputRequired, Length, ValidationError
 
-# Identifiers end up in file names, MQTT payloads and exam-board systems: keep them plain.
-_IDENTIFIER = Regexp(r"^[A-Za-z0-9_.:-]*$", message="Use letters, digits and _ . : - only (no spaces).")
-_PRINTABLE = Regexp(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$", message="Control characters are not allowed.")
+from daemon.candidate import field_problem
+
+
+class _CandidateRule:
+    """The candidate field's rule, as a WTForms validator."""
+
+    def __init__(self, field: str):
+        self._field = field
+
+    def __call__(self, form, field) -> None:
+        if problem := field_problem(self._field, field.data or ""):
+            raise ValidationError(problem[0].upper() + problem[1:] + ".")
 
 
 def _strip(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
+
+
+def _candidate_field(kind, label: str, name: str):
+    return kind(label, [_CandidateRule(name)], filters=[_strip])
 
 
 class LoginForm(FlaskForm):
@@ -20,15 +36,7 @@ class LoginForm(FlaskForm):
 
 
 class StartSessionForm(FlaskForm):
-    candidate_name = StringField(
-        "Candidate name", [DataRequired("The candidate's name is required."), Length(max=120), _PRINTABLE],
-        filters=[_strip],
-    )
-    candidate_id = StringField(
-        "Candidate id", [DataRequired("The candidate id is required."), Length(max=64), _IDENTIFIER],
-        filters=[_strip],
-    )
-    exam_id = StringField(
-        "Exam", [DataRequired("The exam id is required."), Length(max=64), _IDENTIFIER], filters=[_strip]
-    )
-    notes = TextAreaField("Notes", [Length(max=1000), _PRINTABLE], filters=[_strip])
+    candidate_name = _candidate_field(StringField, "Candidate name", "candidate_name")
+    candidate_id = _candidate_field(StringField, "Candidate id", "candidate_id")
+    exam_id = _candidate_field(StringField, "Exam", "exam_id")
+    notes = _candidate_field(TextAreaField, "Notes", "notes")

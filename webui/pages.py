@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from dataclasses import dataclass
 
 from flask import (
@@ -28,6 +30,8 @@ from daemon.report import view as report_view
 from daemon.session import SessionError
 from daemon.store.records import CandidateInfo, MediaRecord
 from webui.forms import StartSessionForm
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__)
 
@@ -79,6 +83,9 @@ def start_session():
         started = backend().start_session(info)
     except SessionError as exc:
         return render_template("start.html", form=form, error=f"{exc}: stop it first."), 409
+    except (OSError, sqlite3.Error) as exc:  # a full disk, a failing SD card: said, not a 500
+        log.error("the session could not be started: %s", exc)
+        return render_template("start.html", form=form, error=f"The kiosk could not store the session: {exc}"), 503
     flash(f"Session {started.id} started.")
     return redirect(url_for("pages.session", session_id=started.id))
 

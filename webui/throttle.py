@@ -1,8 +1,12 @@
 """Slows password guessing down, per client address, in bounded memory.
 
 A few failures are free (typos); after that each further attempt must wait twice as long as the one
-before, up to MAX_DELAY_S, counted from the last failure. A locked-out client is refused without its
+before, up to MAX_DELAY_S, counted from the last attempt. A locked-out client is refused without its
 password even being checked, so guessing is bounded by the delay, and no web thread ever sleeps.
+
+Taking a turn is atomic: `claim` counts the attempt as a failure before the (slow) password check and
+`succeeded` clears the count, so parallel guesses from one address get one check per window, however
+many server threads take them at once.
 """
 
 from __future__ import annotations
@@ -34,22 +38,25 @@ class LoginThrottle:
         self._lock = threading.Lock()
         self._failures: OrderedDict[str, _Failures] = OrderedDict()
 
-    def retry_after(self, client: str) -> float:
-        """Seconds before `client` may try a password again (0: now)."""
+    def claim(self, client: str) -> float:
+        """0 when `client` may try a password now (the try counts as failed until `succeeded`),
+        otherwise the seconds it must wait."""
         with self._lock:
-            failures = self._failures.get(client)
-        if failures is None or failures.count < FREE_FAILURES:
-            return 0.0
-        delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (failures.count - FREE_FAILURES))
-        return max(0.0, failures.last_mono + delay - self._clock.monotonic())
-
-    def failed(self, client: str) -> None:
-        with self._lock:
-            previous = self._failures.pop(client, None)
-            self._failures[client] = _Failures((previous.count if previous else 0) + 1, self._clock.monotonic())
-            while len(self._failures) > self._max_clients:
-                self._failures.popitem(last=False)
+            wait = self._wait(client)
+            if wait == 0:
+                previous = self._failures.pop(client, None)
+                self._failures[client] = _Failures((previous.count if previous else 0) + 1, self._clock.monotonic())
+                while len(self._failures) > self._max_clients:
+                    self._failures.popitem(last=False)
+            return wait
 
     def succeeded(self, client: str) -> None:
         with self._lock:
             self._failures.pop(client, None)
+
+    def _wait(self, client: str) -> float:
+        failures = self._failures.get(client)
+        if failures is None or failures.count < FREE_FAILURES:
+            return 0.0
+        delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (failures.count - FREE_FAILURES))
+        return max(0.0, failures.last_mono + delay - self._clock.monotonic())

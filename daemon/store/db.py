@@ -26,7 +26,8 @@ import sqlite_utils
 
 from daemon.errors import UserError
 from daemon.events.model import Event, EventChange, SessionMetrics
-from daemon.store import evidence, records
+from daemon.store import command_ids, evidence, records
+from daemon.store.command_ids import AnsweredRequest
 from daemon.store.migrations import MIGRATIONS
 from daemon.store.records import CandidateInfo, MediaRecord, OutboxMessage, SessionRecord, StoredMedia
 
@@ -248,6 +249,11 @@ class Store:
         with self.atomic():
             self._conn.executemany("DELETE FROM outbox WHERE message_id = ?", [(mid,) for mid in message_ids])
 
+    def remember_request(self, answered: AnsweredRequest, forget_before: float, keep_at_most: int) -> None:
+        """A command's answer, so that its request id runs once (daemon/store/command_ids.py)."""
+        with self.atomic():
+            command_ids.remember(self._conn, answered, forget_before, keep_at_most)
+
     def session(self, session_id: str) -> SessionRecord:
         return records.session_from_row(self._db["sessions"].get(session_id))
 
@@ -375,6 +381,11 @@ class StoreReader:
     def event_counts(self) -> dict[str, int]:
         """Events recorded so far, over all sessions, by type."""
         return {row["type"]: row["n"] for row in self._query("SELECT type, count(*) AS n FROM events GROUP BY type")}
+
+    def answered_request(self, request_id: str, since: float) -> AnsweredRequest | None:
+        """The answer a command with this request id got, if it came at `since` or later."""
+        rows = self._query(command_ids.LOOKUP_SQL, (request_id, since))
+        return AnsweredRequest(**rows[0]) if rows else None
 
     def _query(self, sql: str, params: tuple = ()) -> list[dict]:
         if self._connection is not None:

@@ -91,4 +91,13 @@ def m003_evidence_chain(db: sqlite_utils.Database) -> None:
             evidence.append_session_stop(db.conn, session, now)
 
 
-MIGRATIONS = [m001_sessions_events_outbox, m002_session_metrics, m003_evidence_chain]
+def m004_command_requests(db: sqlite_utils.Database) -> None:
+    """The MQTT command request ids answered, with their answers (daemon/store/command_ids.py)."""
+    db.execute(
+        "CREATE TABLE command_requests (request_id TEXT PRIMARY KEY, digest TEXT NOT NULL, answer TEXT NOT NULL,"
+        " answered_at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX command_requests_answered_at ON command_requests (answered_at)")
+
+
+MIGRATIONS = [m001_sessions_events_outbox, m002_session_metrics, m003_evidence_chain, m004_command_requests]

@@ -110,3 +110,14 @@ def stored_media_from_row(row: dict) -> StoredMedia:
         media_from_row(row), row["created_at"], row["synced_at"], row["deleted_at"], row["state"],
         bool(row["under_review"]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSummary:
+    state: str  # ok | degraded (database writes failing: kept in memory and retried)
+    reason: str | None
+    pending_writes: int
+    write_failures: int  # attempts the disk refused since the start
+
+
+STORE_OK = StoreSummary("ok", None, 0, 0)

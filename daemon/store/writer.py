@@ -30,6 +30,7 @@ from typing import TypeVar
 from daemon.config import Config
 from daemon.parts import Figure, PartStatus
 from daemon.store.db import Store
+from daemon.store.records import StoreSummary
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ _SQLITE_STORAGE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CAN
 _OS_STORAGE = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
 
 
-class StoreUnavailable(Exception):
-    """A write that cannot wait (a session start) while the database cannot be written."""
+class StoreUnavailable(OSError):
+    """A write that cannot wait (a session start) while the database cannot be written: the storage
+    failed, so callers answer it as they answer any OSError ("could not store"), not as a refusal."""
 
 
 def is_storage_failure(exc: BaseException) -> bool:
@@ -92,17 +94,6 @@ class DiskReserve:
         self.path.unlink(missing_ok=True)
         log.error("the disk is full: released the %d MB database reserve %s", self.size_bytes // 1_000_000, self.path)
         return True
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSummary:
-    state: str  # ok | degraded (database writes failing: kept in memory and retried)
-    reason: str | None
-    pending_writes: int
-    write_failures: int  # attempts the disk refused since the start
-
-
-STORE_OK = StoreSummary("ok", None, 0, 0)
 
 
 @dataclass(slots=True)

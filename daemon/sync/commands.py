@@ -4,70 +4,86 @@ Authorisation comes in layers (README "Remote commands"): the broker's ACLs deci
 to a kiosk's cmd topic at all (docs/mosquitto-acl.conf); `mqtt.commands` lists the commands this kiosk
 accepts; with `mqtt.command_token_file`, every command must also carry that shared secret as "token".
 A command failing any check, or the schema, is answered with the reason and changes nothing.
-Each request id runs once: a re-delivered command (QoS 1 may deliver twice) gets the first answer again.
+Each request id runs once: a command re-sent within `mqtt.command_ids_kept_s` (QoS 1 may deliver twice,
+an operator may retry, the kiosk may restart between) gets the first answer again; the ids are kept in
+the database. Only a valid, authorised request takes its id, so a corrected retry is not stuck with the
+first error. Payloads are parsed within bounds (daemon/untrusted.py), and every payload gets an answer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
-from collections import OrderedDict
+import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Annotated, Literal, TypeVar
+from typing import Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
+from daemon.candidate import problem_text
 from daemon.capture.frame import Frame
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.recording.snapshot import Snapshot
 from daemon.session import SessionError
+from daemon.store.command_ids import AnsweredRequest
+from daemon.store.db import StoreReader
 from daemon.store.records import CandidateInfo, SessionRecord
-from daemon.sync.contract import CONTRACT_VERSION, KioskStatus, Topics
+from daemon.store.writer import StoreWriter
+from daemon.sync.contract import (
+    COMMAND_NAMES,
+    CONTRACT_VERSION,
+    REQUEST,
+    CommandRequest,
+    KioskStatus,
+    Ping,
+    StartSession,
+    StopSession,
+    TakeSnapshot,
+    Topics,
+)
+from daemon.untrusted import JsonBounds, UntrustedJsonError, loads_bounded, printable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_PAYLOAD_BYTES = 16 * 1024
-REMEMBERED_REQUESTS = 256
-RequestId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Text = Annotated[str, Field(max_length=200)]
+# A command is a flat object of short strings: these bounds leave room for nothing else.
+COMMAND_JSON = JsonBounds(max_bytes=16 * 1024, max_depth=4, max_number_chars=20)
+# Answered request ids kept at most, whatever the window (mqtt.command_ids_kept_s): bounded disk use.
+REMEMBERED_AT_MOST = 10_000
+# How long an answer waits for its request id to be stored before it goes out regardless.
+REMEMBER_TIMEOUT_S = 10.0
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+class RequestLog(Protocol):
+    """Where answered request ids are remembered (the store, durably)."""
 
-    v: Literal[1] = 1
-    request_id: RequestId
-    token: str | None = Field(default=None, repr=False)
+    def recall(self, request_id: str) -> AnsweredRequest | None: ...
 
-
-class Ping(_Request):
-    command: Literal["ping"]
+    def remember(self, answered: AnsweredRequest) -> None: ...
 
 
-class TakeSnapshot(_Request):
-    command: Literal["snapshot"]
+class StoreRequestLog:
+    """The request ids in the database, for `kept_s` seconds; written on the store thread."""
 
+    def __init__(self, writer: StoreWriter, reader: StoreReader, kept_s: float, clock: Clock = SYSTEM_CLOCK):
+        self._writer = writer
+        self._reader = reader
+        self._kept_s = kept_s
+        self._clock = clock
 
-class StartSession(_Request):
-    command: Literal["start_session"]
-    candidate_id: Annotated[str, Field(min_length=1, max_length=64)]
-    candidate_name: Text = ""
-    exam_id: Text = ""
-    notes: Annotated[str, Field(max_length=2000)] = ""
+    def recall(self, request_id: str) -> AnsweredRequest | None:
+        return self._reader.answered_request(request_id, since=self._clock.time() - self._kept_s)
 
-
-class StopSession(_Request):
-    command: Literal["stop_session"]
-    # When given, only that session is stopped: a supervisor acting on a stale view stops nothing.
-    session_id: Text | None = None
-
-
-Request = Annotated[Ping | TakeSnapshot | StartSession | StopSession, Field(discriminator="command")]
-_REQUEST = TypeAdapter(Request)
-KNOWN_COMMANDS = ("ping", "snapshot", "start_session", "stop_session")
+    def remember(self, answered: AnsweredRequest) -> None:
+        """Returns once committed: an answer goes out only after its id is durable."""
+        forget_before = answered.answered_at - self._kept_s
+        self._writer.submit(
+            lambda store: store.remember_request(answered, forget_before, REMEMBERED_AT_MOST)
+        ).result(timeout=REMEMBER_TIMEOUT_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +95,7 @@ class CommandActions:
     latest_frame: Callable[[], Frame | None]
     status: Callable[[], KioskStatus]
     save_snapshot: Callable[[Frame], Snapshot]  # the frame as the running session's evidence
+    requests: RequestLog
 
 
 class Rejected(Exception):
@@ -106,42 +123,65 @@ class CommandProcessor:
         self._allowed = frozenset(allowed)
         self._token = token
         self._clock = clock
-        self._answered: OrderedDict[str, str] = OrderedDict()
 
-    def handle(self, payload: bytes, retained: bool = False) -> str:
-        request_id = command = None
-        authorised = False
+    def handle(self, payload: bytes, retained: bool = False, unverifiable: str | None = None) -> str:
+        """The answer to one payload, whatever it holds: this never raises. `unverifiable`: why it could
+        not be told whether the command was retained (it is then refused)."""
+        raw: dict = _plain_fields(payload)  # until it parses: enough to say which request is refused
         try:
             raw = _parse(payload)
-            request_id, command = _string(raw, "request_id"), _string(raw, "command")
-            self._authorise(raw, command, retained)
-            authorised = True
-            if request_id in self._answered:
-                log.info("command %s (request %s) delivered again: answered as before", command, request_id)
-                return self._answered[request_id]
-            result = self._run(_validate(raw))
+            request = self._admit(raw, retained, unverifiable)
         except Rejected as rejection:
-            log.warning("command %s (request %s) rejected: %s", command, request_id, rejection.reason)
-            answer = self._answer(request_id, command, error={"code": rejection.code, "reason": rejection.reason})
-        else:
-            log.info("command %s (request %s) done", command, request_id)
-            answer = self._answer(request_id, command, result=result)
-        if authorised and request_id is not None:
-            self._remember(request_id, answer)
-        return answer
+            return self._refuse(_echo(raw, "request_id"), _echo(raw, "command"), rejection)
+        except Exception:  # a bug must not leave the sender without an answer
+            log.exception("command could not be checked")
+            return self._refuse(_echo(raw, "request_id"), _echo(raw, "command"), _INTERNAL)
+        try:
+            return self._answer_once(request)
+        except Exception:
+            log.exception("command %s (request %s) failed", request.command, request.request_id)
+            return self._refuse(request.request_id, request.command, _INTERNAL)
 
-    def _authorise(self, raw: dict, command: str | None, retained: bool) -> None:
+    def _admit(self, raw: dict, retained: bool, unverifiable: str | None) -> CommandRequest:
+        """The request, once it may run: not retained, authorised, valid and enabled."""
         if retained:
             # A retained command would run again at every reconnection.
             raise Rejected("refused", "retained commands are not accepted; publish with retain=false")
+        if unverifiable:
+            raise Rejected("refused", unverifiable)
         if self._token is not None:
             given = raw.get("token")
             if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._token.encode()):
                 raise Rejected("unauthorised", "missing or wrong token")
-        if command in KNOWN_COMMANDS and command not in self._allowed:
-            raise Rejected("unauthorised", f"command {command!r} is not enabled on this kiosk (mqtt.commands)")
+        request = _validate(raw)
+        if request.command not in self._allowed:
+            raise Rejected("unauthorised", f"command {request.command!r} is not enabled on this kiosk (mqtt.commands)")
+        return request
 
-    def _run(self, request: _Request) -> dict:
+    def _answer_once(self, request: CommandRequest) -> str:
+        """Runs a request id once; only a valid, authorised request takes its id."""
+        digest = hashlib.sha256(request.model_dump_json(exclude={"token"}).encode()).hexdigest()
+        earlier = self._actions.requests.recall(request.request_id)
+        if earlier is not None:
+            if earlier.digest != digest:
+                return self._refuse(request.request_id, request.command, Rejected(
+                    "refused", f"request_id {request.request_id} was used for another command; use a new id"))
+            log.info("command %s (request %s) delivered again: answered as before", request.command,
+                     request.request_id)
+            return earlier.answer
+        try:
+            answer = self._answer(request.request_id, request.command, result=self._run(request))
+            log.info("command %s (request %s) done", request.command, request.request_id)
+        except Rejected as rejection:
+            answer = self._refuse(request.request_id, request.command, rejection)
+        try:
+            self._actions.requests.remember(AnsweredRequest(request.request_id, digest, answer, self._clock.time()))
+        except Exception:
+            log.exception("request id %s could not be stored: the same command re-sent would run again",
+                          request.request_id)
+        return answer
+
+    def _run(self, request: CommandRequest) -> dict:
         match request:
             case Ping():
                 status = self._actions.status()
@@ -156,7 +196,7 @@ class CommandProcessor:
                 except OSError as exc:
                     raise Rejected("failed", f"the snapshot could not be saved: {exc}") from exc
             case StartSession():
-                info = CandidateInfo(request.candidate_name, request.candidate_id, request.exam_id, request.notes)
+                info = request.info()
                 return {"session": asdict(self._session_call(lambda: self._actions.start_session(info)))}
             case StopSession():
                 running = self._actions.status().session
@@ -172,6 +212,14 @@ class CommandProcessor:
             return call()
         except SessionError as exc:
             raise Rejected("refused", str(exc)) from exc
+        except (OSError, sqlite3.Error) as exc:  # a full disk, a failing SD card
+            log.error("a session command could not be stored: %s", exc)
+            raise Rejected("failed", f"the kiosk could not store the change: {exc}") from exc
+
+    def _refuse(self, request_id: str | None, command: str | None, rejection: Rejected) -> str:
+        log.warning("command %s (request %s) rejected: %s", printable(str(command)), printable(str(request_id)),
+                    printable(rejection.reason, limit=500))
+        return self._answer(request_id, command, error={"code": rejection.code, "reason": rejection.reason})
 
     def _answer(self, request_id: str | None, command: str | None, result: dict | None = None,
                 error: dict | None = None) -> str:
@@ -182,38 +230,44 @@ class CommandProcessor:
             sort_keys=True, separators=(",", ":"),
         )
 
-    def _remember(self, request_id: str, answer: str) -> None:
-        self._answered[request_id] = answer
-        while len(self._answered) > REMEMBERED_REQUESTS:
-            self._answered.popitem(last=False)
+
+_INTERNAL = Rejected("failed", "internal error; see the kiosk's log")
 
 
 def _parse(payload: bytes) -> dict:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise Rejected("invalid", f"payload of {len(payload)} bytes, more than {MAX_PAYLOAD_BYTES}")
     try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected("invalid", f"not JSON: {exc}") from exc
+        raw = loads_bounded(payload, COMMAND_JSON)
+    except UntrustedJsonError as exc:
+        raise Rejected("invalid", str(exc)) from None
     if not isinstance(raw, dict):
         raise Rejected("invalid", "a command is a JSON object")
     return raw
 
 
-def _string(raw: dict, key: str) -> str | None:
+_PLAIN_FIELD = re.compile(rb'"(request_id|command)"\s*:\s*"([A-Za-z0-9_.:-]{1,64})"')
+
+
+def _plain_fields(payload: bytes) -> dict:
+    """request_id and command read from a payload that may not parse, when they are plain."""
+    return {key.decode(): value.decode() for key, value in _PLAIN_FIELD.findall(payload[: COMMAND_JSON.max_bytes])}
+
+
+def _echo(raw: dict, key: str) -> str | None:
     """A field echoed in the answer, only when it is a plausible one (it may be anything)."""
     value = raw.get(key)
     return value if isinstance(value, str) and len(value) <= 64 else None
 
 
-def _validate(raw: dict) -> _Request:
+def _validate(raw: dict) -> CommandRequest:
     command = raw.get("command")
-    if command not in KNOWN_COMMANDS:
-        raise Rejected("invalid", f"command: {command!r} is not one of {', '.join(KNOWN_COMMANDS)}")
+    if command not in COMMAND_NAMES:
+        shown = printable(command) if isinstance(command, str) else type(command).__name__
+        raise Rejected("invalid", f"command: {shown!r} is not one of {', '.join(COMMAND_NAMES)}")
     try:
-        return _REQUEST.validate_python(raw)
+        return REQUEST.validate_python(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc'][1:]) or 'request'}: {err['msg']}" for err in exc.errors()
+            f"{printable('.'.join(str(part) for part in err['loc'][1:])) or 'request'}: {problem_text(err)}"
+            for err in exc.errors()
         )
-        raise Rejected("invalid", problems) from exc
+        raise Rejected("invalid", problems) from None

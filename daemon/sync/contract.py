@@ -3,17 +3,23 @@ docs/asyncapi.yaml).
 
 Topics: <prefix>/<site>/<kiosk>/status (retained), .../alert, .../session, .../cmd and .../cmd/result.
 Every alert and session message carries a stable `id`, so a supervisor can drop duplicates.
+The commands a kiosk accepts on .../cmd are the request types below; their names derive from them.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Annotated, Literal, Union, get_args
 
-from daemon.config import Config
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter
+
+from daemon.candidate import CandidateDetails
 from daemon.events.model import EventChange
-from daemon.store.records import OutboxMessage, SessionRecord
-from daemon.store.writer import STORE_OK, StoreSummary
+from daemon.store.records import STORE_OK, OutboxMessage, SessionRecord, StoreSummary
+
+if TYPE_CHECKING:  # config.py takes the command names from here
+    from daemon.config import Config
 
 CONTRACT_VERSION = 1
 
@@ -128,3 +134,50 @@ STATUS_SESSION_FIELDS = ("id", "candidate_name", "candidate_id", "exam_id", "sta
 
 def _dumps(payload: dict) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+
+# --- commands, on <prefix>/<site>/<kiosk>/cmd -------------------------------------------------------------
+
+
+def _contract_version(value: object) -> int:
+    # Exactly the integer: pydantic's Literal[1] would take true and 1.0 as well.
+    if type(value) is not int or value != CONTRACT_VERSION:
+        raise ValueError(f"must be the number {CONTRACT_VERSION} (the contract version)")
+    return value
+
+
+RequestId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class CommandRequest(BaseModel):
+    """What every command carries. A request id runs once: the same id again gets the first answer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    v: Annotated[int, PlainValidator(_contract_version)] = CONTRACT_VERSION
+    request_id: RequestId
+    token: Annotated[str, Field(max_length=1024)] | None = Field(default=None, repr=False)
+
+
+class Ping(CommandRequest):
+    command: Literal["ping"]
+
+
+class TakeSnapshot(CommandRequest):
+    command: Literal["snapshot"]
+
+
+class StartSession(CommandRequest, CandidateDetails):
+    command: Literal["start_session"]
+
+
+class StopSession(CommandRequest):
+    command: Literal["stop_session"]
+    # When given, only that session is stopped: a supervisor acting on a stale view stops nothing.
+    session_id: Annotated[str, Field(max_length=64)] | None = None
+
+
+REQUEST_TYPES = (Ping, TakeSnapshot, StartSession, StopSession)
+# The one list of command names: config (mqtt.commands), README and docs/asyncapi.yaml are checked against it.
+COMMAND_NAMES: tuple[str, ...] = tuple(get_args(kind.model_fields["command"].annotation)[0] for kind in REQUEST_TYPES)
+REQUEST = TypeAdapter(Annotated[Union[REQUEST_TYPES], Field(discriminator="command")])  # noqa: UP007

@@ -22,12 +22,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import MqttConfig
 from daemon.credentials import read_credential
 from daemon.store.db import StoreReader
+from daemon.sync.command_intake import Command, CommandIntake
 from daemon.sync.commands import CommandActions, CommandProcessor
 from daemon.sync.connection import BrokerSettings, connect_async, new_client
 from daemon.sync.contract import KioskStatus, Topics
@@ -82,6 +82,7 @@ class MqttPublisher:
         self._thread = threading.Thread(target=self._drain_loop, name="mqtt-outbox", daemon=True)
         self._command_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-commands")
         self._accept_commands = commands is not None
+        self._intake = CommandIntake(topics.command, broker.mqtt5, self._queue_command)
         self._client = self._make_client()
 
     @classmethod
@@ -158,6 +159,7 @@ class MqttPublisher:
         client.on_subscribe = self._on_subscribe
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_unsubscribe = self._on_unsubscribe
         return client
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -180,15 +182,13 @@ class MqttPublisher:
             self._receive_maximum = receive_maximum or 65535
             self._connected.set()
         if self._commands is not None:
-            # retainAsPublished: a retained command must be seen as such to be refused (MQTT 5 only).
-            if self._broker.mqtt5:
-                client.subscribe(self._topics.command, options=SubscribeOptions(qos=1, retainAsPublished=True))
-            else:
-                client.subscribe(self._topics.command, qos=1)
+            self._intake.subscribe(client)
         self._last_status = None  # the retained status is re-published at once
         self._wake.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if self._intake.on_subscribe(mid, reason_codes):
+            return
         if all(not code.is_failure for code in reason_codes):
             self._listening.set()
         else:
@@ -214,24 +214,34 @@ class MqttPublisher:
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         # An empty payload only clears a retained command from the broker: nothing to run or answer.
-        if message.topic != self._topics.command or not message.payload or not self._accept_commands:
+        if message.topic == self._topics.command and message.payload and self._commands is not None:
+            self._intake.on_message(client, message)
+
+    def _on_unsubscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self._intake.on_unsubscribe(client, mid)
+
+    def _queue_command(self, command: Command) -> None:
+        if not self._accept_commands:
+            log.warning("a command arrived while shutting down: not run, not answered")
             return
         try:
-            self._command_runner.submit(self._run_command, message.payload, bool(message.retain),
-                                        getattr(message.properties, "CorrelationData", None))
-        except RuntimeError:  # shutting down
-            pass
+            self._command_runner.submit(self._run_command, command)
+        except RuntimeError:  # the runner has just shut down
+            log.warning("a command arrived while shutting down: not run, not answered")
 
     # --- the command thread ---------------------------------------------------------------------------
 
-    def _run_command(self, payload: bytes, retained: bool, correlation: bytes | None) -> None:
+    def _run_command(self, command: Command) -> None:
         assert self._commands is not None
-        answer = self._commands.handle(payload, retained)
+        answer = self._commands.handle(command.payload, command.retained, command.unverified)
         properties = None
-        if correlation is not None and self._broker.mqtt5:
+        if command.correlation is not None and self._broker.mqtt5:
             properties = Properties(PacketTypes.PUBLISH)
-            properties.CorrelationData = correlation
-        self._client.publish(self._topics.command_result, answer, qos=1, properties=properties)
+            properties.CorrelationData = command.correlation
+        info = self._client.publish(self._topics.command_result, answer, qos=1, properties=properties)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("a command's answer could not be published (%s): the broker connection is down",
+                        mqtt.error_string(info.rc))
 
     # --- the outbox thread ----------------------------------------------------------------------------
 

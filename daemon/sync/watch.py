@@ -4,6 +4,11 @@ On a terminal it keeps a live table (each kiosk's availability, session, camera 
 above the newest alert lines; piped, it prints one line per new alert, session change and availability
 change, as text or, with --json, as JSON lines (the contract message plus "type" and "received_at").
 Alerts and session messages seen twice (same id, after a kiosk's outage) are shown once.
+
+Anyone who may publish on a kiosk's topics can send the console anything: each message is parsed within
+bounds and checked against what the console shows; one that does not fit is shown as a line of its own
+("type": "invalid", with the reason) and changes nothing. Text from messages is shown with control
+characters escaped, so a message cannot redraw the supervisor's terminal.
 """
 
 from __future__ import annotations
@@ -18,17 +23,76 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TextIO
+from typing import Annotated, Literal, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from daemon.errors import EXIT_BAD_INPUT, UserError
 from daemon.sync.connection import BrokerSettings, connect_async, new_client
 from daemon.sync.contract import fleet_topic, split_topic
+from daemon.untrusted import JsonBounds, UntrustedJsonError, loads_bounded, printable
 
 log = logging.getLogger(__name__)
 
 LATEST_ALERTS = 3
 REMEMBERED_IDS = 100_000
 REDRAW_EVERY_S = 0.5
+# A kiosk's messages are a few KiB (an alert's evidence is the largest part).
+MESSAGE_JSON = JsonBounds(max_bytes=256 * 1024, max_depth=16, max_number_chars=40)
+
+# --- what the console needs of each message (newer kiosks may add fields: they are kept, not checked) ---
+
+Shown = Annotated[str, Field(max_length=200)]
+Epoch = Annotated[float, Field(ge=0, le=1e11)]  # a time the console can print
+
+
+class _Seen(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _Event(_Seen):
+    id: Shown
+    type: Shown
+    severity: Shown
+
+
+class _Alert(_Seen):
+    id: Shown
+    kind: Shown
+    session_id: Shown | None = None
+    event: _Event
+
+
+class _SessionShown(_Seen):
+    id: Shown
+    candidate_id: Shown = ""
+    exam_id: Shown = ""
+
+
+class _Summary(_Seen):
+    integrity_score: Annotated[float, Field(allow_inf_nan=False)] | None = None
+
+
+class _SessionNews(_Seen):
+    id: Shown
+    kind: Shown
+    session: _SessionShown
+    summary: _Summary | None = None
+
+
+class _Status(_Seen):
+    state: Literal["online", "offline"]
+    at: Epoch | None = None
+    reason: Shown | None = None
+    session_id: Shown | None = None
+    session: _SessionShown | None = None
+    camera_ok: bool | None = None
+    fps: Annotated[float, Field(ge=0, le=1000)] | None = None
+    outbox_backlog: Annotated[int, Field(ge=0)] | None = None
+
+
+_MESSAGES = {leaf: TypeAdapter(model) for leaf, model in
+             (("alert", _Alert), ("session", _SessionNews), ("status", _Status))}
 
 
 @dataclass
@@ -56,28 +120,25 @@ class Fleet:
 
     def receive(self, topic: str, payload: bytes, received_at: float) -> list[dict]:
         where = split_topic(self.prefix, topic)
-        if where is None:
+        if where is None or where[2] not in _MESSAGES:
             return []
         site, kiosk, leaf = where
         try:
-            message = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            log.warning("ignored a message on %s that is not JSON", topic)
-            return []
-        if not isinstance(message, dict):
-            return []
+            message = _check(leaf, payload)
+        except BadMessage as exc:  # shown as a line of its own (a log line would tear the live view)
+            return [{"type": "invalid", "topic": topic, "site": site, "kiosk": kiosk,
+                     "received_at": round(received_at, 3), "reason": str(exc)}]
         view = self.kiosks.setdefault((site, kiosk), KioskView(site, kiosk))
-        record = {"type": leaf, "received_at": round(received_at, 3)} | message
+        # The topic says which kiosk spoke; "type" and "received_at" are the console's own.
+        record = message | {"site": site, "kiosk": kiosk, "type": leaf, "received_at": round(received_at, 3)}
         if leaf == "status":
             return [record] if self._status(view, message, received_at) else []
-        if leaf in ("alert", "session"):
-            if self._seen(message.get("id")):
-                self.duplicates += 1
-                return []
-            if leaf == "alert":
-                view.alerts.append(message)
-            return [record]
-        return []
+        if self._seen(message["id"]):
+            self.duplicates += 1
+            return []
+        if leaf == "alert":
+            view.alerts.append(message)
+        return [record]
 
     def _status(self, view: KioskView, message: dict, received_at: float) -> bool:
         """Whether availability or the session changed (heartbeats only refresh the table)."""
@@ -88,9 +149,7 @@ class Fleet:
         view.state, view.status = state, message
         return (state, message.get("session_id")) != previous
 
-    def _seen(self, message_id) -> bool:
-        if not isinstance(message_id, str):
-            return False
+    def _seen(self, message_id: str) -> bool:
         if message_id in self._seen_ids:
             return True
         self._seen_ids[message_id] = None
@@ -99,22 +158,44 @@ class Fleet:
         return False
 
 
+class BadMessage(Exception):
+    """A message the console cannot show; the text says why."""
+
+
+def _check(leaf: str, payload: bytes) -> dict:
+    """The message, checked; BadMessage says what is wrong with it."""
+    try:
+        message = loads_bounded(payload, MESSAGE_JSON)
+    except UntrustedJsonError as exc:
+        raise BadMessage(str(exc)) from None
+    if not isinstance(message, dict):
+        raise BadMessage("not a JSON object")
+    try:
+        return _MESSAGES[leaf].validate_python(message).model_dump()
+    except ValidationError as exc:
+        raise BadMessage("; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'message'}: {error['msg']}" for error in exc.errors()
+        )) from None
+
+
 def describe(record: dict) -> str:
-    """One line of text for a record `Fleet.receive` returned."""
-    who = f"{record.get('site')}/{record.get('kiosk')}"
+    """One line of text for a record `Fleet.receive` returned; text from the kiosk made printable."""
+    who = printable(f"{record['site']}/{record['kiosk']}")
     when = _clock(record["received_at"])
+    if record["type"] == "invalid":
+        return f"{when}  {who}  BAD MESSAGE on {printable(record['topic'])}: {printable(record['reason'])}"
     if record["type"] == "alert":
-        event = record.get("event") or {}
-        return (f"{when}  {who}  ALERT {event.get('type')} {record.get('kind')}  {event.get('severity')}"
-                f"  session {record.get('session_id')}  event {event.get('id')}")
+        event = record["event"]
+        return printable(f"{when}  {who}  ALERT {event['type']} {record['kind']}  {event['severity']}"
+                         f"  session {record['session_id']}  event {event['id']}", limit=1000)
     if record["type"] == "session":
-        session = record.get("session") or {}
-        summary = record.get("summary") or {}
-        score = f"  score {summary['integrity_score']}" if "integrity_score" in summary else ""
-        return (f"{when}  {who}  session {session.get('id')} {record.get('kind')}"
-                f"  candidate {session.get('candidate_id')!r} exam {session.get('exam_id')!r}{score}")
-    session = record.get("session_id")
-    return f"{when}  {who}  {str(record.get('state')).upper()}" + (f"  session {session}" if session else "")
+        session, summary = record["session"], record["summary"] or {}
+        score = f"  score {summary['integrity_score']}" if summary.get("integrity_score") is not None else ""
+        return printable(f"{when}  {who}  session {session['id']} {record['kind']}"
+                         f"  candidate {session['candidate_id']!r} exam {session['exam_id']!r}{score}", limit=1000)
+    session = record["session_id"]
+    return printable(f"{when}  {who}  {record['state'].upper()}" + (f"  session {session}" if session else ""),
+                     limit=1000)
 
 
 def render(fleet: Fleet, lines: deque, broker: str, connected: bool, width: int, height: int) -> str:
@@ -128,13 +209,13 @@ def render(fleet: Fleet, lines: deque, broker: str, connected: bool, width: int,
         since = f" {_clock(view.since)}" if view.since else ""
         camera = "-" if status.get("camera_ok") is None else \
             f"{'ok' if status['camera_ok'] else 'LOST'} {status.get('fps') or 0:.0f} fps"
-        alerts = ", ".join(f"{(a.get('event') or {}).get('type')} {a.get('kind')}" for a in reversed(view.alerts))
-        rows.append((
+        alerts = ", ".join(f"{a['event']['type']} {a['kind']}" for a in reversed(view.alerts))
+        rows.append(tuple(printable(cell) for cell in (
             view.name, f"{view.state}{since}",
-            f"{session.get('id')} {session.get('candidate_id')!r}" if session else "-",
+            f"{session['id']} {session['candidate_id']!r}" if session else "-",
             camera, "-" if status.get("outbox_backlog") is None else str(status["outbox_backlog"]),
             alerts or "-",
-        ))
+        )))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     room = max(0, height - len(table) - 4)
