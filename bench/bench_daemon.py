@@ -12,7 +12,10 @@ measured from outside for --seconds:
 
     .venv/bin/python bench/bench_daemon.py --repo /work/main --repo . [--seconds 60]
 
-Each checkout runs with its own .venv/bin/python (else this interpreter) and the models of this one.
+Each checkout runs with its own .venv/bin/python (else this interpreter) and the models of this one;
+`--python PATH` runs them all with one interpreter, so only the code differs (`python -m` from the
+checkout imports that checkout's daemon). Two venvs with the same packages can differ by a few MiB of RSS
+(how much of OpenCV's library the page cache maps in), so compare code with one interpreter.
 """
 
 from __future__ import annotations
@@ -82,7 +85,9 @@ class Kiosk:
         raise RuntimeError("no VmHWM")
 
 
-def start_kiosk(repo: Path, workdir: Path, models_dir: Path, video: Path, mqtt_port: int) -> Kiosk:
+def start_kiosk(
+    repo: Path, workdir: Path, models_dir: Path, video: Path, mqtt_port: int, python: Path | None
+) -> Kiosk:
     web_port = free_port()
     workdir.mkdir(parents=True)
     config = workdir / "proctord.toml"
@@ -95,11 +100,12 @@ def start_kiosk(repo: Path, workdir: Path, models_dir: Path, video: Path, mqtt_p
         web={"enabled": True, "port": web_port,
              "password_hash": generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")},
     ))
-    python = repo / ".venv/bin/python"
+    own = repo / ".venv/bin/python"
+    python = python or (own if own.exists() else Path(sys.executable))
     log = workdir / "daemon.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [str(python if python.exists() else sys.executable), "-m", "daemon.cli", "run", "--config", str(config)],
+            [str(python), "-m", "daemon.cli", "run", "--config", str(config)],
             cwd=repo, stdout=output, stderr=subprocess.STDOUT,
         )
     return Kiosk(repo, process, web_port, log)
@@ -111,6 +117,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="measuring window (default: %(default)s)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds after the first frame before measuring")
     parser.add_argument("--video", type=Path, default=VIDEO)
+    parser.add_argument("--python", type=Path, help="one interpreter for every checkout (default: each one's .venv)")
     args = parser.parse_args()
     repos = [repo.resolve() for repo in (args.repo or [HERE])]
     models_dir = Config().models_dir
@@ -118,7 +125,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
         broker = Mosquitto(Path(tmp)).start()
         kiosks = [
-            start_kiosk(repo, Path(tmp) / f"kiosk-{index}", models_dir, args.video, broker.port)
+            start_kiosk(repo, Path(tmp) / f"kiosk-{index}", models_dir, args.video, broker.port, args.python)
             for index, repo in enumerate(repos)
         ]
         try:
@@ -143,6 +150,7 @@ def main() -> None:
 
     load = os.getloadavg()
     print(f"proctord run, {args.video.name} in real time, recording + objects + MQTT + web, a session running;")
+    print(f"interpreter: {args.python or 'the .venv of each checkout'}")
     print(f"{args.seconds:g} s measured after {args.warmup:g} s warm-up, {len(repos)} daemons at once, "
           f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     width = max(len(row[0]) for row in rows)

@@ -199,15 +199,15 @@ def test_a_daemon_below_the_floor_keeps_proctoring_and_reports_recording_degrade
     runner = threading.Thread(target=daemon.run, name="daemon-under-test")
     runner.start()
     try:
-        degraded = wait_until(lambda: (s := daemon.status()).recording["state"] == "degraded" and s, 60,
+        degraded = wait_until(lambda: (s := daemon.status().part("recording")).state == "degraded" and s, 60,
                               "the status to say recording is degraded")
         ended = wait_until(lambda: (s := daemon.status()).state == "source_ended" and s, 120, "the video to end")
     finally:
         daemon.request_stop()
         runner.join(timeout=60)
 
-    assert "MB free, below the" in degraded.recording["reason"]
-    assert ended.frames_analysed > len(scenario_frames) / 2  # analysed all the same (some dropped by capture)
+    assert "MB free, below the" in degraded.reason
+    assert ended.part("analysis").figure("frames") > len(scenario_frames) / 2  # analysed all the same (some dropped by capture)
     conn = sqlite3.connect(config.database_path)
     types = {row[0] for row in conn.execute("SELECT type FROM events")}
     assert {"no_face", "multiple_faces"} <= types  # analysed and alerted all the same

@@ -24,6 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from daemon.capture.frame import Frame
 from daemon.capture.quality import QualityMeter
@@ -31,7 +32,9 @@ from daemon.capture.sources import FrameSource, SourceError, check_source, open_
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import CameraConfig
 from daemon.parts import Figure, PartStatus
-from daemon.store.records import SessionRecord
+
+if TYPE_CHECKING:
+    from daemon.store.records import SessionRecord
 
 log = logging.getLogger(__name__)
 

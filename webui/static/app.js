@@ -19,6 +19,8 @@ if (statusCards) {
       show("open_events", s.open_events.map((e) => e.type).join(", ") || "none");
       for (const [name, part] of Object.entries(s.parts)) {
         show(`${name}-state`, part.state);
+        const badge = document.getElementById(`${name}-state`);
+        if (badge) badge.className = `badge state-${part.state}`;
         for (const [key, figure] of Object.entries(part.figures)) show(`${name}-${key}`, figure.text, figure.stale);
       }
     } catch (e) { /* the daemon restarting: try again next tick */ }
