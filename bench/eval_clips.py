@@ -174,16 +174,16 @@ def export_revision(revision: str, into: Path) -> Path:
 
 
 def table(title: str, rows: list[tuple[Clip, dict[str, Score]]]) -> str:
-    lines = [title, f"{'clip':<44} {'event':<17} {'TP':>3} {'FP':>3} {'miss':>4} {'onset s':>8} {'end s':>7} {'FA s/h':>7}"]
+    lines = [title, f"{'clip':<44} {'event':<17} {'TP':>3} {'FP':>3} {'miss':>4} {'onset s':>8} {'end s':>7} {'FP s':>6} {'FA s/h':>7}"]
     totals: dict[str, Score] = {}
     for clip, scores in rows:
         quiet = not any(score.tp + score.miss for score in scores.values())
         if not scores:
-            lines.append(f"{clip.path:<44} {'(no event)':<17} {0:>3} {0:>3} {0:>4} {'':>8} {'':>7} {0.0:>7.0f}")
+            lines.append(f"{clip.path:<44} {'(no event)':<17} {0:>3} {0:>3} {0:>4} {'':>8} {'':>7} {0.0:>6.1f} {0.0:>7.0f}")
         for kind, s in scores.items():
             fa = f"{s.fp_s / clip.duration_s * 3600:.0f}" if quiet and clip.duration_s else ""
             lines.append(f"{clip.path:<44} {kind:<17} {s.tp:>3} {s.fp:>3} {s.miss:>4} {_mean(s.onset_errors):>8} "
-                         f"{_mean(s.end_errors):>7} {fa:>7}")
+                         f"{_mean(s.end_errors):>7} {s.fp_s:>6.1f} {fa:>7}")
             total = totals.setdefault(kind, Score())
             total.tp, total.fp, total.miss = total.tp + s.tp, total.fp + s.fp, total.miss + s.miss
             total.fp_s += s.fp_s
@@ -193,7 +193,7 @@ def table(title: str, rows: list[tuple[Clip, dict[str, Score]]]) -> str:
     quiet_fp_s = sum(s.fp_s for c, scores in rows if not any(x.tp + x.miss for x in scores.values()) for s in scores.values())
     for kind, s in totals.items():
         lines.append(f"{'all clips':<44} {kind:<17} {s.tp:>3} {s.fp:>3} {s.miss:>4} {_mean(s.onset_errors):>8} "
-                     f"{_mean(s.end_errors):>7}")
+                     f"{_mean(s.end_errors):>7} {s.fp_s:>6.1f}")
     lines.append(f"false alarms on the clips where nothing is expected: {quiet_fp_s:.1f} s in "
                  f"{quiet_hours * 3600:.1f} s of video ({quiet_fp_s / quiet_hours if quiet_hours else 0:.0f} s/h)")
     return "\n".join(lines)

@@ -303,7 +303,7 @@ class LookingAwayRule(RuleTiming):
     head_yaw_deg: Degrees = Field(35.0, description=(
         "Head turned left or right more than this many degrees from the calibrated neutral is looking away, "
         "wherever the eyes point. Well past reading angles: the edge of a 24-inch screen at 60 cm is 24 degrees "
-        "off centre, and heads swung by up to 24 degrees while the eyes stayed on the screen in the shared clips."
+        "off centre, and heads swung by up to 25 degrees while the eyes stayed on the screen in the shared clips."
     ))
     head_up_deg: Degrees = Field(25.0, description=(
         "Head raised more than this many degrees above the calibrated neutral is looking away (up). "

@@ -87,10 +87,12 @@ class Look:
     gaze_deg: tuple[float, float] | None  # gaze yaw and pitch (None: eyes closed or not measured)
 
     def evidence(self, region: Region, margin: float, limit: str) -> dict:
+        """What an event shows of this look: the direction in words first, then the angles and limits."""
+        assert self.side is not None
         head_yaw, head_pitch = self.head_deg
         evidence = {
             "direction": self.side,
-            "description": f"attention off the screen {SIDE_WORDS[self.side or DOWN]} "
+            "description": f"attention off the screen {SIDE_WORDS[self.side]} "
                            f"({self.cause}, {self.beyond_deg:.0f} deg past the limit)",
             "cause": self.cause,
             "head_from_neutral_deg": {"yaw": round(head_yaw, 1), "pitch": round(head_pitch, 1)},
@@ -124,10 +126,6 @@ class RegionLearner:
         self.region = self.geometric.shifted(yaw - centre_yaw, pitch - centre_pitch)
         if not self._learning:  # the learning window closed before calibration did
             self._refine()
-
-    @property
-    def learning(self) -> bool:
-        return self._learning
 
     def observe(self, mono: float, gaze: tuple[float, float] | None) -> None:
         """One frame's gaze while the learning window is open (O(1); the percentiles are taken once)."""
