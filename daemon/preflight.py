@@ -12,7 +12,7 @@ import errno
 import socket
 from pathlib import Path
 
-from daemon.config import Config, ConfigError, load_config
+from daemon.config import DEFAULT_CONFIG_NAME, Config, ConfigError, load_config
 
 
 def load_checked_config(path: Path | None, *, for_run: bool = False) -> Config:
@@ -24,7 +24,7 @@ def load_checked_config(path: Path | None, *, for_run: bool = False) -> Config:
     config = load_config(path)
     problems = startup_problems(config, for_run=for_run)
     if problems:
-        raise ConfigError(str(path) if path else "<embedded config>", problems)
+        raise ConfigError(str(path) if path else f"<embedded {DEFAULT_CONFIG_NAME}>", problems)
     return config
 
 

@@ -192,8 +192,9 @@ config() {
   case "$mqtt_host" in *:*) mqtt_server=${mqtt_host%:*} mqtt_port=${mqtt_host##*:} ;; esac
   {
     printf '# proctord on %s, written by install.sh. Every key with its default and a comment:\n' "$kiosk"
-    printf '# %s/proctord.example.toml. After an edit: %s/.venv/bin/proctord check-config %s/proctord.toml\n' \
-      "$etc" "$prefix" "$etc"
+    printf '# %s/proctord.example.toml. After an edit, check it as the service will see it:\n' "$etc"
+    printf '# sudo CREDENTIALS_DIRECTORY=%s/credentials STATE_DIRECTORY=%s %s/.venv/bin/proctord check-config %s/proctord.toml\n' \
+      "$etc" "$state" "$prefix" "$etc"
     printf '# and: systemctl restart proctord. Data and models: %s.\n\n' "$state"
     printf '[kiosk]\nsite = "%s"\nname = "%s"\n\n' "$site" "$kiosk"
     printf '[camera]\n'; camera_config; printf '\n'
@@ -248,8 +249,10 @@ fi
 credentials
 config
 if [ "$live" = yes ]; then
-  "$prefix/.venv/bin/proctord" check-config "$etc/proctord.toml"
   models
+  # run's start-up checks, with the directories systemd gives the service (LoadCredential=, StateDirectory=).
+  CREDENTIALS_DIRECTORY="$etc/credentials" STATE_DIRECTORY="$state" \
+    "$prefix/.venv/bin/proctord" check-config "$etc/proctord.toml"
 fi
 unit
 if [ "$live" = yes ] && [ "$start" = yes ]; then

@@ -470,6 +470,14 @@ def test_config_refuses_a_data_dir_that_cannot_be_created(good_config, tmp_path,
     assert_one_clean_line(result, f"paths.data_dir: '{blocked}' cannot be created: Not a directory")
 
 
+def test_check_config_file_only_checks_the_file_alone(good_config):
+    elsewhere = good_config(camera={"path": "/nonexistent/exam.mp4"})  # written for another kiosk
+    assert run_proctord("check-config", "--file-only", str(elsewhere), timeout=60).returncode == 0
+    typo = good_config("typo.toml", camera={"path": "/nonexistent/exam.mp4", "fsp": 10})
+    result = run_proctord("check-config", "--file-only", str(typo), timeout=60)
+    assert_one_clean_line(result, "camera.fsp: unknown key")
+
+
 def test_check_config_leaves_no_data_dir_behind(good_config, tmp_path):
     data_dir = tmp_path / "new" / "data"
     assert check_config(good_config(paths={"data_dir": data_dir})).returncode == 0

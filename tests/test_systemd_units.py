@@ -139,7 +139,7 @@ def test_install_creates_user_directories_config_and_enables_the_unit(target, tm
                  'username = "kiosk7"', 'password_file = "mqtt-password"', 'password_file = "web-password-hash"',
                  "auto_start = true", "enabled = true"]:
         assert line in text, line
-    checked = run_proctord("check-config", str(config))
+    checked = run_proctord("check-config", "--file-only", str(config))  # written for a kiosk, not this machine
     assert checked.returncode == 0, checked.stderr
 
 
@@ -151,7 +151,7 @@ def test_every_platform_gets_a_valid_config(target, platform, camera, kind):
     install(target, "--platform", platform, "--camera", camera)
     config = target / "etc/proctord/proctord.toml"
     assert kind in config.read_text()
-    checked = run_proctord("check-config", str(config))
+    checked = run_proctord("check-config", "--file-only", str(config))  # written for a kiosk, not this machine
     assert checked.returncode == 0, checked.stderr
 
 

@@ -194,5 +194,5 @@ def test_the_daemon_refuses_to_start_on_a_plain_password_naming_the_key_only(tmp
     ))
     run = run_proctord("run", "--config", str(config), timeout=60)
     assert run.returncode == 2
-    assert "proctord: web.password_hash: not a password hash" in run.stderr
+    assert f"{config}: web.password_hash: not a password hash" in run.stderr
     assert "my secret password" not in run.stderr + run.stdout
