@@ -14,11 +14,9 @@ the error at once.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
-import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -29,27 +27,17 @@ from typing import TypeVar
 
 from daemon.config import Config
 from daemon.parts import Figure, PartStatus
-from daemon.store.db import Store
+from daemon.store.db import Store, is_storage_failure
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 RETRY_S = 2.0  # how often a write the disk refused is tried again
-_SQLITE_STORAGE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_BUSY}
-_OS_STORAGE = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
 
 
 class StoreUnavailable(Exception):
     """A write that cannot wait (a session start) while the database cannot be written."""
-
-
-def is_storage_failure(exc: BaseException) -> bool:
-    """The disk is full or failing (or the file locked): the same write may succeed later."""
-    if isinstance(exc, sqlite3.Error):
-        code = getattr(exc, "sqlite_errorcode", None)
-        return code is not None and code & 0xFF in _SQLITE_STORAGE
-    return isinstance(exc, OSError) and exc.errno in _OS_STORAGE
 
 
 class DiskReserve:
