@@ -117,18 +117,18 @@ class StoreWriter:
         self._failing: str | None = None  # why the write at the head of the queue failed (None: all well)
         self._failures = 0
         self._store: Store | None = None
+        if reserve is not None:
+            reserve.ensure()
         if isinstance(open_store, Store):
             self._store = open_store
         else:
-            if reserve is not None:
-                reserve.ensure()
             self._open = open_store
             try:
                 self._store = open_store()
             except Exception as exc:
                 if not is_storage_failure(exc):
                     raise
-                self._failed(exc, "opening the database")
+                self._failed(exc, "opening the database")  # the store thread opens it, the reserve given first
         self._thread = threading.Thread(target=self._run, name="store", daemon=True)
         self._thread.start()
 
