@@ -167,6 +167,9 @@ class StoreWriter:
         if failing:
             return PartStatus(self.name, "degraded", f"database writes failing, {pending} kept in memory: {failing}",
                               figures)
+        if self._reserve is not None and self._reserve.size_bytes and not self._reserve.held:
+            return PartStatus(self.name, "degraded", "the disk is nearly full: no space is set aside for the"
+                              " database (retention.database_reserve_mb, twice that must be free)", figures)
         return PartStatus(self.name, "ok", None, figures)
 
     def summary(self) -> StoreSummary:
@@ -204,9 +207,9 @@ class StoreWriter:
                     result = item.write(store)
             except Exception as exc:  # noqa: BLE001 - retried, or handed back through its Future
                 if is_storage_failure(exc) and item.retry:
-                    self._failed(exc, "a write")
                     if self._reserve is not None and self._reserve.release():
                         continue  # at once: the reserve is there for this
+                    self._failed(exc, "a write")
                     if self._closing:
                         self._give_up()
                         return
