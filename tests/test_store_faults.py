@@ -264,30 +264,37 @@ def stored_changes(db: Path) -> set[str]:
         {f"{i}:end" for (i,) in db_rows(db, 'SELECT id FROM events WHERE "end" IS NOT NULL')}
 
 
-def full_disk_config(tmp_path: Path, data: Path, video: Path, models_dir: Path, port: int) -> Path:
+def full_disk_config(tmp_path: Path, data: Path, video: Path, models_dir: Path, port: int, reserve_mb: int = 0) -> Path:
     config = tmp_path / "proctord.toml"
     config.write_text(daemon_config(
         tmp_path, models_dir, video, paths={"data_dir": data}, camera={"realtime": True},
         session={"auto_start": True, "candidate_id": "c-1"}, mqtt={"port": port, "reconnect_max_s": 1},
         recording={"segment_s": 2.0, "keyframe_interval_s": 0.5},
-        # No reserve: the database itself hits the full disk, and its writes wait in memory.
-        retention={"min_free_mb": 8, "database_reserve_mb": 0},
+        # Without a reserve the database itself hits the full disk, and its writes wait in memory.
+        retention={"min_free_mb": 8, "database_reserve_mb": reserve_mb},
     ))
     return config
 
 
+# (database_reserve_mb, the log line that shows how the database got through)
+WITHOUT_RESERVE = (0, "store: a write failed")  # writes wait in memory until the space returns
+WITH_RESERVE = (4, "released the 4 MB database reserve")  # recordings stopped first; the reserve takes the rest
+
+
+@pytest.mark.parametrize(("reserve_mb", "sign"), [WITHOUT_RESERVE, WITH_RESERVE], ids=["no_reserve", "reserve"])
 def test_disk_full_during_a_session_loses_no_event_change_and_the_chain_verifies(
-    tmp_path, tmpfs, mosquitto, scenario_video, models_dir
+    tmp_path, tmpfs, mosquitto, scenario_video, models_dir, reserve_mb, sign
 ):
     """Issue 13 item 2: the data dir is a 40 MB tmpfs, filled while the session raises its events."""
     data = tmpfs(40 * 1024)
     db, log = data / "proctord.db", tmp_path / "daemon.log"
     supervisor = Supervisor(mosquitto.port)
-    daemon = start_proctord(full_disk_config(tmp_path, data, scenario_video, models_dir, mosquitto.port), log)
+    config = full_disk_config(tmp_path, data, scenario_video, models_dir, mosquitto.port, reserve_mb)
+    daemon = start_proctord(config, log)
     try:
         wait_until(lambda: db_rows(db, "SELECT id FROM sessions"), 60, "the session to start")
         filler = fill(data)
-        wait_until(lambda: "store: a write failed" in log.read_text(), 60, "a refused database write")
+        wait_until(lambda: sign in log.read_text(), 60, "the database meeting the full disk")
         wait_until(lambda: len(event_changes_logged(log)) >= 3, 60, "event changes made while the disk is full")
         waiting = len(event_changes_logged(log)) - len(stored_changes(db))
         filler.unlink()
@@ -304,8 +311,8 @@ def test_disk_full_during_a_session_loses_no_event_change_and_the_chain_verifies
         kill_process(daemon)
         supervisor.close()
     output = log.read_text()
-    assert "ERROR" in output and "kept in memory" in output
-    config = tmp_path / "proctord.toml"
+    assert "recording degraded" in output  # recordings stop first
+    assert ("kept in memory" in output) == (reserve_mb == 0)
     verified = run_proctord("verify", "--config", str(config), timeout=60)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "not in the chain" not in verified.stdout
