@@ -58,16 +58,16 @@ def latency(workdir: Path, count: int) -> list[float]:
     try:
         wait_until(lambda: kiosk.publisher.connected, 10, "the kiosk to connect")
 
-        def commit(store, change: EventChange) -> None:
-            message = kiosk.topics.alert_message(change)
-            store.record_event(change, [message])
-            committed[message.message_id] = time.monotonic()
+        def committed_now(message_id: str) -> None:  # on the store thread, as the commit returns
+            committed[message_id] = time.monotonic()
+            kiosk.publisher.wake()
 
         for i in range(count):
             event = Event(uuid.uuid4().hex, kiosk.session.id, "no_face", "high", time.time(), None, 0.9, {"n": i})
             change = EventChange("start", event)
-            kiosk.writer.submit(lambda store, change=change: commit(store, change)).add_done_callback(
-                lambda _: kiosk.publisher.wake())
+            message = kiosk.topics.alert_message(change)
+            kiosk.writer.submit(lambda store, c=change, m=message: store.record_event(c, [m])).add_done_callback(
+                lambda _, message_id=message.message_id: committed_now(message_id))
             time.sleep(0.01)  # alerts one by one, as the rules raise them
         wait_until(lambda: len(watch.arrived) >= count, 30, "every alert")
         return [watch.arrived[i] - committed[i] for i in committed]

@@ -120,6 +120,8 @@ class SessionController:
             at = at or self._last_seen
             reason = "session_stopped" if state == "completed" else "interrupted"
             closing = [replace(change, reason=reason) for change in self._engine.close(at)]
+            for change in closing:
+                log.info("event %s end (%s): %s", change.event.type, change.event.id, reason)
             stop = (self._session.id, closing, at.wall, self._frames, state, self._engine.metrics)
             recorded = self._recorder.stop_session() if self._recorder else None
             self._session, self._engine = None, None

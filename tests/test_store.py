@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,31 @@ def test_writer_hands_a_failed_write_back_through_its_future(db_path: Path):
     finally:
         writer.close()
     assert [m.message_id for m in StoreReader(db_path).outbox()] == ["after"]
+
+
+def test_a_write_made_of_several_calls_commits_whole_or_not_at_all(db_path: Path):
+    writer = StoreWriter(Store(db_path, KIOSK))
+    try:
+        session = writer.submit(lambda store: store.start_session(CANDIDATE, T0)).result()
+
+        def start_then_fail(store: Store) -> None:
+            store.record_event(EventChange("start", event(session.id)), [message("ev-1:start")])
+            store.finish_session(session.id, T0 + 60, 60)
+            raise LookupError("a failure after two committed-looking calls")
+
+        with pytest.raises(LookupError):
+            writer.submit(start_then_fail).result()
+    finally:
+        writer.close()
+    reader = StoreReader(db_path)
+    assert reader.events(session.id) == [] and reader.outbox() == []
+    assert reader.session(session.id).state == "running"
+
+
+def test_a_reader_keeps_its_connection_and_still_sees_every_new_commit_on_any_thread(store: Store, reader: StoreReader):
+    seen = [len(reader.sessions())]
+    for at in (T0, T0 + 1, T0 + 2):
+        store.start_session(CANDIDATE, at)
+        seen.append(len(reader.sessions()))
+    from_other_thread = ThreadPoolExecutor(1).submit(lambda: len(reader.sessions())).result()
+    assert seen == [0, 1, 2, 3] and from_other_thread == 3

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import daemon_config, run_proctord, wait_until
+from conftest import daemon_config, kill_process, run_proctord, start_proctord, wait_until
+from mqtt_helpers import Supervisor
 
 from daemon.events.model import Event, EventChange
 from daemon.store.db import DatabaseUnusable, Store, StoreReader
@@ -226,11 +228,116 @@ def test_disk_full_the_database_reserve_is_given_up_first_then_made_again(tmpfs,
             for future in [record(writer, change) for change in changes(session.id, 30)]:
                 future.result(30)  # committed: the reserve made room
         assert not reserve.held and "released the 2 MB database reserve" in caplog.text
-        assert writer.status().figure("reserve_held") is False
+        assert "kept in memory" not in caplog.text  # the reserve was enough: no write had to wait
+        status = writer.status()
+        assert (status.state, status.figure("reserve_held")) == ("degraded", False)
+        assert "no space is set aside for the database" in status.reason
 
         filler.unlink()
         record(writer, changes(session.id, 1, first=30)[0]).result(10)
-        assert reserve.held and writer.status().figure("reserve_held") is True
+        assert reserve.held and writer.status().state == "ok"
     finally:
         writer.close()
     assert len(StoreReader(db).events(session.id)) == 31
+
+
+EVENT_LINE = re.compile(r"event (\w+) (start|end) \((\w+)\)")
+
+
+def event_changes_logged(log: Path) -> set[str]:
+    """`<event id>:<kind>` of every event change the daemon made, from its log."""
+    return {f"{m[3]}:{m[2]}" for m in EVENT_LINE.finditer(log.read_text(errors="replace"))}
+
+
+def db_rows(db: Path, sql: str) -> list[tuple]:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:  # not there yet, or mid-write
+        return []
+
+
+def stored_changes(db: Path) -> set[str]:
+    return {f"{i}:start" for (i,) in db_rows(db, "SELECT id FROM events")} | \
+        {f"{i}:end" for (i,) in db_rows(db, 'SELECT id FROM events WHERE "end" IS NOT NULL')}
+
+
+def full_disk_config(tmp_path: Path, data: Path, video: Path, models_dir: Path, port: int, reserve_mb: int = 0) -> Path:
+    config = tmp_path / "proctord.toml"
+    config.write_text(daemon_config(
+        tmp_path, models_dir, video, paths={"data_dir": data}, camera={"realtime": True},
+        session={"auto_start": True, "candidate_id": "c-1"}, mqtt={"port": port, "reconnect_max_s": 1},
+        recording={"segment_s": 2.0, "keyframe_interval_s": 0.5},
+        # Without a reserve the database itself hits the full disk, and its writes wait in memory.
+        retention={"min_free_mb": 8, "database_reserve_mb": reserve_mb},
+    ))
+    return config
+
+
+# (database_reserve_mb, the log line that shows how the database got through)
+WITHOUT_RESERVE = (0, "store: a write failed")  # writes wait in memory until the space returns
+WITH_RESERVE = (4, "released the 4 MB database reserve")  # recordings stopped first; the reserve takes the rest
+
+
+@pytest.mark.parametrize(("reserve_mb", "sign"), [WITHOUT_RESERVE, WITH_RESERVE], ids=["no_reserve", "reserve"])
+def test_disk_full_during_a_session_loses_no_event_change_and_the_chain_verifies(
+    tmp_path, tmpfs, mosquitto, scenario_video, models_dir, reserve_mb, sign
+):
+    """Issue 13 item 2: the data dir is a 40 MB tmpfs, filled while the session raises its events."""
+    data = tmpfs(40 * 1024)
+    db, log = data / "proctord.db", tmp_path / "daemon.log"
+    supervisor = Supervisor(mosquitto.port)
+    config = full_disk_config(tmp_path, data, scenario_video, models_dir, mosquitto.port, reserve_mb)
+    daemon = start_proctord(config, log)
+    try:
+        wait_until(lambda: db_rows(db, "SELECT id FROM sessions"), 60, "the session to start")
+        filler = fill(data)
+        wait_until(lambda: sign in log.read_text(), 60, "the database meeting the full disk")
+        wait_until(lambda: len(event_changes_logged(log)) >= 3, 60, "event changes made while the disk is full")
+        waiting = len(event_changes_logged(log)) - len(stored_changes(db))
+        filler.unlink()
+        wait_until(lambda: db_rows(db, "SELECT state FROM sessions") == [("completed",)], 60, "the session's end")
+        made, stored = event_changes_logged(log), stored_changes(db)
+        wait_until(lambda: not db_rows(db, "SELECT 1 FROM outbox"), 30, "the outbox to drain")
+        sent = {p["id"] for p in supervisor.payloads("alert")}
+        print(f"\nfull disk: {len(made)} event changes made, {len(stored)} stored, {len(sent)} sent "
+              f"({waiting} were waiting in memory when the space came back)")
+        assert made == stored == sent
+        daemon.terminate()
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        kill_process(daemon)
+        supervisor.close()
+    output = log.read_text()
+    assert "recording degraded" in output  # recordings stop first
+    assert ("kept in memory" in output) == (reserve_mb == 0)
+    verified = run_proctord("verify", "--config", str(config), timeout=60)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "not in the chain" not in verified.stdout
+
+
+def test_disk_full_at_start_comes_up_degraded_not_aborted(tmp_path, tmpfs, mosquitto, scenario_video, models_dir):
+    data = tmpfs(40 * 1024)
+    filled_database(data / "proctord.db", events=3)  # yesterday's data
+    log = tmp_path / "daemon.log"
+    supervisor = Supervisor(mosquitto.port, topic="proctor/+/+/status")
+    filler = fill(data)
+    daemon = start_proctord(full_disk_config(tmp_path, data, scenario_video, models_dir, mosquitto.port), log)
+    try:
+        status = wait_until(lambda: (s := supervisor.payloads("status")) and s[-1]["state"] == "online" and s[-1],
+                            60, "the kiosk online")
+        wait_until(lambda: "running without a session" in log.read_text(), 30, "the refused auto start")
+        status = wait_until(lambda: (s := supervisor.payloads("status")[-1])["store"]["state"] == "degraded" and s,
+                            30, "the store degraded in the MQTT status")
+        assert "database writes failing" in status["store"]["reason"]  # "disk I/O error": no room for the -shm
+        assert daemon.poll() is None
+        filler.unlink()
+        daemon.terminate()
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        kill_process(daemon)
+        supervisor.close()
+    assert "Traceback" not in log.read_text()

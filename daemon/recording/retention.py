@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import RetentionConfig
 from daemon.recording.disk import DiskSpace
-from daemon.store.db import StoreReader
+from daemon.store.db import StoreReader, is_storage_failure
 from daemon.store.records import StoredMedia
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,9 @@ class Retention:
             self.run_once()
             self.failure = None
         except Exception as exc:
-            if str(exc) != self.failure:
-                log.exception("retention failed (logged once while it repeats); trying again at each check")
+            if str(exc) != self.failure:  # a full disk is said in one line; anything else is a bug: its traceback
+                log.error("retention failed: %s (logged once while it repeats); trying again at each check", exc,
+                          exc_info=not is_storage_failure(exc))
             self.failure = str(exc)
 
     def _run(self) -> None:

@@ -107,7 +107,9 @@ class RecordingService:
         self._writer.submit(lambda store: store.add_media(media)).add_done_callback(_report_failure(media.name))
 
     def _record_deletion(self, name: str, reason: str) -> None:
-        self._writer.submit(lambda store: store.record_deletion(name, reason)).result()
+        # Not retried: while the database cannot be written, retention waits for its next check instead of
+        # holding its thread (the database's reserve, not retention, is what gives it room).
+        self._writer.submit(lambda store: store.record_deletion(name, reason), retry=False).result()
 
 
 def _report_failure(name: str):

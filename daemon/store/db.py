@@ -11,6 +11,7 @@ raises `DatabaseUnusable`, whose message names the file and what to do about it.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sqlite3
@@ -34,6 +35,18 @@ from daemon.store.records import CandidateInfo, MediaRecord, OutboxMessage, Sess
 log = logging.getLogger(__name__)
 
 
+_SQLITE_STORAGE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_BUSY}
+_OS_STORAGE = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """The disk is full or failing (or the file locked): the same write may succeed later."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in _SQLITE_STORAGE
+    return isinstance(exc, OSError) and exc.errno in _OS_STORAGE
+
+
 class DatabaseUnusable(UserError):
     """The database file cannot be opened or read as SQLite: one line saying which file and what to do."""
 
@@ -55,6 +68,8 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if is_storage_failure(exc):  # a full disk, not a bad file
+            raise
         raise _unusable(path, exc) from exc
     return conn
 
@@ -73,6 +88,8 @@ def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
     try:
         problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
+        if is_storage_failure(exc):
+            raise
         raise _unusable(path, exc) from exc
     if problems != ["ok"]:
         raise DatabaseUnusable(path, "damaged pages: " + "; ".join(" ".join(p.split()) for p in problems))
@@ -141,6 +158,8 @@ class Store:
             migrate(self._conn, path)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
+            if is_storage_failure(exc):  # a full disk, not a bad file
+                raise
             raise _unusable(path, exc) from exc
         except BaseException:
             self._conn.close()

@@ -14,11 +14,9 @@ the error at once.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
-import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -29,7 +27,7 @@ from typing import TypeVar
 
 from daemon.config import Config
 from daemon.parts import Figure, PartStatus
-from daemon.store.db import Store
+from daemon.store.db import Store, is_storage_failure
 from daemon.store.records import StoreSummary
 
 log = logging.getLogger(__name__)
@@ -37,21 +35,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_S = 2.0  # how often a write the disk refused is tried again
-_SQLITE_STORAGE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_BUSY}
-_OS_STORAGE = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
 
 
 class StoreUnavailable(OSError):
     """A write that cannot wait (a session start) while the database cannot be written: the storage
     failed, so callers answer it as they answer any OSError ("could not store"), not as a refusal."""
-
-
-def is_storage_failure(exc: BaseException) -> bool:
-    """The disk is full or failing (or the file locked): the same write may succeed later."""
-    if isinstance(exc, sqlite3.Error):
-        code = getattr(exc, "sqlite_errorcode", None)
-        return code is not None and code & 0xFF in _SQLITE_STORAGE
-    return isinstance(exc, OSError) and exc.errno in _OS_STORAGE
 
 
 class DiskReserve:
@@ -120,18 +108,18 @@ class StoreWriter:
         self._failing: str | None = None  # why the write at the head of the queue failed (None: all well)
         self._failures = 0
         self._store: Store | None = None
+        if reserve is not None:
+            reserve.ensure()
         if isinstance(open_store, Store):
             self._store = open_store
         else:
-            if reserve is not None:
-                reserve.ensure()
             self._open = open_store
             try:
                 self._store = open_store()
             except Exception as exc:
                 if not is_storage_failure(exc):
                     raise
-                self._failed(exc, "opening the database")
+                self._failed(exc, "opening the database")  # the store thread opens it, the reserve given first
         self._thread = threading.Thread(target=self._run, name="store", daemon=True)
         self._thread.start()
 
@@ -170,6 +158,9 @@ class StoreWriter:
         if failing:
             return PartStatus(self.name, "degraded", f"database writes failing, {pending} kept in memory: {failing}",
                               figures)
+        if self._reserve is not None and self._reserve.size_bytes and not self._reserve.held:
+            return PartStatus(self.name, "degraded", "the disk is nearly full: no space is set aside for the"
+                              " database (retention.database_reserve_mb, twice that must be free)", figures)
         return PartStatus(self.name, "ok", None, figures)
 
     def summary(self) -> StoreSummary:
@@ -207,9 +198,9 @@ class StoreWriter:
                     result = item.write(store)
             except Exception as exc:  # noqa: BLE001 - retried, or handed back through its Future
                 if is_storage_failure(exc) and item.retry:
-                    self._failed(exc, "a write")
                     if self._reserve is not None and self._reserve.release():
                         continue  # at once: the reserve is there for this
+                    self._failed(exc, "a write")
                     if self._closing:
                         self._give_up()
                         return

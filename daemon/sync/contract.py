@@ -76,7 +76,8 @@ class Topics:
             payload["summary"] = summary
         return OutboxMessage(message_id, self.session, _dumps(payload))
 
-    def status_payload(self, status: KioskStatus, at: float, outbox_backlog: int) -> str:
+    def status_payload(self, status: KioskStatus, at: float, outbox_backlog: int | None) -> str:
+        """`outbox_backlog` is None when the outbox cannot be read (a full disk at start-up)."""
         session = status.session
         return _dumps(
             self._status_header("online", at, None) | {

@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import queue
 import socket
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -34,6 +36,7 @@ from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.outbox_window import OutboxWindow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How often the status is checked for a change worth publishing.
 STATUS_CHECK_S = 0.5
@@ -78,6 +81,7 @@ class MqttPublisher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._refusal_logged: str | None = None
+        self._read_failure: str | None = None
         self._unreachable_logged = False
         self._thread = threading.Thread(target=self._drain_loop, name="mqtt-outbox", daemon=True)
         self._command_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-commands")
@@ -259,9 +263,24 @@ class MqttPublisher:
                     self._from_head = False
                     self._window.restart(self._receive_maximum)
                 if self.connected:
-                    self._send_next()
+                    self._read_outbox(self._send_next)
             self._delete_acknowledged()
             self._publish_status_if_due()
+
+    def _read_outbox(self, read: Callable[[], T]) -> T | None:
+        """`read()`, or None when the outbox cannot be read now (a full disk at start-up, say): said once
+        while it lasts, and tried again at the next pass; the thread carries on."""
+        try:
+            result = read()
+        except sqlite3.Error as exc:
+            if self._read_failure != str(exc):
+                log.error("cannot read the outbox (%s); trying again every %g s", exc, STATUS_CHECK_S)
+            self._read_failure = str(exc)
+            return None
+        if self._read_failure is not None:
+            log.warning("the outbox can be read again")
+            self._read_failure = None
+        return result
 
     def _handle_reports(self) -> None:
         while True:
@@ -309,6 +328,6 @@ class MqttPublisher:
         key = (status.session.id if status.session else None, status.camera_ok, status.store.state)
         if key == self._last_status and now - self._last_status_at < self._status_interval_s:
             return
-        payload = self._topics.status_payload(status, self._clock.time(), self._reader.outbox_backlog())
+        payload = self._topics.status_payload(status, self._clock.time(), self._read_outbox(self._reader.outbox_backlog))
         self._client.publish(self._topics.status, payload, qos=1, retain=True)
         self._last_status, self._last_status_at = key, now
