@@ -231,26 +231,30 @@ def objects_alone(frames: list[np.ndarray], models: Path) -> None:
     sample = frames[:: max(1, len(frames) // 40)]
     face_analyzer = FrameAnalyzer(InferenceConfig(object_model="off"), models)
     faces = [face_analyzer.analyze(frame(image, i)).faces for i, image in enumerate(sample)]
+    # All passes take turns frame by frame, so that all see the same load on a shared machine.
+    detectors = {
+        (model, name): load_object_detector(InferenceConfig(object_model=model, **update), models)
+        for model in ("yolox", "ssd")
+        for name, update in OBJECT_PASSES.items()
+    }
+    timings: dict[tuple[str, str], list[float]] = {key: [] for key in detectors}
+    for index, (image, found) in enumerate(zip(sample, faces)):
+        for key, detector in detectors.items():
+            started = time.perf_counter()
+            detector.detect(image, found)
+            if index >= 3:  # warm-up
+                timings[key].append((time.perf_counter() - started) * 1000)
     medians = {}
-    for model in ("yolox", "ssd"):
-        for name, update in OBJECT_PASSES.items():
-            detector = load_object_detector(InferenceConfig(object_model=model, **update), models)
-            for image, found in zip(sample[:5], faces):
-                detector.detect(image, found)
-            timings = []
-            for image, found in zip(sample, faces):
-                started = time.perf_counter()
-                detector.detect(image, found)
-                timings.append((time.perf_counter() - started) * 1000)
-            medians[model, name] = statistics.median(timings)
-            print(f"   {model:<6} {name:<36} {summary(timings)} ms over {len(sample)} frames")
+    for (model, name), ms in timings.items():
+        medians[model, name] = statistics.median(ms)
+        print(f"   {model:<6} {name:<36} {summary(ms)} ms over {len(ms)} frames")
     hands = HandDetector(models / PALM_FILE)
-    timings = []
+    palm_ms = []
     for image in sample:
         started = time.perf_counter()
         hands.detect(image)
-        timings.append((time.perf_counter() - started) * 1000)
-    print(f"   palm detection alone {summary(timings)} ms")
+        palm_ms.append((time.perf_counter() - started) * 1000)
+    print(f"   palm detection alone {summary(palm_ms)} ms")
     before, *_, after = OBJECT_PASSES
     rate = InferenceConfig().object_rate_hz
     print(f"   yolox default pass / before: {medians['yolox', after] / medians['yolox', before]:.2f}x (medians); "
