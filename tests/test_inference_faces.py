@@ -76,32 +76,8 @@ def gaze_clips(shared, models_dir) -> dict[str, dict[int, FrameAnalysis]]:
     return {name: analyse_video(shared / PROCTORING_AI.format(name), models_dir, step=2) for name in names}
 
 
-def matched(truth: list[Box], found: list[Box], min_iou: float = 0.5) -> int:
-    """Ground-truth boxes matched one-to-one by a found box with IoU >= min_iou (best IoU first)."""
-    unused, count = list(found), 0
-    for box in truth:
-        best = max(unused, key=box.iou, default=None)
-        if best is not None and box.iou(best) >= min_iou:
-            unused.remove(best)
-            count += 1
-    return count
-
-
-def test_recall_on_labelled_faces(shared, faces_json, models_dir):
-    """Boxes of faces with landmarks are the mesh's bounding box (the same box whether the detector ran or
-    the face was tracked); they still match dlib's hand-placed boxes at IoU >= 0.5."""
-    total = found = with_landmarks = 0
-    for rel, labelled in faces_json.items():
-        if not labelled:
-            continue
-        faces = analyse_image(cv2.imread(str(shared / "media" / rel)), models_dir, face_model="full", max_faces=16).faces
-        found += matched([Box(*face["box"]) for face in labelled], [face.box for face in faces])
-        with_landmarks += sum(face.landmarks is not None for face in faces)
-        total += len(labelled)
-    print(f"\nfull range + mesh: recall at IoU >= 0.5 {found}/{total} = {found / total:.3f}; faces with landmarks "
-          f"{with_landmarks}")
-    # Measured 41/43 (the detector alone: 41/43).
-    assert found / total >= 0.9
+# Recall on faces.json and the group photos' counts, for the default (both models, boxes from the mesh), are
+# measured in test_inference_stills.py by bench/eval_stills.py.
 
 
 @pytest.mark.parametrize("face_model", ["short", "full"])
@@ -111,10 +87,6 @@ def test_no_faces_on_the_no_face_images(shared, faces_json, models_dir, face_mod
     found = {rel: len(analyse_image(cv2.imread(str(shared / "media" / rel)), models_dir, face_model=face_model).faces)
              for rel in no_face}
     assert not any(found.values()), found
-
-
-# Face counts on the group photos, with their tolerance, are checked for the default (both models) in
-# test_inference_stills.py, by bench/eval_stills.py's own count rule.
 
 
 def test_mesh_agrees_with_the_dlib_reference_points(shared, faces_json, models_dir):
