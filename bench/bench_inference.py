@@ -14,7 +14,8 @@ Prints, in one run:
 2. one object pass alone (YOLOX-nano and SSD): the pass of before issue 14 (whole frame + face crops), with
    tiles, and with tiles and hand crops (today's default), and the palm detector alone;
 3. live: frames delivered at 30 fps in real time, objects on their worker thread at the configured rate,
-   all on the same core: face frames dropped and object runs per second.
+   all on the same core, with the object pass of before and today's: face frames dropped and object runs
+   per second.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def main() -> None:
             for runner in runners:
                 runner.close()
     objects_alone(frames, models)
-    live(frames, models, args.live_seconds)
+    for name, update in (list(OBJECT_PASSES.items())[0], list(OBJECT_PASSES.items())[-1]):
+        live(frames, models, args.live_seconds, InferenceConfig(**update), name)
 
 
 def read_frames(video: Path, limit: int) -> list[np.ndarray]:
@@ -261,9 +263,8 @@ def objects_alone(frames: list[np.ndarray], models: Path) -> None:
           f"at {rate:g} Hz it takes {medians['yolox', after] * rate / 10:.0f} % of one core\n")
 
 
-def live(frames: list[np.ndarray], models: Path, seconds: float) -> None:
+def live(frames: list[np.ndarray], models: Path, seconds: float, config: InferenceConfig, name: str) -> None:
     """Frames arrive in real time; like the capture thread, only the newest waiting frame is analysed."""
-    config = InferenceConfig()
     analyzer = FrameAnalyzer(config, models, live=True)
     analyzer.start()
     count = min(len(frames), int(seconds * CAMERA_FPS))
@@ -293,7 +294,7 @@ def live(frames: list[np.ndarray], models: Path, seconds: float) -> None:
     elapsed = time.perf_counter() - started
     print(
         f"3. live, one core: {count} frames delivered at {CAMERA_FPS:.0f} fps for {elapsed:.1f} s, objects "
-        f"({config.object_model}) on a worker thread at {config.object_rate_hz:g} Hz"
+        f"({config.object_model}, {name}) on a worker thread at {config.object_rate_hz:g} Hz"
     )
     print(
         f"   face frames analysed {analysed}, dropped {dropped}; face path median/p95 {summary(face_ms)} ms; "
