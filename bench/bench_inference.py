@@ -80,8 +80,9 @@ def main() -> None:
             for runner in runners:
                 runner.close()
     objects_alone(frames, models)
-    for name, update in (list(OBJECT_PASSES.items())[0], list(OBJECT_PASSES.items())[-1]):
-        live(frames, models, args.live_seconds, InferenceConfig(**update), name)
+    before, *_, today = OBJECT_PASSES
+    for name in (before, today):
+        live(frames, models, args.live_seconds, InferenceConfig(**OBJECT_PASSES[name]), name)
 
 
 def read_frames(video: Path, limit: int) -> list[np.ndarray]:
