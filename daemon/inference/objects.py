@@ -316,7 +316,7 @@ def load_model(path: Path, threads: int, onnx_side: int | None) -> DetectorModel
         return TFLiteModel(path, threads)
     if onnx_side is None:
         raise ValueError(f"{path}: an ONNX model needs inference.object_input_size (its square input side)")
-    return OnnxModel(path, onnx_side, threads)
+    return OnnxModel(path, onnx_side)
 
 
 def load_object_detector(config: InferenceConfig, models_dir: Path) -> CandidateCropDetector | None:
