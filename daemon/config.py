@@ -237,10 +237,10 @@ class InferenceConfig(_Section):
         "(60 % of each side): a phone lying on the desk or held low is too small in the whole frame.",
     )
     object_confirm_passes: Annotated[int, Field(ge=1, le=10)] = Field(
-        3,
+        2,
         description="Temporal evidence: an object is reported only once it was seen at about the same place "
-        "(IoU >= 0.3) in this many of the last object_confirm_window object passes; its score is then the "
-        "mean score of those sightings. 1 reports every single sighting.",
+        "(IoU >= 0.3, or centres within one box length) in this many of the last object_confirm_window "
+        "object passes; its score is then the mean score of those sightings. 1 reports every single sighting.",
     )
     object_confirm_window: Annotated[int, Field(ge=1, le=20)] = Field(
         5, description="Temporal evidence: the number of recent object passes object_confirm_passes counts in."

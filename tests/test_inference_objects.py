@@ -3,6 +3,7 @@ and when the detector runs (inline on the frame timeline, or on its worker threa
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,3 +311,32 @@ def test_temporal_evidence_counts_repeats_not_one_stray_score():
     assert not any(evidence.update([_phone(x, 0.6)]) for x in (0, 200, 400))
     # passes = 1 reports every sighting as it comes.
     assert ObjectEvidence(1, 1).update([_phone(0, 0.4)]) == [_phone(0, 0.4)]
+
+
+# A 344-byte YOLOv8-layout ONNX network (opset 11) whose output ignores the picture: output0 (1, 7, 2) =
+# 2 boxes of [cx, cy, w, h, 3 class scores] in input pixels: (32, 16, 20, 10) class 1 at 0.9 and (10, 40, 8, 8)
+# class 2 at 0.2. Built with the `onnx` package: a constant plus 0 x ReduceMean(images), input images
+# (1, 3, 64, 64). It checks the OpenCV DNN runtime and the YOLOv8 decoding (centred letterbox) end to end.
+YOLOV8_ONNX = base64.b64decode(
+    "CAc6zQIKOQoGaW1hZ2VzEgFtIgpSZWR1Y2VNZWFuKg8KBGF4ZXNAAUACQAOgAQcqDwoIa2VlcGRpbXMYAKABAgoXCgFtCgVzaGFw"
+    "ZRICbTMiB1Jlc2hhcGUKEgoCbTMKBHplcm8SAXoiA011bAoXCgRiYXNlCgF6EgdvdXRwdXQwIgNBZGQSAnk4KkgIAQgHCAIQAUIE"
+    "YmFzZUo4AAAAQgAAIEEAAIBBAAAgQgAAoEEAAABBAAAgQQAAAEHNzMw9zcxMPWZmZj8AAAAAAAAAAM3MTD4qFAgBCAEIARABQgR6"
+    "ZXJvSgQAAAAAKiUIAxAHQgVzaGFwZUoYAQAAAAAAAAABAAAAAAAAAAEAAAAAAAAAWiAKBmltYWdlcxIWChQIARIQCgIIAQoCCAMK"
+    "AghACgIIQGIdCgdvdXRwdXQwEhIKEAgBEgwKAggBCgIIBwoCCAJCBAoAEAs="
+)
+
+
+def test_a_yolov8_onnx_model_runs_on_opencv_dnn(tmp_path):
+    model, labels = tmp_path / "desk.onnx", tmp_path / "desk.txt"
+    model.write_bytes(YOLOV8_ONNX)
+    labels.write_text("person\nphone\ncell phone\n")
+    config = InferenceConfig(object_model="custom", object_model_file=str(model), object_model_layout="yolov8",
+                             object_input_size=64, object_labels_file=str(labels), object_classes=["cell phone"],
+                             object_min_score=0.15, object_tiles=False, object_hand_crops=False)
+    # A 64x32 frame sits in the 64x64 input at scale 1 with 16 px of padding above: y shifts by 16.
+    found = load_object_detector(config, tmp_path).detect(np.zeros((32, 64, 3), np.uint8))
+    assert found == [DetectedObject("cell phone", pytest.approx(0.2), Box(6.0, 20.0, 8.0, 8.0))]
+    wanted = config.model_copy(update={"object_classes": ["person", "cell phone"]})
+    boxes = load_object_detector(wanted, tmp_path).detect(np.zeros((32, 64, 3), np.uint8))
+    # class 1 ("phone") is not wanted; the first box's best wanted class is person at 0.1 (under 0.15).
+    assert [o.box for o in boxes] == [Box(6.0, 20.0, 8.0, 8.0)]

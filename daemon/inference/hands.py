@@ -1,8 +1,8 @@
 """Hands, found by MediaPipe's palm detector (palm_detection_lite.tflite): where to look for a held phone.
 
-Only the palm detector runs: the object pass needs where a hand is, not its 21 joints, so the hand landmark
-model (another 2 MB and a run per hand) is not used. A palm box covers the palm only; `reach()` widens it
-to the square a held object lies in.
+Only the palm detector runs, once per object pass: the pass needs where a hand is, not its 21 joints, so
+the hand landmark model (another 2 MB and a run per hand) is not used. A palm box covers the palm only;
+`reach()` widens it to the square a held object lies in.
 """
 
 from __future__ import annotations
@@ -15,17 +15,14 @@ import numpy as np
 from daemon.inference.face_detector import BlazeDetector
 
 PALM_FILE = "palm_detection_lite.tflite"
-_WRIST, _MIDDLE_FINGER_BASE = 0, 2  # palm keypoints (MediaPipe palm_detection: 0 wrist, 1-4 finger bases)
 
 
 @dataclass(frozen=True, slots=True)
 class Hand:
-    """A palm in frame pixels: its box (x1, y1, x2, y2), score, and wrist -> middle-finger-base direction."""
+    """A palm in frame pixels: its box (x1, y1, x2, y2) and score."""
 
     box: tuple[float, float, float, float]
     score: float
-    wrist: tuple[float, float]
-    finger_base: tuple[float, float]
 
     def reach(self, scale: float) -> tuple[float, float, float, float]:
         """The square (x1, y1, x2, y2) of `scale` times the palm's size, centred on the palm: what the hand
@@ -43,12 +40,5 @@ class HandDetector:
 
     def detect(self, image_bgr: np.ndarray) -> list[Hand]:
         rows, scores = self._palms.detect_rows(image_bgr)
-        return [
-            Hand(
-                box=tuple(row[:4].tolist()),
-                score=float(score),
-                wrist=tuple(row[4 + 2 * _WRIST : 6 + 2 * _WRIST].tolist()),
-                finger_base=tuple(row[4 + 2 * _MIDDLE_FINGER_BASE : 6 + 2 * _MIDDLE_FINGER_BASE].tolist()),
-            )
-            for row, score in zip(rows[: self._max_hands], scores[: self._max_hands])
-        ]
+        top = slice(0, self._max_hands)  # best score first
+        return [Hand(tuple(row[:4].tolist()), float(score)) for row, score in zip(rows[top], scores[top])]

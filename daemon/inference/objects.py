@@ -56,7 +56,7 @@ class YoloxDetector:
 
     def __init__(self, model: DetectorModel, labels_path: Path, classes: list[str], min_score: float):
         self._model = model
-        self._side = side = model.input_shape[1]
+        side = model.input_shape[1]
         num_classes, self._labels = _read_labels(labels_path, classes)
         grids = [(side // s, s) for s in self._STRIDES]
         cells = sum(n * n for n, _ in grids)
@@ -316,7 +316,7 @@ def load_model(path: Path, threads: int, onnx_side: int | None) -> DetectorModel
         return TFLiteModel(path, threads)
     if onnx_side is None:
         raise ValueError(f"{path}: an ONNX model needs inference.object_input_size (its square input side)")
-    return OnnxModel(path, onnx_side, threads)
+    return OnnxModel(path, onnx_side)
 
 
 def load_object_detector(config: InferenceConfig, models_dir: Path) -> CandidateCropDetector | None:

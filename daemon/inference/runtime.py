@@ -111,9 +111,10 @@ class TFLiteModel:
 class OnnxModel:
     """An ONNX model run by OpenCV DNN, behind TFLiteModel's interface: NHWC float32 in, outputs in the
     network's output order. OpenCV cannot read the input size from the file, so the caller gives it (a
-    square side); the output shapes are learnt from one run at load time."""
+    square side); the output shapes are learnt from one run at load time. It runs on OpenCV's own thread
+    pool (cv2.setNumThreads is process-wide, so it is left to the process)."""
 
-    def __init__(self, path: Path, side: int, threads: int = 1) -> None:
+    def __init__(self, path: Path, side: int) -> None:
         import cv2
 
         path = Path(path)
@@ -124,7 +125,6 @@ class OnnxModel:
             self._net = cv2.dnn.readNetFromONNX(str(path))
         except cv2.error as exc:
             raise ValueError(f"cannot load ONNX model {path}: {exc}") from exc
-        cv2.setNumThreads(threads)
         self._names = self._net.getUnconnectedOutLayersNames()
         self.input_shape = (1, side, side, 3)
         self.input_dtype = np.dtype(np.float32)
