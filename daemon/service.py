@@ -217,8 +217,13 @@ class Daemon:
             self.recording.recover(store)  # the files they left, before their chains close
             store.close_interrupted(self.sessions.alert_messages, self.sessions.stop_message)
 
+        def closed(done: Future) -> None:
+            if done.exception() is not None:
+                log.error("closing the sessions a crash left open failed", exc_info=done.exception())
+            self.mqtt.outbox_changed()
+
         # Not waited for: every later write queues behind it, and a full disk must not hold up the start.
-        self.writer.submit(close_and_announce).add_done_callback(lambda _: self.mqtt.outbox_changed())
+        self.writer.submit(close_and_announce).add_done_callback(closed)
 
     def _acknowledge(self, message_ids: list[str]) -> Future:
         return self.writer.submit(lambda store: store.ack(message_ids))

@@ -238,7 +238,7 @@ class Store:
         finished = []
         with self.atomic():
             for session in running:
-                for row in self._db["events"].rows_where('session_id = ? AND "end" IS NULL', [session.id]):
+                for row in list(self._db["events"].rows_where('session_id = ? AND "end" IS NULL', [session.id])):
                     event = records.event_from_row(row)
                     closed = event.ended(session.last_seen_at, event.peak_confidence, event.evidence)
                     change = EventChange("end", closed, "interrupted")
