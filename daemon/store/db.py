@@ -13,17 +13,24 @@ import logging
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import sqlite_utils
 
 from daemon.events.model import Event, EventChange, FocusCounts, Neutral, SessionMetrics
 from daemon.store import evidence
+from daemon.store.outbox import insert_outbox
+from daemon.sync.upload_queue import migrate_upload_queue
 from daemon.store.records import CandidateInfo, MediaRecord, OutboxMessage, SessionRecord, StoredMedia
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -68,7 +75,7 @@ def _v2(db: sqlite_utils.Database) -> None:
 
 
 # Numbered migrations: MIGRATIONS[n] brings the schema from version n to n + 1. Append, never edit.
-MIGRATIONS = [_v1, _v2, evidence.migrate_v3]
+MIGRATIONS = [_v1, _v2, evidence.migrate_v3, migrate_upload_queue]
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -242,14 +249,12 @@ class Store:
             raise KeyError(f"no session {session_id!r}")
 
     def _insert_outbox(self, messages: list[OutboxMessage]) -> None:
-        now = time.time()
-        self._conn.executemany(
-            # Only a duplicate id is skipped (a re-sent change); any other constraint error aborts the
-            # transaction, event included, rather than lose the alert.
-            "INSERT INTO outbox (message_id, topic, payload, retain, created_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT(message_id) DO NOTHING",
-            [(m.message_id, m.topic, m.payload, int(m.retain), now) for m in messages],
-        )
+        insert_outbox(self._conn, messages, time.time())
+
+    def transact(self, write: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `write(connection, ...)` in one transaction: for a part that keeps its own tables (the uploader)."""
+        with transaction(self._conn):
+            return write(self._conn, *args, **kwargs)
 
     @staticmethod
     def _session_from_row(row: dict) -> SessionRecord:
@@ -312,7 +317,7 @@ class StoreReader:
         return [evidence.media_from_row(row) for row in rows]
 
     def live_media(self) -> list[StoredMedia]:
-        """Every file not yet deleted, oldest first, with what retention decides on."""
+        """Every file not yet deleted nor waiting for its upload, oldest first, with what retention decides on."""
         return [evidence.stored_media_from_row(row) for row in self._query(evidence.LIVE_MEDIA_SQL)]
 
     def deletions(self) -> list[dict]:
