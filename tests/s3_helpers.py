@@ -63,6 +63,11 @@ class RcloneS3:
             self._process.terminate()
             self._process.wait(timeout=10)
 
+    def admin(self):
+        from minio import Minio
+
+        return Minio(self.endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False)
+
     def object_path(self, key: str, bucket: str = BUCKET) -> Path:
         return self.root / bucket / key
 

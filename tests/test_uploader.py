@@ -193,7 +193,7 @@ def test_a_missing_bucket_is_reported_and_uploads_start_once_it_exists(tmp_path,
     with Running(config) as running:
         wait_until(lambda: running.uploader.status().state == "degraded", 30, "the missing bucket")
         assert "no bucket 'later'" in running.uploader.status().reason
-        (s3.root / "later").mkdir()
+        s3.admin().make_bucket("later")  # as the fleet's admin would
         wait_until(running.drained, 60, "the upload once the bucket exists")
     assert hashlib.sha256(s3.object_path(f"proctord/hall-a/k7/{snapshot.name}", "later").read_bytes()).hexdigest() \
         == snapshot.sha256
@@ -211,7 +211,13 @@ def small_disk(tmp_path):
 
 
 def test_a_full_local_disk_stops_nothing_but_the_reports_which_follow_once_there_is_space(tmp_path, s3, small_disk):
-    path, config = kiosk_config(tmp_path, s3, data_dir=small_disk)
+    # The recordings and reports on a media partition that fills up (the database on its own, as it
+    # must be for the daemon to run at all).
+    path, config = kiosk_config(tmp_path, s3)
+    config.data_dir.mkdir(parents=True)
+    for folder in ("recordings", "reports"):
+        (small_disk / folder).mkdir()
+        (config.data_dir / folder).symlink_to(small_disk / folder)
     media = record_session(config, [("snapshot", 30_000), ("clip", 500_000)])
     filler = small_disk / "filler"
     with filler.open("wb") as file:  # the disk full to the last byte
@@ -222,10 +228,12 @@ def test_a_full_local_disk_stops_nothing_but_the_reports_which_follow_once_there
         except OSError:
             pass
     with Running(config) as running:
-        wait_until(lambda: running.figure("last_error") and "space" in running.figure("last_error")
-                   or "full" in (running.figure("last_error") or ""), 30, "the full disk reported")
+        wait_until(lambda: "No space left" in (running.figure("last_error") or ""), 30, "the full disk reported")
+        wait_until(lambda: running.figure("backlog") == 0, 30, "the evidence in the store all the same")
+        assert not s3.object_path(f"proctord/hall-a/k7/{media[0].session_id}/manifest.json").exists()
         filler.unlink()
-        wait_until(running.drained, 60, "evidence and reports in the store once there is space")
+        running.uploader.wake()
+        wait_until(running.drained, 60, "the reports in the store once there is space")
     for record in media:
         assert _stored_sha256(s3, f"proctord/hall-a/k7/{record.name}") == record.sha256
     assert s3.object_path(f"proctord/hall-a/k7/{media[0].session_id}/report.pdf").stat().st_size > 0
