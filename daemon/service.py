@@ -27,6 +27,7 @@ from daemon.store.writer import StoreWriter
 from daemon.sync.commands import CommandActions
 from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.mqtt import MqttPublisher
+from daemon.sync.uploader import Uploader
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ class Daemon:
         self.topics = Topics.from_config(config)
         self.reader = StoreReader(config.database_path)
         self.writer = StoreWriter(Store(config.database_path, kiosk=config.kiosk.name))
-        self.recording = RecordingService(config, self.writer, self.reader, clock)
+        self.recording = RecordingService(config, self.writer, self.reader, clock,
+                                          topics=self.topics if config.mqtt.enabled else None)
         self.sessions = SessionController(
             config.rules, self.writer, self.reader, self.topics, on_committed=self._outbox_changed,
             recorder=self.recording.recorder,
@@ -82,6 +84,7 @@ class Daemon:
                                       self._command_actions(), clock)
             if config.mqtt.enabled else None
         )
+        self.uploader = Uploader.from_config(config, self.writer, on_outbox=self._outbox_changed, clock=clock)
         # live: object detection runs on its own thread between analyzer.start() and analyzer.stop()
         self.analyzer = FrameAnalyzer(config.inference, config.models_dir, live=True)
         self.pipeline = FramePipeline(self.analyzer, self.sessions, self.recording.recorder)
@@ -145,6 +148,7 @@ class Daemon:
     def run(self) -> None:
         self._recover_interrupted_sessions()
         self.recording.start()
+        self.uploader.start()
         if self.publisher:
             self.publisher.start()
         if self.web:
@@ -271,5 +275,6 @@ class Daemon:
             self.publisher.stop()
         if self.web:
             self.web.stop()
+        self.uploader.stop()
         self.recording.stop()
         self.writer.close()

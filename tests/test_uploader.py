@@ -10,6 +10,7 @@ import logging
 import re
 import sqlite3
 import subprocess
+from typing import Self
 
 import pytest
 from conftest import kill_process, wait_until
@@ -39,7 +40,7 @@ class Running:
         self.writer = StoreWriter(Store(config.database_path, kiosk=config.kiosk.name))
         self.uploader = Uploader.from_config(config, self.writer)
 
-    def __enter__(self) -> Running:
+    def __enter__(self) -> Self:
         self.uploader.start()
         return self
 
@@ -70,7 +71,7 @@ def _stored_sha256(s3: RcloneS3, key: str) -> str:
 
 
 def test_evidence_and_reports_go_up_checked_announced_and_released_to_retention(tmp_path, s3):
-    path, config = kiosk_config(tmp_path, s3)
+    _path, config = kiosk_config(tmp_path, s3)
     media = record_session(config, [("snapshot", 40_000), ("clip", 12 * MIB), ("segment", 2 * MIB)])
     with Running(config) as running:
         wait_until(running.drained, 60, "the session's evidence and reports in the store")
@@ -113,7 +114,7 @@ def test_evidence_and_reports_go_up_checked_announced_and_released_to_retention(
 
 
 def test_a_segment_queued_for_upload_is_kept_until_the_store_has_it(tmp_path, s3):
-    path, config = kiosk_config(tmp_path, s3, files=["segment"])
+    _path, config = kiosk_config(tmp_path, s3, files=["segment"])
     s3.stop()
     media = record_session(config, [("segment", 100_000)])
     with Running(config) as running:
@@ -127,7 +128,7 @@ def test_a_segment_queued_for_upload_is_kept_until_the_store_has_it(tmp_path, s3
 
 
 def test_an_outage_loses_nothing_and_the_queue_drains_when_the_store_is_back(tmp_path, s3, caplog):
-    path, config = kiosk_config(tmp_path, s3)
+    _path, config = kiosk_config(tmp_path, s3)
     s3.stop()
     media = record_session(config, [("snapshot", 30_000), ("clip", 7 * MIB)], finish=False)
     with Running(config) as running:
@@ -174,7 +175,7 @@ def test_kill_9_in_the_middle_of_a_multipart_upload_resumes_without_resending_co
 def test_wrong_credentials_are_reported_without_the_secret_and_nothing_is_lost(tmp_path, s3, caplog):
     caplog.set_level(logging.DEBUG)
     wrong = "not-the-right-secret-key"
-    path, config = kiosk_config(tmp_path, s3, secret=wrong)
+    _path, config = kiosk_config(tmp_path, s3, secret=wrong)
     [snapshot] = record_session(config, [("snapshot", 20_000)])
     with Running(config) as running:
         wait_until(lambda: running.uploader.status().state == "degraded", 30, "the refusal")
@@ -188,7 +189,7 @@ def test_wrong_credentials_are_reported_without_the_secret_and_nothing_is_lost(t
 
 
 def test_a_missing_bucket_is_reported_and_uploads_start_once_it_exists(tmp_path, s3):
-    path, config = kiosk_config(tmp_path, s3, bucket="later")
+    _path, config = kiosk_config(tmp_path, s3, bucket="later")
     [snapshot] = record_session(config, [("snapshot", 20_000)])
     with Running(config) as running:
         wait_until(lambda: running.uploader.status().state == "degraded", 30, "the missing bucket")
@@ -203,7 +204,7 @@ def test_a_missing_bucket_is_reported_and_uploads_start_once_it_exists(tmp_path,
 def small_disk(tmp_path):
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, check=False)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs (needs root): {done.stderr.decode().strip()}")
     yield mount
@@ -213,7 +214,7 @@ def small_disk(tmp_path):
 def test_a_full_local_disk_stops_nothing_but_the_reports_which_follow_once_there_is_space(tmp_path, s3, small_disk):
     # The recordings and reports on a media partition that fills up (the database on its own, as it
     # must be for the daemon to run at all).
-    path, config = kiosk_config(tmp_path, s3)
+    _path, config = kiosk_config(tmp_path, s3)
     config.data_dir.mkdir(parents=True)
     for folder in ("recordings", "reports"):
         (small_disk / folder).mkdir()

@@ -13,12 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from daemon.config import load_config  # noqa: E402
-from daemon.recording.disk import DiskSpace  # noqa: E402
-from daemon.recording.retention import Retention  # noqa: E402
-from daemon.store.db import Store, StoreReader  # noqa: E402
-from daemon.store.writer import StoreWriter  # noqa: E402
-from daemon.sync.uploader import Uploader  # noqa: E402
+from daemon.config import load_config
+from daemon.recording.disk import DiskSpace
+from daemon.recording.retention import Retention
+from daemon.store.db import Store, StoreReader
+from daemon.store.writer import StoreWriter
+from daemon.sync.uploader import Uploader
 
 
 def main() -> None:

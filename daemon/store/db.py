@@ -24,8 +24,8 @@ import sqlite_utils
 from daemon.events.model import Event, EventChange, FocusCounts, Neutral, SessionMetrics
 from daemon.store import evidence
 from daemon.store.outbox import insert_outbox
-from daemon.sync.upload_queue import migrate_upload_queue
 from daemon.store.records import CandidateInfo, MediaRecord, OutboxMessage, SessionRecord, StoredMedia
+from daemon.sync.upload_queue import migrate_upload_queue
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +208,12 @@ class Store:
     def running_sessions(self) -> list[SessionRecord]:
         return [self._session_from_row(row) for row in self._db["sessions"].rows_where("state = 'running'")]
 
-    def add_media(self, media: MediaRecord) -> None:
-        """A finished recording file, with its sha256, joins the session's chain."""
+    def add_media(self, media: MediaRecord, messages: list[OutboxMessage] = ()) -> None:
+        """A finished recording file, with its sha256, joins the session's chain (and is queued for upload
+        when its kind is one the uploader sends); `messages` (its snapshot on MQTT) commit with it."""
         with transaction(self._conn):
             evidence.insert_media(self._conn, media, time.time())
+            self._insert_outbox(list(messages))
 
     def chain_head(self, session_id: str) -> dict:
         """How long the session's tamper-evidence chain is and its last hash (README, "Tamper evidence")."""

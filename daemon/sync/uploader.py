@@ -210,7 +210,7 @@ class Uploader:
             except StoreError as exc:
                 wait = self._store_failed(exc)
             except Exception as exc:  # a bug or a local failure: said, and tried again later
-                log.exception("uploader: %s", exc)
+                log.exception("uploader failed; trying again later")
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 wait = self._backoff()
             if wait:

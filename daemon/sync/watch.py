@@ -8,18 +8,24 @@ Alerts and session messages seen twice (same id, after a kiosk's outage) are sho
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import queue
+import re
 import shutil
 import sys
+import tempfile
 import time
 import uuid
+import webbrowser
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
+from daemon.files import write_durably
 from daemon.sync.connection import BrokerSettings, connect_async, new_client
 from daemon.sync.contract import fleet_topic, split_topic
 
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 LATEST_ALERTS = 3
 REMEMBERED_IDS = 100_000
 REDRAW_EVERY_S = 0.5
+WATCHED_LEAVES = ("status", "alert", "session", "snapshot", "evidence")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+\.jpg")
 
 
 @dataclass
@@ -69,7 +77,7 @@ class Fleet:
         record = {"type": leaf, "received_at": round(received_at, 3)} | message
         if leaf == "status":
             return [record] if self._status(view, message, received_at) else []
-        if leaf in ("alert", "session"):
+        if leaf in ("alert", "session", "snapshot", "evidence"):
             if self._seen(message.get("id")):
                 self.duplicates += 1
                 return []
@@ -112,6 +120,12 @@ def describe(record: dict) -> str:
         score = f"  score {summary['integrity_score']}" if "integrity_score" in summary else ""
         return (f"{when}  {who}  session {session.get('id')} {record.get('kind')}"
                 f"  candidate {session.get('candidate_id')!r} exam {session.get('exam_id')!r}{score}")
+    if record["type"] == "snapshot":
+        where = f"  saved to {record['saved_to']}" if "saved_to" in record else ""
+        return f"{when}  {who}  SNAPSHOT of alert {record.get('alert_id')}  {record.get('size')} bytes{where}"
+    if record["type"] == "evidence":
+        return (f"{when}  {who}  EVIDENCE {record.get('file_kind')} in the store: {record.get('bucket')}/{record.get('key')}"
+                f"  {record.get('size')} bytes  sha256 {str(record.get('sha256'))[:12]}")
     session = record.get("session_id")
     return f"{when}  {who}  {str(record.get('state')).upper()}" + (f"  session {session}" if session else "")
 
@@ -149,8 +163,11 @@ def _clock(epoch: float) -> str:
 class Console:
     """Connects, subscribes to every kiosk and prints until interrupted."""
 
-    def __init__(self, settings: BrokerSettings, prefix: str, as_json: bool, out: TextIO = sys.stdout):
+    def __init__(self, settings: BrokerSettings, prefix: str, as_json: bool, out: TextIO = sys.stdout,
+                 snapshots_dir: Path | None = None, open_snapshots: bool = False):
         self._settings = settings
+        self._snapshots_dir = snapshots_dir  # alert snapshots are saved here (their base64 left out of the lines)
+        self._open_snapshots = open_snapshots
         self._fleet = Fleet(prefix)
         self._as_json = as_json
         self._out = out
@@ -175,7 +192,7 @@ class Console:
                     pass
                 else:
                     for record in self._fleet.receive(topic, payload, received_at):
-                        self._emit(record)
+                        self._emit(self._save_snapshot(record) if record["type"] == "snapshot" else record)
                 if self._live and time.monotonic() >= next_draw:
                     next_draw = time.monotonic() + REDRAW_EVERY_S
                     self._draw()
@@ -186,6 +203,23 @@ class Console:
             self._client.loop_stop()
             if self._fleet.duplicates:
                 log.info("%d duplicate messages (same id) were shown once", self._fleet.duplicates)
+
+    def _save_snapshot(self, record: dict) -> dict:
+        if self._snapshots_dir is None:
+            return record
+        name = f"{record.get('site')}_{record.get('kiosk')}_{record.get('event_id')}.jpg"
+        try:
+            jpeg = base64.b64decode(record.pop("jpeg_base64", ""), validate=True)
+            if not jpeg.startswith(b"\xff\xd8") or not _SAFE_NAME.fullmatch(name):
+                raise ValueError("not a JPEG from a contract topic")
+            path = self._snapshots_dir / name
+            write_durably(path, jpeg)
+        except (ValueError, OSError) as exc:
+            log.warning("snapshot of alert %s not saved: %s", record.get("alert_id"), exc)
+            return record
+        if self._open_snapshots:
+            webbrowser.open(path.resolve().as_uri())
+        return record | {"saved_to": str(path)}
 
     def _emit(self, record: dict) -> None:
         if self._as_json:
@@ -207,9 +241,9 @@ class Console:
             return
         self._connected = True
         prefix = self._fleet.prefix
-        client.subscribe([(fleet_topic(prefix, leaf), 1) for leaf in ("status", "alert", "session")])
+        client.subscribe([(fleet_topic(prefix, leaf), 1) for leaf in WATCHED_LEAVES])
         if not self._live:
-            log.info("watching %s/+/+/{status,alert,session} on %s", prefix, self._settings.address)
+            log.info("watching %s/+/+/{%s} on %s", prefix, ",".join(WATCHED_LEAVES), self._settings.address)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._connected:
@@ -248,6 +282,11 @@ def add_watch_command(commands) -> None:
                        help="file holding the password (a relative name is looked up in $CREDENTIALS_DIRECTORY)")
     watch.add_argument("--tls", action="store_true", help="connect with TLS (port 8883 unless given)")
     watch.add_argument("--ca-file", default="", metavar="PATH", help="CA bundle for --tls (default: the system's)")
+    watch.add_argument("--save-snapshots", type=Path, metavar="DIR",
+                       help="save each alert's snapshot as DIR/<site>_<kiosk>_<event id>.jpg")
+    watch.add_argument("--open-snapshots", action="store_true",
+                       help="open each saved snapshot in the desktop's image viewer (saves to a temporary DIR"
+                            " unless --save-snapshots is given)")
     watch.add_argument("--mqtt", choices=("5", "3.1.1"), default="5", help="protocol version (default: %(default)s)")
     watch.set_defaults(handler=_watch)
 
@@ -262,8 +301,13 @@ def _watch(args) -> int:
             host, port, protocol=args.mqtt, tls=args.tls or bool(args.ca_file), ca_file=args.ca_file,
             username=args.username, password=password,
         )
-        console = Console(settings, args.prefix, args.json)
-    except ValueError as exc:
+        snapshots = args.save_snapshots
+        if args.open_snapshots and snapshots is None:
+            snapshots = Path(tempfile.mkdtemp(prefix="proctord-snapshots-"))
+        if snapshots is not None:
+            snapshots.mkdir(parents=True, exist_ok=True)
+        console = Console(settings, args.prefix, args.json, snapshots_dir=snapshots, open_snapshots=args.open_snapshots)
+    except (ValueError, OSError) as exc:
         print(f"proctord watch: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     console.run()
