@@ -15,8 +15,8 @@ from daemon.recording.retention import Retention
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import MediaRecord
 from daemon.store.writer import StoreWriter
-from daemon.sync.contract import Topics
 from daemon.sync.alert_snapshot import bounded_jpeg
+from daemon.sync.contract import Topics
 
 log = logging.getLogger(__name__)
 

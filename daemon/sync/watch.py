@@ -164,8 +164,9 @@ class Console:
     """Connects, subscribes to every kiosk and prints until interrupted."""
 
     def __init__(self, settings: BrokerSettings, prefix: str, as_json: bool, out: TextIO = sys.stdout,
-                 snapshots_dir: Path | None = None, open_snapshots: bool = False):
+                 snapshots_dir: Path | None = None, open_snapshots: bool = False, share: str = ""):
         self._settings = settings
+        self._share = share  # a shared-subscription group: each alert goes to one console of the group
         self._snapshots_dir = snapshots_dir  # alert snapshots are saved here (their base64 left out of the lines)
         self._open_snapshots = open_snapshots
         self._fleet = Fleet(prefix)
@@ -241,9 +242,13 @@ class Console:
             return
         self._connected = True
         prefix = self._fleet.prefix
-        client.subscribe([(fleet_topic(prefix, leaf), 1) for leaf in WATCHED_LEAVES])
+        client.subscribe([(self._subscription(fleet_topic(prefix, leaf), leaf), 1) for leaf in WATCHED_LEAVES])
         if not self._live:
             log.info("watching %s/+/+/{%s} on %s", prefix, ",".join(WATCHED_LEAVES), self._settings.address)
+
+    def _subscription(self, topic: str, leaf: str) -> str:
+        # The status stays a plain subscription: every console needs every kiosk's retained status.
+        return f"$share/{self._share}/{topic}" if self._share and leaf != "status" else topic
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._connected:
@@ -287,6 +292,8 @@ def add_watch_command(commands) -> None:
     watch.add_argument("--open-snapshots", action="store_true",
                        help="open each saved snapshot in the desktop's image viewer (saves to a temporary DIR"
                             " unless --save-snapshots is given)")
+    watch.add_argument("--share", default="", metavar="GROUP",
+                       help="MQTT 5 shared subscription: consoles with the same GROUP split the alerts between them")
     watch.add_argument("--mqtt", choices=("5", "3.1.1"), default="5", help="protocol version (default: %(default)s)")
     watch.set_defaults(handler=_watch)
 
@@ -306,7 +313,8 @@ def _watch(args) -> int:
             snapshots = Path(tempfile.mkdtemp(prefix="proctord-snapshots-"))
         if snapshots is not None:
             snapshots.mkdir(parents=True, exist_ok=True)
-        console = Console(settings, args.prefix, args.json, snapshots_dir=snapshots, open_snapshots=args.open_snapshots)
+        console = Console(settings, args.prefix, args.json, snapshots_dir=snapshots, open_snapshots=args.open_snapshots,
+                          share=args.share)
     except (ValueError, OSError) as exc:
         print(f"proctord watch: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
