@@ -238,3 +238,19 @@ def test_a_full_local_disk_stops_nothing_but_the_reports_which_follow_once_there
     for record in media:
         assert _stored_sha256(s3, f"proctord/hall-a/k7/{record.name}") == record.sha256
     assert s3.object_path(f"proctord/hall-a/k7/{media[0].session_id}/report.pdf").stat().st_size > 0
+
+
+def test_switching_uploads_off_stops_queueing_and_releases_what_was_queued_to_retention(tmp_path, s3):
+    path, config = kiosk_config(tmp_path, s3, files=["segment"])
+    s3.stop()
+    [segment] = record_session(config, [("segment", 10_000)])
+    with Running(config) as running:
+        wait_until(lambda: running.uploader.status().state == "degraded", 30, "the outage seen")
+    path, config = kiosk_config(tmp_path, s3, enabled=False)
+    with Running(config) as running:
+        assert running.uploader.status().state == "off"
+        record_session(config, [("clip", 10_000)], seed=1)
+    assert _rows(config, "SELECT name FROM uploads") == [(segment.name,)]  # nothing new queued
+    retention = Retention(config.retention, StoreReader(config.database_path), lambda name, reason: None,
+                          DiskSpace(config.recordings_dir, 10**18))
+    assert [d.name for d in retention.run_once()] == [segment.name]  # no longer held back; the clip is unsynced

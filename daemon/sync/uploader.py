@@ -141,9 +141,12 @@ class Uploader:
     # --- Part ---------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._store is not None:
-            log.info("uploading %s to %s", ", ".join(self._config.files), self._store.address)
-            self._thread.start()
+        if self._store is None:
+            # Off: nothing more is queued, and what a former configuration queued no longer holds retention back.
+            self._commit(queue.configure, (), self._clock.time())
+            return
+        log.info("uploading %s to %s", ", ".join(self._config.files), self._store.address)
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
