@@ -246,7 +246,7 @@ def test_switching_uploads_off_stops_queueing_and_releases_what_was_queued_to_re
     [segment] = record_session(config, [("segment", 10_000)])
     with Running(config) as running:
         wait_until(lambda: running.uploader.status().state == "degraded", 30, "the outage seen")
-    path, config = kiosk_config(tmp_path, s3, enabled=False)
+    _, config = kiosk_config(tmp_path, s3, enabled=False)
     with Running(config) as running:
         assert running.uploader.status().state == "off"
         record_session(config, [("clip", 10_000)], seed=1)
