@@ -77,7 +77,7 @@ def drill(work: Path, args) -> None:
         # Each kill lands while a part is on the wire: once the new process has begun a part, within the
         # time one part takes at the cap.
         begun = len(PART.findall(log.read_text()))
-        wait(lambda: len(PART.findall(log.read_text())) > begun, 120, "the uploader to send a part")
+        wait(lambda begun=begun: len(PART.findall(log.read_text())) > begun, 120, "the uploader to send a part")
         time.sleep(rng.uniform(0.1, 0.9) * 5 * MIB / (args.cap_kbps * 1000))
         child.kill()
         child.wait()

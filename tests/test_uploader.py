@@ -241,7 +241,7 @@ def test_a_full_local_disk_stops_nothing_but_the_reports_which_follow_once_there
 
 
 def test_switching_uploads_off_stops_queueing_and_releases_what_was_queued_to_retention(tmp_path, s3):
-    path, config = kiosk_config(tmp_path, s3, files=["segment"])
+    _, config = kiosk_config(tmp_path, s3, files=["segment"])
     s3.stop()
     [segment] = record_session(config, [("segment", 10_000)])
     with Running(config) as running:
