@@ -7,14 +7,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
 import time
 from pathlib import Path
 
-from conftest import free_port, wait_until
+from conftest import accepts_connections, free_port, wait_until
 
 from daemon.config import Config, parse_config
 from daemon.store.db import Store
@@ -72,13 +71,7 @@ class RcloneS3:
         return self.root / bucket / key
 
     def _accepts(self) -> bool:
-        if self._process and self._process.poll() is not None:
-            raise AssertionError(f"rclone exited: {self.log.read_text()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
+        return accepts_connections(self._process, self.port, self.log, "rclone serve s3")
 
 
 def kiosk_config(tmp_path: Path, s3: RcloneS3, secret: str = SECRET_KEY, data_dir: Path | None = None,
