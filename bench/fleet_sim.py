@@ -1,9 +1,11 @@
 """Fleet simulator (run by hand, not by pytest): K kiosks, one mosquitto, one supervisor console.
 
-    .venv/bin/python bench/fleet_sim.py [--kiosks 10 100 1000] [--seconds 30] [--alerts-per-min 2] [--workers 4]
+    .venv/bin/python bench/fleet_sim.py [--kiosks 10 100 1000] [--seconds 30] [--alerts-per-min 2] [--per-worker 100]
 
 Each simulated kiosk is the daemon's own store and publisher (Store, StoreWriter, MqttPublisher: the
-real outbox path, one SQLite file and one MQTT connection per kiosk), spread over --workers processes.
+real outbox path, one SQLite file and one MQTT connection per kiosk), --per-worker kiosks per process:
+paho waits on its socket with select(), which cannot watch a descriptor numbered 1024 or above, so one
+process cannot hold many more than 200 kiosks (a real kiosk has one connection).
 Each raises alerts at random (Poisson) at --alerts-per-min, committed with their outbox row as the
 session controller does. The supervisor is `proctord watch --json`, a real process.
 
@@ -164,7 +166,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def run(k: int, seconds: float, per_min: float, workers: int) -> None:
+def run(k: int, seconds: float, per_min: float, per_worker: int) -> None:
     work = Path(tempfile.mkdtemp(prefix=f"fleet-{k}-"))
     port = 20000 + k % 1000 + random.randrange(1000)
     broker = Broker(work, port)
@@ -175,7 +177,7 @@ def run(k: int, seconds: float, per_min: float, workers: int) -> None:
     done = context.Queue()
     procs, queues = [], []
     names = [f"k{i:04d}" for i in range(k)]
-    count = max(1, min(workers, k))
+    count = -(-k // per_worker)
     started = time.monotonic()
     for w in range(count):
         commands = context.Queue()
@@ -235,11 +237,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--alerts-per-min", type=float, default=2.0,
                         help="per kiosk; a busy exam room raises a few per candidate per hour, 2/min is a stress rate")
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--per-worker", type=int, default=100, help="kiosks per process (at most ~200: select())")
     args = parser.parse_args()
     _raise_fd_limit()
     for k in args.kiosks:
-        run(k, args.seconds, args.alerts_per_min, args.workers)
+        run(k, args.seconds, args.alerts_per_min, args.per_worker)
 
 
 if __name__ == "__main__":
