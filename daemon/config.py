@@ -861,6 +861,39 @@ class RetentionConfig(_Section):
     )
 
 
+class UploadConfig(_Section):
+    """Store-and-forward of evidence to an S3-compatible object store (README, "Evidence upload")."""
+
+    enabled: bool = Field(False, description="Upload evidence to the object store (needs endpoint, bucket, access_key and secret_key_file).")
+    endpoint: str = Field("", description="The store's HOST:PORT, e.g. s3.eu-west-1.amazonaws.com or minio.school.lan:9000.")
+    secure: bool = Field(True, description="HTTPS (false only for a store on a trusted network).")
+    region: str = Field("", description="The bucket's region (\"\" = ask the store).")
+    bucket: str = Field("", description="The bucket; it must exist (the kiosk never creates one).")
+    access_key: str = Field("", description="The access key id (not secret: the secret key is in secret_key_file).")
+    secret_key_file: str = Field(
+        "", description="File holding the secret key (a relative name is looked up in $CREDENTIALS_DIRECTORY)."
+    )
+    prefix: TopicSegment = Field("proctord", description="First part of every key: <prefix>/<site>/<kiosk>/<session>/<file>.")
+    files: Annotated[list[Literal["snapshot", "clip", "segment", "report"]], Field(
+        description="What goes up: event snapshots and clips, plain recording segments, and at session end the"
+        " reports (JSON, HTML, PDF) with a manifest holding the chain head.",
+    )] = ["snapshot", "clip", "report"]
+    max_kbytes_per_s: int = Field(
+        250, ge=0, description="Bandwidth cap in kB/s, averaged (0 = none): 250 kB/s = 2 Mbit/s, so 30 kiosks"
+        " stay within 60 Mbit/s of a school uplink.",
+    )
+    part_mb: int = Field(8, ge=5, le=512, description="Files above this many MB go up in parts of this size (S3's minimum is 5).")
+    retry_min_s: float = Field(5.0, gt=0, le=3600, description="First wait after a failure; doubles (with jitter) per failure.")
+    retry_max_s: float = Field(300.0, gt=0, le=86400, description="Longest wait between tries while the store is unreachable.")
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> UploadConfig:
+        missing = [key for key in ("endpoint", "bucket", "access_key", "secret_key_file") if not getattr(self, key)]
+        if self.enabled and missing:
+            raise ValueError(f"upload.enabled = true needs {', '.join(f'upload.{key}' for key in missing)}")
+        return self
+
+
 class Config(_Section):
     """proctord's configuration: one TOML file. Unknown keys are errors. ${VAR} in a string is replaced
     from the environment (e.g. ${STATE_DIRECTORY} under systemd), ${VAR:-x} falls back to x; a variable
@@ -878,6 +911,7 @@ class Config(_Section):
     service: ServiceConfig = ServiceConfig()
     recording: RecordingConfig = RecordingConfig()
     retention: RetentionConfig = RetentionConfig()
+    upload: UploadConfig = UploadConfig()
 
     @model_validator(mode="after")
     def _stall_outlasts_a_lost_camera(self) -> Config:

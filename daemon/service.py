@@ -36,6 +36,7 @@ from daemon.sync.commands import CommandActions, StoreRequestLog
 from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.mqtt import MqttPublisher
 from daemon.sync.part import MqttPart
+from daemon.sync.uploader import Uploader
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class Daemon:
         self.topics = Topics.from_config(config)
         self.reader = StoreReader(config.database_path)
         self.writer = StoreWriter.for_config(config)
-        self.recording = RecordingService(config, self.writer, self.reader, clock)
+        self.recording = RecordingService(config, self.writer, self.reader, clock,
+                                          topics=self.topics if config.mqtt.enabled else None)
         self.latest_frame = LatestFrame()  # for the web page's live view
         self.mqtt = MqttPart(config.mqtt, self.reader, lambda: MqttPublisher.from_config(
             config.mqtt, self.topics, self.reader, self._acknowledge, self._command_actions(), clock
@@ -80,6 +82,7 @@ class Daemon:
             StorePart(self.writer, config.database_path),
             self.recording,
             self.mqtt,
+            Uploader.from_config(config, self.writer, on_outbox=self.mqtt.outbox_changed, clock=clock),
             SessionPart(self.sessions),
             self._web(),
             self.pipeline,

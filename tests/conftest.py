@@ -147,13 +147,18 @@ class Mosquitto:
             self._process.wait(timeout=10)
 
     def _accepts(self) -> bool:
-        if self._process and self._process.poll() is not None:
-            raise AssertionError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
+        return accepts_connections(self._process, self.port, self.log, "mosquitto")
+
+
+def accepts_connections(process: subprocess.Popen | None, port: int, log: Path, name: str) -> bool:
+    """Whether a server the test started listens on `port` yet; fails with its log if it has exited."""
+    if process and process.poll() is not None:
+        raise AssertionError(f"{name} exited: {log.read_text()[-2000:]}")
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ from daemon.session import SessionError
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import MediaRecord, SessionRecord
 from daemon.store.writer import StoreWriter
+from daemon.sync.alert_snapshot import bounded_jpeg
+from daemon.sync.contract import Topics
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,10 @@ class RecordingService:
     name = "recording"
 
     def __init__(self, config: Config, writer: StoreWriter, reader: StoreReader, clock: Clock = SYSTEM_CLOCK,
-                 disk: DiskSpace | None = None):
+                 disk: DiskSpace | None = None, topics: Topics | None = None):
         self._writer = writer
         self._snapshot_quality = config.recording.snapshot_quality
+        self._topics = topics  # set: each event's snapshot also goes on MQTT, size-bounded
         self.root = config.recordings_dir
         self.disk = disk or DiskSpace(self.root, config.retention.min_free_mb * 1_000_000)
         self.retention = Retention(config.retention, reader, self._record_deletion, self.disk, clock)
@@ -104,7 +107,16 @@ class RecordingService:
         return Snapshot(str(self.root / name), sha256, size, frame.width, frame.height, frame.wall)
 
     def _commit_media(self, media: MediaRecord) -> None:
-        self._writer.submit(lambda store: store.add_media(media)).add_done_callback(_report_failure(media.name))
+        """Recorder thread: the file's row (and, for a snapshot, its MQTT message) committed on the store thread."""
+        messages = []
+        if media.kind == "snapshot" and self._topics is not None and media.event_id:
+            try:
+                preview = bounded_jpeg((self.root / media.name).read_bytes())
+                messages.append(self._topics.snapshot_message(media.event_id, media.session_id, media.start, preview))
+            except (OSError, ValueError) as exc:  # the file and its row matter more than the preview
+                log.error("%s: no snapshot on MQTT: %s", media.name, exc)
+        self._writer.submit(lambda store: store.add_media(media, messages)).add_done_callback(
+            _report_failure(media.name))
 
     def _record_deletion(self, name: str, reason: str) -> None:
         # Not retried: while the database cannot be written, retention waits for its next check instead of

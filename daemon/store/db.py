@@ -22,6 +22,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import sqlite_utils
 
@@ -30,9 +31,13 @@ from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.store import command_ids, evidence, records
 from daemon.store.command_ids import AnsweredRequest
 from daemon.store.migrations import MIGRATIONS
+from daemon.store.outbox import insert_outbox
 from daemon.store.records import CandidateInfo, MediaRecord, OutboxMessage, SessionRecord, StoredMedia
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 _SQLITE_STORAGE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_BUSY}
@@ -279,10 +284,12 @@ class Store:
     def running_sessions(self) -> list[SessionRecord]:
         return [records.session_from_row(row) for row in self._db["sessions"].rows_where("state = 'running'")]
 
-    def add_media(self, media: MediaRecord) -> None:
-        """A finished recording file, with its sha256, joins the session's chain."""
+    def add_media(self, media: MediaRecord, messages: list[OutboxMessage] = ()) -> None:
+        """A finished recording file, with its sha256, joins the session's chain (and is queued for upload
+        when its kind is one the uploader sends); `messages` (its snapshot on MQTT) commit with it."""
         with self.atomic():
             evidence.insert_media(self._conn, media, time.time())
+            self._insert_outbox(list(messages))
 
     def chain_head(self, session_id: str) -> dict:
         """How long the session's tamper-evidence chain is and its last hash (README, "Tamper evidence")."""
@@ -320,14 +327,12 @@ class Store:
             raise KeyError(f"no session {session_id!r}")
 
     def _insert_outbox(self, messages: list[OutboxMessage]) -> None:
-        now = time.time()
-        self._conn.executemany(
-            # Only a duplicate id is skipped (a re-sent change); any other constraint error aborts the
-            # transaction, event included, rather than lose the alert.
-            "INSERT INTO outbox (message_id, topic, payload, retain, created_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT(message_id) DO NOTHING",
-            [(m.message_id, m.topic, m.payload, int(m.retain), now) for m in messages],
-        )
+        insert_outbox(self._conn, messages, time.time())
+
+    def transact(self, write: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `write(connection, ...)` in the write's transaction: for a part that keeps its own tables (the uploader)."""
+        with self.atomic():
+            return write(self._conn, *args, **kwargs)
 
 
 @contextmanager
@@ -387,7 +392,7 @@ class StoreReader:
         return [records.media_from_row(row) for row in rows]
 
     def live_media(self) -> list[StoredMedia]:
-        """Every file not yet deleted, oldest first, with what retention decides on."""
+        """Every file not yet deleted nor waiting for its upload, oldest first, with what retention decides on."""
         return [records.stored_media_from_row(row) for row in self._query(evidence.LIVE_MEDIA_SQL)]
 
     def deletions(self) -> list[dict]:

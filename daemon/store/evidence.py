@@ -52,8 +52,11 @@ def record_deletion(conn: sqlite3.Connection, name: str, reason: str, at: float)
     chain.append(conn, session_id, "media_deleted", name, {"name": name, "reason": reason}, at)
 
 
-# Every media file not yet deleted, with its session's state and review flag, oldest first.
+# Every media file not yet deleted nor waiting for its upload (sync/upload_queue.py), with its session's
+# state and review flag, oldest first.
 LIVE_MEDIA_SQL = (
     "SELECT media.*, sessions.state, sessions.under_review FROM media JOIN sessions ON sessions.id = media.session_id"
-    " WHERE media.deleted_at IS NULL ORDER BY media.created_at, media.name"
+    " WHERE media.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM uploads WHERE uploads.origin = 'media'"
+    " AND uploads.name = media.name AND uploads.state = 'queued' AND uploads.kind IN (SELECT kind FROM upload_kinds))"
+    " ORDER BY media.created_at, media.name"
 )

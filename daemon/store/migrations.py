@@ -100,4 +100,38 @@ def m004_command_requests(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX command_requests_answered_at ON command_requests (answered_at)")
 
 
-MIGRATIONS = [m001_sessions_events_outbox, m002_session_metrics, m003_evidence_chain, m004_command_requests]
+def m005_upload_queue(db: sqlite_utils.Database) -> None:
+    """The evidence upload queue (daemon/sync/upload_queue.py): its tables, and the trigger that queues a
+    media file in the transaction that records it, when its kind is one the uploader sends."""
+    db.execute("CREATE TABLE upload_kinds (kind TEXT PRIMARY KEY)")
+    db.execute(
+        "CREATE TABLE uploads (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " origin TEXT NOT NULL,"  # media: under the recordings directory; report: under the reports directory
+        " name TEXT NOT NULL,"  # <session id>/<file>
+        " session_id TEXT NOT NULL, kind TEXT NOT NULL, event_id TEXT,"
+        " bytes INTEGER NOT NULL, sha256 TEXT NOT NULL,"
+        " key TEXT,"  # the object key, fixed at the first attempt
+        " state TEXT NOT NULL DEFAULT 'queued',"  # queued | synced | missing (the local file is gone or differs)
+        " attempts INTEGER NOT NULL DEFAULT 0, next_try_at REAL NOT NULL DEFAULT 0, last_error TEXT,"
+        " upload_id TEXT,"  # the multipart upload in progress
+        " created_at REAL NOT NULL, synced_at REAL,"
+        " UNIQUE (origin, name))"
+    )
+    db.execute("CREATE INDEX uploads_by_state ON uploads (state, next_try_at)")
+    db.execute(
+        "CREATE TABLE upload_parts (upload INTEGER NOT NULL REFERENCES uploads (id), number INTEGER NOT NULL,"
+        " etag TEXT NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (upload, number))"
+    )
+    db.execute(
+        "CREATE TRIGGER media_queued_for_upload AFTER INSERT ON media"
+        " WHEN NEW.kind IN (SELECT kind FROM upload_kinds) BEGIN"
+        " INSERT OR IGNORE INTO uploads (origin, name, session_id, kind, event_id, bytes, sha256, created_at)"
+        " VALUES ('media', NEW.name, NEW.session_id, NEW.kind, NEW.event_id, NEW.bytes, NEW.sha256, NEW.created_at);"
+        " END"
+    )
+
+
+MIGRATIONS = [
+    m001_sessions_events_outbox, m002_session_metrics, m003_evidence_chain, m004_command_requests,
+    m005_upload_queue,
+]

@@ -7,6 +7,7 @@ every repr and log line, and handed only to paho.
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from daemon.errors import UserError
 log = logging.getLogger(__name__)
 
 MIN_RECONNECT_S = 1
+# The first wait after a lost connection is drawn from MIN_RECONNECT_S up to this share of reconnect_max_s
+# (then doubles): a fleet that lost its broker together comes back spread out, not in one storm.
+RECONNECT_SPREAD = 1 / 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +84,14 @@ def new_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
             raise UserError(f"mqtt: cannot set up TLS with {files or 'the system CAs'}: {exc}") from exc
     if settings.username:
         client.username_pw_set(settings.username, settings.password or None)
-    client.reconnect_delay_set(min_delay=MIN_RECONNECT_S, max_delay=settings.reconnect_max_s)
+    jitter_reconnect(client, settings)
     return client
+
+
+def jitter_reconnect(client: mqtt.Client, settings: BrokerSettings) -> None:
+    """Draw the next outage's first reconnect wait (paho doubles it up to reconnect_max_s from there)."""
+    spread_to = max(MIN_RECONNECT_S, settings.reconnect_max_s * RECONNECT_SPREAD)
+    client.reconnect_delay_set(min_delay=random.uniform(MIN_RECONNECT_S, spread_to), max_delay=settings.reconnect_max_s)
 
 
 def connect_async(client: mqtt.Client, settings: BrokerSettings) -> None:

@@ -1,13 +1,15 @@
 """The MQTT topic contract: which topic carries what, and the payloads (README "MQTT topic contract",
 docs/asyncapi.yaml).
 
-Topics: <prefix>/<site>/<kiosk>/status (retained), .../alert, .../session, .../cmd and .../cmd/result.
-Every alert and session message carries a stable `id`, so a supervisor can drop duplicates.
+Topics: <prefix>/<site>/<kiosk>/status (retained), .../alert, .../session, .../snapshot, .../evidence,
+.../cmd and .../cmd/result. Every alert, session, snapshot and evidence message carries a stable `id`,
+so a supervisor can drop duplicates.
 The commands a kiosk accepts on .../cmd are the request types below; their names derive from them.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Annotated, Literal, Union, get_args
@@ -50,6 +52,14 @@ class Topics:
         return self._topic("session")
 
     @property
+    def snapshot(self) -> str:
+        return self._topic("snapshot")
+
+    @property
+    def evidence(self) -> str:
+        return self._topic("evidence")
+
+    @property
     def command(self) -> str:
         return self._topic("cmd")
 
@@ -75,6 +85,21 @@ class Topics:
         if summary is not None:
             payload["summary"] = summary
         return OutboxMessage(message_id, self.session, _dumps(payload))
+
+    def snapshot_message(self, event_id: str, session_id: str, at: float, jpeg: bytes) -> OutboxMessage:
+        """The moment an alert started, as a small JPEG (base64) for the supervisor's console."""
+        message_id = f"{event_id}:snapshot"
+        payload = self._header(message_id, "snapshot") | {
+            "alert_id": f"{event_id}:start", "event_id": event_id, "session_id": session_id, "at": at,
+            "content_type": "image/jpeg", "size": len(jpeg), "jpeg_base64": base64.b64encode(jpeg).decode(),
+        }
+        return OutboxMessage(message_id, self.snapshot, _dumps(payload))
+
+    def evidence_message(self, uploaded: UploadedFile) -> OutboxMessage:
+        """A file the object store now holds, with its sha256 (checked by a HEAD before this was sent)."""
+        message_id = f"evidence:{uploaded.key}"
+        payload = self._header(message_id, "uploaded") | asdict(uploaded)
+        return OutboxMessage(message_id, self.evidence, _dumps(payload))
 
     def status_payload(self, status: KioskStatus, at: float, outbox_backlog: int | None) -> str:
         """`outbox_backlog` is None when the outbox cannot be read (a full disk at start-up)."""
@@ -116,6 +141,19 @@ def split_topic(prefix: str, topic: str) -> tuple[str, str, str] | None:
     if len(parts) != 4 or parts[0] != prefix:
         return None
     return parts[1], parts[2], parts[3]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """What an evidence message says about one file in the object store."""
+
+    session_id: str
+    event_id: str | None  # the event of a clip or snapshot
+    file_kind: str  # snapshot | clip | segment | report | manifest
+    bucket: str
+    key: str
+    size: int
+    sha256: str
 
 
 @dataclass(frozen=True, slots=True)

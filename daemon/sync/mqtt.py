@@ -31,7 +31,7 @@ from daemon.credentials import read_credential
 from daemon.store.db import StoreReader
 from daemon.sync.command_intake import Command, CommandIntake
 from daemon.sync.commands import CommandActions, CommandProcessor
-from daemon.sync.connection import BrokerSettings, connect_async, new_client
+from daemon.sync.connection import BrokerSettings, connect_async, jitter_reconnect, new_client
 from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.outbox_window import OutboxWindow
 
@@ -211,6 +211,7 @@ class MqttPublisher:
             log.warning("disconnected from MQTT broker: %s", reason_code)
         self._connected.clear()
         self._listening.clear()
+        jitter_reconnect(client, self._broker)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._reports.put(("puback", (mid, reason_code)))

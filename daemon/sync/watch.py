@@ -13,21 +13,28 @@ characters escaped, so a message cannot redraw the supervisor's terminal.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import queue
+import re
 import shutil
 import sys
+import tempfile
 import time
 import uuid
+import webbrowser
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from daemon.errors import EXIT_BAD_INPUT, UserError
+from daemon.files import write_durably
+from daemon.sync.alert_snapshot import MAX_SNAPSHOT_BYTES
 from daemon.sync.connection import BrokerSettings, connect_async, new_client
 from daemon.sync.contract import fleet_topic, split_topic
 from daemon.untrusted import JsonBounds, UntrustedJsonError, loads_bounded, printable
@@ -91,8 +98,28 @@ class _Status(_Seen):
     outbox_backlog: Annotated[int, Field(ge=0)] | None = None
 
 
-_MESSAGES = {leaf: TypeAdapter(model) for leaf, model in
-             (("alert", _Alert), ("session", _SessionNews), ("status", _Status))}
+class _SnapshotNews(_Seen):
+    id: Shown
+    alert_id: Shown
+    size: Annotated[int, Field(ge=0, le=MAX_SNAPSHOT_BYTES)]
+    jpeg_base64: Annotated[str, Field(max_length=MAX_SNAPSHOT_BYTES * 4 // 3 + 4)]
+
+
+class _EvidenceNews(_Seen):
+    id: Annotated[str, Field(max_length=1100)]
+    file_kind: Shown
+    bucket: Shown
+    key: Annotated[str, Field(max_length=1024)]  # S3's own limit
+    size: Annotated[int, Field(ge=0)]
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")]
+
+
+_MESSAGES = {leaf: TypeAdapter(model) for leaf, model in (
+    ("alert", _Alert), ("session", _SessionNews), ("status", _Status), ("snapshot", _SnapshotNews),
+    ("evidence", _EvidenceNews),
+)}
+WATCHED_LEAVES = tuple(_MESSAGES)
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+\.jpg")
 
 
 @dataclass
@@ -193,6 +220,13 @@ def describe(record: dict) -> str:
         score = f"  score {summary['integrity_score']}" if summary.get("integrity_score") is not None else ""
         return printable(f"{when}  {who}  session {session['id']} {record['kind']}"
                          f"  candidate {session['candidate_id']!r} exam {session['exam_id']!r}{score}", limit=1000)
+    if record["type"] == "snapshot":
+        where = f"  saved to {record['saved_to']}" if "saved_to" in record else ""
+        return printable(f"{when}  {who}  SNAPSHOT of alert {record['alert_id']}  {record['size']} bytes{where}",
+                         limit=1000)
+    if record["type"] == "evidence":
+        return printable(f"{when}  {who}  EVIDENCE {record['file_kind']} in the store: {record['bucket']}/"
+                         f"{record['key']}  {record['size']} bytes  sha256 {record['sha256'][:12]}", limit=1500)
     session = record["session_id"]
     return printable(f"{when}  {who}  {record['state'].upper()}" + (f"  session {session}" if session else ""),
                      limit=1000)
@@ -231,8 +265,12 @@ def _clock(epoch: float) -> str:
 class Console:
     """Connects, subscribes to every kiosk and prints until interrupted."""
 
-    def __init__(self, settings: BrokerSettings, prefix: str, as_json: bool, out: TextIO = sys.stdout):
+    def __init__(self, settings: BrokerSettings, prefix: str, as_json: bool, out: TextIO = sys.stdout,
+                 snapshots_dir: Path | None = None, open_snapshots: bool = False, share: str = ""):
         self._settings = settings
+        self._share = share  # a shared-subscription group: each alert goes to one console of the group
+        self._snapshots_dir = snapshots_dir  # alert snapshots are saved here (their base64 left out of the lines)
+        self._open_snapshots = open_snapshots
         self._fleet = Fleet(prefix)
         self._as_json = as_json
         self._out = out
@@ -257,7 +295,7 @@ class Console:
                     pass
                 else:
                     for record in self._fleet.receive(topic, payload, received_at):
-                        self._emit(record)
+                        self._emit(self._save_snapshot(record) if record["type"] == "snapshot" else record)
                 if self._live and time.monotonic() >= next_draw:
                     next_draw = time.monotonic() + REDRAW_EVERY_S
                     self._draw()
@@ -268,6 +306,23 @@ class Console:
             self._client.loop_stop()
             if self._fleet.duplicates:
                 log.info("%d duplicate messages (same id) were shown once", self._fleet.duplicates)
+
+    def _save_snapshot(self, record: dict) -> dict:
+        if self._snapshots_dir is None:
+            return record
+        name = f"{record.get('site')}_{record.get('kiosk')}_{record.get('event_id')}.jpg"
+        try:
+            jpeg = base64.b64decode(record.pop("jpeg_base64", ""), validate=True)
+            if not jpeg.startswith(b"\xff\xd8") or not _SAFE_NAME.fullmatch(name):
+                raise ValueError("not a JPEG from a contract topic")
+            path = self._snapshots_dir / name
+            write_durably(path, jpeg)
+        except (ValueError, OSError) as exc:
+            log.warning("snapshot of alert %s not saved: %s", record.get("alert_id"), exc)
+            return record
+        if self._open_snapshots:
+            webbrowser.open(path.resolve().as_uri())
+        return record | {"saved_to": str(path)}
 
     def _emit(self, record: dict) -> None:
         if self._as_json:
@@ -289,9 +344,13 @@ class Console:
             return
         self._connected = True
         prefix = self._fleet.prefix
-        client.subscribe([(fleet_topic(prefix, leaf), 1) for leaf in ("status", "alert", "session")])
+        client.subscribe([(self._subscription(fleet_topic(prefix, leaf), leaf), 1) for leaf in WATCHED_LEAVES])
         if not self._live:
-            log.info("watching %s/+/+/{status,alert,session} on %s", prefix, self._settings.address)
+            log.info("watching %s/+/+/{%s} on %s", prefix, ",".join(WATCHED_LEAVES), self._settings.address)
+
+    def _subscription(self, topic: str, leaf: str) -> str:
+        # The status stays a plain subscription: every console needs every kiosk's retained status.
+        return f"$share/{self._share}/{topic}" if self._share and leaf != "status" else topic
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._connected:
@@ -328,6 +387,13 @@ def add_watch_command(commands) -> None:
                        help="file holding the password (a relative name is looked up in $CREDENTIALS_DIRECTORY)")
     watch.add_argument("--tls", action="store_true", help="connect with TLS (port 8883 unless given)")
     watch.add_argument("--ca-file", default="", metavar="PATH", help="CA bundle for --tls (default: the system's)")
+    watch.add_argument("--save-snapshots", type=Path, metavar="DIR",
+                       help="save each alert's snapshot as DIR/<site>_<kiosk>_<event id>.jpg")
+    watch.add_argument("--open-snapshots", action="store_true",
+                       help="open each saved snapshot in the desktop's image viewer (saves to a temporary DIR"
+                            " unless --save-snapshots is given)")
+    watch.add_argument("--share", default="", metavar="GROUP",
+                       help="MQTT 5 shared subscription: consoles with the same GROUP split the alerts between them")
     watch.add_argument("--mqtt", choices=("5", "3.1.1"), default="5", help="protocol version (default: %(default)s)")
     watch.set_defaults(handler=_watch)
 
@@ -342,8 +408,14 @@ def _watch(args) -> int:
             host, port, protocol=args.mqtt, tls=args.tls or bool(args.ca_file), ca_file=args.ca_file,
             username=args.username, password=password,
         )
-        console = Console(settings, args.prefix, args.json)
-    except UserError as exc:
+        snapshots = args.save_snapshots
+        if args.open_snapshots and snapshots is None:
+            snapshots = Path(tempfile.mkdtemp(prefix="proctord-snapshots-"))
+        if snapshots is not None:
+            snapshots.mkdir(parents=True, exist_ok=True)
+        console = Console(settings, args.prefix, args.json, snapshots_dir=snapshots, open_snapshots=args.open_snapshots,
+                          share=args.share)
+    except (UserError, OSError) as exc:
         print(f"proctord watch: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     console.run()
