@@ -13,6 +13,8 @@ from conftest import Mosquitto, daemon_config, free_port, kill_process, start_pr
 from mqtt_helpers import Supervisor
 from werkzeug.security import generate_password_hash
 
+from daemon.store.db import StoreReader
+
 SITE, KIOSK = "test-site", "kiosk-7"
 # The scenario video is cut for these two rules; the other rules see the splices too (the desk photo is
 # another view, the collage another person), which tests/test_replay.py covers.
@@ -127,11 +129,14 @@ def test_daemon_keeps_proctoring_without_a_broker_and_keeps_every_message_for_la
         status = daemon.wait_for_state("source_ended")
         assert status["parts"]["mqtt"]["figures"]["connected"]["value"] is False
         # The session ends after the video (its files closed first): then its messages are all queued,
-        # session start + (start, end) alerts of every event + session stop, kept for later.
+        # session start + (start, end) alerts of every event + each event's snapshot + session stop, kept.
         wait_until(lambda: json.loads(daemon.get("/api/sessions")[1])[0]["state"] == "completed", 30, "the stop")
         [session] = json.loads(daemon.get("/api/sessions")[1])
         events = json.loads(daemon.get(f"/api/sessions/{session['id']}/report.json")[1])["events"]
-        wait_until(lambda: daemon.figure("mqtt", "outbox_backlog") == 2 + 2 * len(events), 5, "the stop message")
+        media = StoreReader(tmp_path / "data" / "proctord.db").media(session["id"])
+        snapshots = sum(1 for m in media if m.kind == "snapshot" and m.event_id)
+        expected = 2 + 2 * len(events) + snapshots
+        wait_until(lambda: daemon.figure("mqtt", "outbox_backlog") == expected, 5, "the stop message")
 
         broker.start()
         supervisor = Supervisor(broker.port)
