@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core.core_schema import ValidationInfo
+
+from daemon.compat import tomllib
 
 DEFAULT_CONFIG_NAME = "default_config.toml"
 
