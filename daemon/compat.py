@@ -15,9 +15,10 @@ from typing import IO
 UTC = timezone.utc  # what datetime.UTC is
 
 if sys.version_info >= (3, 11):
-    import tomllib
     from enum import StrEnum
     from hashlib import file_digest
+
+    import tomllib
 else:
     import tomli as tomllib  # the library tomllib was taken from: same API, same errors
 
