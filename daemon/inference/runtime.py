@@ -1,7 +1,7 @@
 """A thin layer over the LiteRT interpreter (ai-edge-litert).
 
-LiteRT only: tflite-runtime, its predecessor, is built for numpy 1.x and fails in Interpreter() under
-numpy 2, and neither has a 32-bit ARM wheel for current Python, so a fallback would never help a kiosk."""
+LiteRT only: tflite-runtime, its predecessor, is built for numpy 1.x; under numpy 2 it imports, then
+Interpreter() fails, so it cannot be a fallback. LiteRT has wheels for every kiosk (aarch64, x86-64)."""
 
 import functools
 import logging
