@@ -109,7 +109,8 @@ def test_install_refuses_a_32_bit_arm_system_with_the_reason(target):
     # A 32-bit Raspberry Pi OS, as `uname -m` reports it (bash exports the function to install.sh).
     env = {**os.environ, "BASH_FUNC_uname%%": "() { echo armv7l; }"}
     result = subprocess.run(
-        ["bash", str(INSTALL), "--root", str(target), "--platform", "pi"], capture_output=True, text=True, env=env
+        ["bash", str(INSTALL), "--root", str(target), "--platform", "pi"],
+        capture_output=True, text=True, env=env, check=False,
     )
     assert result.returncode == 1
     assert "armv7l is a 32-bit system: proctord needs a 64-bit OS" in result.stderr
