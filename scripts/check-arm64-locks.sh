@@ -29,7 +29,7 @@ for kiosk in "${kiosks[@]}"; do
   tags=(--platform manylinux2014_aarch64)
   for ((minor = 17; minor <= ${glibc#2.}; minor++)); do tags+=(--platform "manylinux_2_${minor}_aarch64"); done
   abi=cp${version/./}
-  command=("$python" -m pip install --disable-pip-version-check --dry-run --quiet --report -
+  command=("$python" -m pip install --disable-pip-version-check --dry-run --ignore-installed --quiet --report -
     --only-binary=:all: "${tags[@]}" --implementation cp --python-version "$version" --abi "$abi" --abi abi3
     --abi none -c "$lock" "$project")
   printf '==> %s (cp%s, glibc %s, %s): pip install --dry-run --only-binary=:all: --platform manylinux_2_{17..%s}_aarch64 ... -c %s %s\n' \
