@@ -55,6 +55,7 @@ cleanup() {
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" || true; done
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM  # so that the mounts go on Ctrl-C or kill too
 bind() { mount --bind "$1" "$2"; mounted+=("$2"); }
 mount -t proc proc "$guest/proc"; mounted+=("$guest/proc")
 # qemu 7.2 passes the host's x86 /proc/cpuinfo through; XNNPACK's cpuinfo then finds no ARM core and
