@@ -40,13 +40,14 @@ update-binfmts --enable qemu-aarch64 2>/dev/null || true
 grep -qs '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 || die "qemu-aarch64 is not registered with binfmt_misc"
 
 guest=$dir/root
-if [ ! -x "$guest/usr/bin/python3" ]; then
+if [ ! -f "$dir/debootstrap.done" ]; then  # an interrupted debootstrap starts again from scratch
   say "debootstrap: Debian 13 (trixie) arm64 into $guest"
   rm -rf "$guest"
   mkdir -p "$guest"
   debootstrap --arch=arm64 --variant=minbase --foreign \
     --include=python3,python3-venv,ca-certificates trixie "$guest" http://deb.debian.org/debian
   chroot "$guest" /debootstrap/debootstrap --second-stage
+  touch "$dir/debootstrap.done"
 fi
 
 mounted=()
