@@ -150,9 +150,11 @@ python_env() {
     die "dependency installation failed; full log: $venv/install.log"
   fi
   # The daemon's own start-up checks, so the installer and the service refuse for the same reason.
-  if [ "$platform" = jetson ]; then
+  if [ "$platform" = jetson ]; then  # no PyPI OpenCV on a Jetson: cv2 is NVIDIA's or nothing
     "$venv/bin/python" -c 'import cv2' ||
       die "no OpenCV in the venv (above): NVIDIA's (apt install nvidia-opencv) must be importable as cv2"
+  fi
+  if [ "$platform/$camera" = jetson/csi ]; then
     "$venv/bin/python" -c 'import sys; from daemon.capture.sources import gstreamer_available as yes; sys.exit(not yes())' ||
       die "this OpenCV ($("$venv/bin/python" -c 'import cv2; print(cv2.__file__)')) has no GStreamer: nvarguscamerasrc cannot open; install NVIDIA's (apt install nvidia-opencv)"
   fi
