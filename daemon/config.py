@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
@@ -16,6 +15,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core.core_schema import ValidationInfo
 
+from daemon.compat import tomllib
 from daemon.errors import UserError
 from daemon.sync.contract import COMMAND_NAMES
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
+
+from daemon.compat import file_digest
 
 # A file being written; renamed to its final name only once complete (recovery and verify know it).
 PARTIAL_SUFFIX = ".part"
@@ -33,4 +34,4 @@ def write_durably(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 def file_sha256(path: Path) -> str:
     with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+        return file_digest(file, "sha256").hexdigest()

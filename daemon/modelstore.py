@@ -16,15 +16,14 @@ import re
 import subprocess
 import sys
 import tempfile
-import tomllib
 import urllib.request
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
+from daemon.compat import StrEnum, tomllib
 from daemon.errors import UserError
 from daemon.files import file_sha256
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs proctord as a system service: Raspberry Pi OS (Bookworm), a Jetson (JetPack) or plain Debian.
+# Installs proctord as a system service: Raspberry Pi OS (trixie or bookworm, 64-bit), a Jetson (JetPack 6)
+# or plain Debian/Ubuntu on arm64 or x86-64.
 # Run from the checkout as root; running it again upgrades the code and keeps config, credentials and data.
 #
 #   sudo systemd/install.sh [--site NAME] [--kiosk NAME] [--mqtt-host HOST] [--web-host ADDR] ...
@@ -23,7 +24,7 @@ usage: install.sh [options]
   --web-password-hash-file FILE  a hash from `proctord hash-password` (asked for on a terminal otherwise)
   --auto-start                   open a session at every boot (session.auto_start)
   --models-from DIR              mirror directory for the models PyPI does not have (COCO detectors)
-  --python PATH                  the Python (>= 3.11) for the venv (default: python3)
+  --python PATH                  the Python (>= 3.10) for the venv (default: python3)
   --no-start                     install and enable, do not (re)start now
   --root DIR                     install into DIR instead of / (see above)
 EOF
@@ -55,6 +56,12 @@ done
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+
+case "$(uname -m)" in
+  armv6l | armv7l | armv8l)
+    die "$(uname -m) is a 32-bit system: proctord needs a 64-bit OS (aarch64; LiteRT has no 32-bit ARM wheel)." \
+      "On a Raspberry Pi, flash Raspberry Pi OS (64-bit)." ;;
+esac
 
 [ "$(id -u)" -eq 0 ] || die "run as root (sudo)"
 root=$(cd "$root" && pwd) || die "--root: no such directory"
@@ -89,10 +96,11 @@ say "installing proctord for $platform (camera: $camera) into ${root}"
 system_packages() {
   local packages=(python3-venv python3-pip v4l-utils)
   case "$platform" in
-    # picamera2 and lgpio (gpiozero's pin library on Bookworm) come from apt, seen through the venv.
+    # picamera2 and lgpio (gpiozero's pin library) come from apt, seen through the venv.
     pi) packages+=(python3-picamera2 python3-lgpio) ;;
-    # JetPack's OpenCV is built with GStreamer; PyPI's never is.
-    jetson) packages+=(python3-opencv gstreamer1.0-tools) ;;
+    # NVIDIA's OpenCV (JetPack's apt repository): built with GStreamer for nvarguscamerasrc; PyPI's never
+    # is, and Ubuntu's python3-opencv is another build. pyproject.toml keeps PyPI's off a tegra kernel.
+    jetson) packages+=(nvidia-opencv gstreamer1.0-tools) ;;
   esac
   say "apt packages: ${packages[*]}"
   apt-get update -qq
@@ -124,29 +132,36 @@ code() {
 
 python_env() {
   local venv=$prefix/.venv
+  # The Jetson's lock: Python 3.10 and numpy 1.26, what JetPack 6's OpenCV is built for.
+  local constraints=$prefix/constraints.txt project=$prefix
+  [ "$platform" = jetson ] && constraints=$prefix/constraints-jetson.txt
+  # apt's simplejpeg is built for apt's numpy, not the venv's: picamera2 needs the venv's own.
+  [ "$platform/$camera" = pi/csi ] && project="${prefix}[pi-venv]"
   if [ ! -x "$venv/bin/python" ]; then
-    # JetPack 6 ships Python 3.10: give a 3.11 with --python (e.g. from the deadsnakes PPA).
-    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
-      die "proctord needs Python >= 3.11; $python is $("$python" --version 2>&1) (use --python PATH)"
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+      die "proctord needs Python >= 3.10; $python is $("$python" --version 2>&1) (use --python PATH)"
     say "creating $venv (with the system's site packages: picamera2, lgpio, JetPack's OpenCV)"
     "$python" -m venv --system-site-packages "$venv"
   fi
-  say "installing the pinned dependencies; log in $venv/install.log"
-  if ! { "$venv/bin/python" -m pip install --disable-pip-version-check -c "$prefix/constraints.txt" pip &&
-         "$venv/bin/python" -m pip install -c "$prefix/constraints.txt" -e "$prefix"; } >"$venv/install.log" 2>&1; then
+  say "installing the pinned dependencies (${constraints##*/}); log in $venv/install.log"
+  if ! { "$venv/bin/python" -m pip install --disable-pip-version-check -c "$constraints" pip &&
+         "$venv/bin/python" -m pip install -c "$constraints" -e "$project"; } >"$venv/install.log" 2>&1; then
     tail -n 20 "$venv/install.log" >&2
     die "dependency installation failed; full log: $venv/install.log"
   fi
-  if [ "$platform" = jetson ]; then
-    # PyPI's OpenCV would hide the system's, the one with GStreamer.
-    "$venv/bin/python" -m pip uninstall -y -q opencv-python-headless
-    "$venv/bin/python" -c 'import cv2, re, sys; sys.exit(not re.search(r"GStreamer:\s+YES", cv2.getBuildInformation()))' ||
-      say "WARNING: this venv's OpenCV has no GStreamer (or none at all): camera.kind = \"gstreamer\" will not open"
+  # The daemon's own start-up checks, so the installer and the service refuse for the same reason.
+  if [ "$platform" = jetson ]; then  # no PyPI OpenCV on a Jetson: cv2 is NVIDIA's or nothing
+    "$venv/bin/python" -c 'import cv2' ||
+      die "no OpenCV in the venv (above): NVIDIA's (apt install nvidia-opencv) must be importable as cv2"
   fi
-  if [ "$platform" = pi ] && [ "$camera" = csi ]; then
-    # apt's picamera2 and its compiled helpers meet the venv's numpy here.
-    "$venv/bin/python" -c 'import picamera2' ||
-      say "WARNING: picamera2 does not import in the venv (above): the CSI camera will not open"
+  if [ "$platform/$camera" = jetson/csi ]; then
+    "$venv/bin/python" -c 'import sys; from daemon.capture.sources import gstreamer_available as yes; sys.exit(not yes())' ||
+      die "this OpenCV ($("$venv/bin/python" -c 'import cv2; print(cv2.__file__)')) has no GStreamer: nvarguscamerasrc cannot open; install NVIDIA's (apt install nvidia-opencv)"
+  fi
+  if [ "$platform/$camera" = pi/csi ]; then
+    "$venv/bin/python" -c 'from daemon.capture.picamera import check_picamera2 as check, SourceError
+try: check()
+except SourceError as exc: raise SystemExit(exc)' || die "the CSI camera cannot open (above)"
   fi
   "$venv/bin/python" -m compileall -q "$prefix/daemon" "$prefix/webui"  # /opt is read-only to the service
 }

@@ -9,12 +9,12 @@ import json
 import os
 import shutil
 import threading
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from daemon.compat import tomllib
 from daemon.modelstore import (
     CACHE_DIR,
     MIRROR_ENV,

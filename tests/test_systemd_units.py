@@ -19,6 +19,7 @@ from conftest import REPO, run_proctord
 INSTALL = REPO / "systemd" / "install.sh"
 UNINSTALL = REPO / "systemd" / "uninstall.sh"
 UNIT = REPO / "systemd" / "proctord.service"
+JETSON_DROPIN = REPO / "systemd" / "proctord.service.d" / "jetson.conf"
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="useradd --prefix and chown need root")
 
@@ -79,6 +80,41 @@ def test_installed_unit_verifies_without_a_warning(target, platform):
     assert result.returncode == 0 and result.stderr == "", result.stderr
     dropin = target / "etc/systemd/system/proctord.service.d/jetson.conf"
     assert dropin.exists() == (platform == "jetson")
+
+
+def settings(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith(("#", "["))]
+
+
+def test_jetson_dropin_clears_the_device_list_and_shares_tmp_with_argus():
+    lines = settings(JETSON_DROPIN.read_text())
+    # An empty DeviceAllow= resets the main unit's list; only then does DevicePolicy=auto open the NVIDIA devices.
+    assert lines.index("DeviceAllow=") < lines.index("DevicePolicy=auto")
+    assert not [line for line in lines if line.startswith("DeviceAllow=") and line != "DeviceAllow="]
+    # nvarguscamerasrc connects to /tmp/argus_socket in the host's /tmp.
+    assert "PrivateTmp=no" in lines and "ReadWritePaths=/tmp" in lines
+    assert "After=nvargus-daemon.service" in lines
+    # ... and the main unit's lines it overrides are there to override.
+    main = settings(UNIT.read_text())
+    assert "PrivateTmp=yes" in main and "DevicePolicy=closed" in main and "ProtectSystem=strict" in main
+
+
+def test_unit_waits_for_the_clock_it_timestamps_evidence_with():
+    lines = settings(UNIT.read_text())
+    assert "Wants=time-sync.target" in lines and "After=time-sync.target" in lines
+
+
+@needs_root
+def test_install_refuses_a_32_bit_arm_system_with_the_reason(target):
+    # A 32-bit Raspberry Pi OS, as `uname -m` reports it (bash exports the function to install.sh).
+    env = {**os.environ, "BASH_FUNC_uname%%": "() { echo armv7l; }"}
+    result = subprocess.run(
+        ["bash", str(INSTALL), "--root", str(target), "--platform", "pi"],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert result.returncode == 1
+    assert "armv7l is a 32-bit system: proctord needs a 64-bit OS" in result.stderr
+    assert not (target / "opt/proctord").exists()
 
 
 @needs_root

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from daemon.candidate import IDENTIFIER_MAX, NAME_MAX, NOTES_MAX, CandidateDetails, field_problem
 from daemon.config import MqttConfig

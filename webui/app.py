@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from daemon.clock import SYSTEM_CLOCK, Clock
+from daemon.compat import UTC
 from daemon.config import RulesConfig, WebConfig
 from daemon.events.model import Event
 from daemon.latest_frame import AnalysedFrame

@@ -6,7 +6,6 @@ python3-picamera2, seen by a venv created with --system-site-packages) and nowhe
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 
 from daemon.capture.frame import Frame
@@ -20,11 +19,29 @@ INSTALL_HINT = (
     "on Raspberry Pi OS: `sudo apt install python3-picamera2` and a venv created with "
     "`python3 -m venv --system-site-packages .venv`"
 )
+# The usual break: apt's simplejpeg (or another compiled helper) built for another numpy than the venv's
+# ("numpy.dtype size changed"). systemd/install.sh pip-installs the pinned simplejpeg into the venv.
+REPAIR_HINT = "run systemd/install.sh again, or `pip install simplejpeg` (constraints.txt's pin) into the venv"
 
 
 def check_picamera2() -> None:
-    if importlib.util.find_spec("picamera2") is None:
-        raise SourceError(f'camera.kind = "picamera2": the picamera2 library is missing ({INSTALL_HINT})')
+    """Import picamera2 for real, at start-up. Finding the module is not enough: a stack that is there but
+    does not import would otherwise surface only when the camera opens, and look like an absent camera."""
+    try:
+        import picamera2  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "picamera2":
+            raise _broken(exc) from exc
+        raise SourceError(f'camera.kind = "picamera2": the picamera2 library is missing ({INSTALL_HINT})') from exc
+    except Exception as exc:
+        raise _broken(exc) from exc
+
+
+def _broken(exc: Exception) -> SourceError:
+    return SourceError(
+        f'camera.kind = "picamera2": the picamera2 library does not import: {type(exc).__name__}: {exc} '
+        f"({REPAIR_HINT})"
+    )
 
 
 class Picamera2Source:

@@ -158,8 +158,8 @@ def check_source(camera: CameraConfig) -> None:
         raise SourceError(
             'camera.kind = "gstreamer": this OpenCV build has no GStreamer support '
             "(cv2.getBuildInformation() says 'GStreamer: NO'; PyPI's opencv-python wheels never have it). "
-            "On a Jetson, use JetPack's OpenCV: a venv created with --system-site-packages, "
-            "with opencv-python-headless uninstalled from it."
+            "On a Jetson, use JetPack's OpenCV (apt install nvidia-opencv) through a venv created with "
+            "--system-site-packages, as systemd/install.sh does (PyPI's OpenCV is not installed there)."
         )
     if camera.kind == "picamera2":
         from daemon.capture.picamera import check_picamera2

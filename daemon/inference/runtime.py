@@ -1,4 +1,7 @@
-"""A thin layer over the LiteRT interpreter (or tflite-runtime where LiteRT has no wheel)."""
+"""A thin layer over the LiteRT interpreter (ai-edge-litert).
+
+LiteRT only: tflite-runtime, its predecessor, is built for numpy 1.x; under numpy 2 it imports, then
+Interpreter() fails, so it cannot be a fallback. LiteRT has wheels for every kiosk (aarch64, x86-64)."""
 
 import functools
 import logging
@@ -15,14 +18,11 @@ def _interpreter_class() -> type:
     # Imported on first use so that modules that merely mention a model stay importable without a runtime.
     try:
         from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError as exc:
-            raise ImportError(
-                "no TFLite runtime found: install 'ai-edge-litert' (module ai_edge_litert.interpreter) "
-                "or 'tflite-runtime' (module tflite_runtime.interpreter)"
-            ) from exc
+    except ImportError as exc:
+        raise ImportError(
+            "no TFLite runtime found: install 'ai-edge-litert' (constraints.txt pins it; module "
+            f"ai_edge_litert.interpreter): {exc}"
+        ) from exc
     log.debug("TFLite interpreter: %s.%s", Interpreter.__module__, Interpreter.__name__)
     return Interpreter
 

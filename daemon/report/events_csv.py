@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import datetime
+
+from daemon.compat import UTC
 
 COLUMNS = (
     "id", "type", "severity", "start_utc", "end_utc", "start_offset_s", "end_offset_s", "duration_s",
