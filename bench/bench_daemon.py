@@ -10,7 +10,7 @@ measured from outside for --seconds:
   cannot look cheaper than one that keeps up;
 - peak RSS: VmHWM from /proc/<pid>/status at the end (start-up included).
 
-    .venv/bin/python bench/bench_daemon.py --repo /work/main --repo . [--seconds 60]
+    .venv/bin/python bench/bench_daemon.py --repo ../before --repo . [--seconds 60]   (../before: an older checkout)
 
 Each checkout runs with its own .venv/bin/python (else this interpreter) and the models of this one;
 `--python PATH` runs them all with one interpreter, so only the code differs (`python -m` from the
