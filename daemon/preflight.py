@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 
 from daemon.config import DEFAULT_CONFIG_NAME, Config, ConfigError, load_config
+from daemon.errors import UserError
 
 
 def load_checked_config(path: Path | None, *, for_run: bool = False) -> Config:
@@ -29,9 +30,6 @@ def load_checked_config(path: Path | None, *, for_run: bool = False) -> Config:
 
 
 def startup_problems(config: Config, *, for_run: bool = False) -> list[str]:
-    from daemon.capture.sources import SourceError
-    from daemon.modelstore import ModelError
-
     checks = [_data_dir, _models, _camera, _web_password, _mqtt_files]
     if for_run:
         checks.append(_web_port)
@@ -39,8 +37,9 @@ def startup_problems(config: Config, *, for_run: bool = False) -> list[str]:
     for check in checks:
         try:
             check(config, for_run)
-        # What a user can fix, each naming its key; CredentialError is a ValueError. Anything else is a bug.
-        except (Refused, ModelError, SourceError, ValueError) as exc:
+        # What a user can fix, each naming its key (model, source, credential and web password errors are
+        # UserErrors). Anything else is a bug.
+        except (Refused, UserError) as exc:
             problems.append(str(exc))
     return problems
 

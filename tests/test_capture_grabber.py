@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -146,7 +145,9 @@ def test_a_video_file_through_the_grabber_every_frame_captured_the_newest_handed
     taken = []
     while (frame := grabber.next_frame(timeout=5)) is not None:
         taken.append(frame)
-        time.sleep(0.005)  # an analysis slower than the decoder
+        # An analysis slower than the decoder: the next frame is asked for only once two newer ones came.
+        newer = frame.seq + 3
+        wait_until(lambda: grabber.stats.ended or grabber.stats.captured >= newer, 5, "two newer frames", 0.001)
     stats = grabber.stats
     assert stats.ended and stats.captured == 252
     assert stats.dropped > 0 and len(taken) + stats.dropped == stats.captured

@@ -33,6 +33,19 @@ MIRROR = SHARED / "models"
 needs_mirror = pytest.mark.skipif(not MIRROR.is_dir(), reason=f"model mirror {MIRROR} not found")
 
 
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory, models_dir) -> Path:
+    """A mirror holding every manifest file: the shared mirror's, plus the files only a wheel publishes
+    (the palm model), copied from the installed models so no test downloads a wheel."""
+    if not MIRROR.is_dir():
+        pytest.skip(f"model mirror {MIRROR} not found")
+    full = tmp_path_factory.mktemp("mirror")
+    for name in load_manifest(MANIFEST):
+        source = MIRROR / name if (MIRROR / name).is_file() else models_dir / name
+        shutil.copyfile(source, full / name)
+    return full
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -109,6 +122,7 @@ def test_real_manifest_loads() -> None:
         "yolox_nano_coco_fp16.tflite",
         "coco80_labels.txt",
         "LICENSE-Apache-2.0.txt",
+        "palm_detection_lite.tflite",
     }
     assert set(names_with("mirror-only")) == {"yolox_nano_coco_fp16.tflite", "coco80_labels.txt"}
     lic = entries["LICENSE-Apache-2.0.txt"]
@@ -117,9 +131,9 @@ def test_real_manifest_loads() -> None:
 
 
 @needs_mirror
-def test_manifest_sizes_match_mirror() -> None:
+def test_manifest_sizes_match_mirror(mirror: Path) -> None:
     for entry in load_manifest(MANIFEST).values():
-        assert (MIRROR / entry.name).stat().st_size == entry.size, entry.name
+        assert (mirror / entry.name).stat().st_size == entry.size, entry.name
 
 
 @pytest.mark.parametrize(
@@ -168,11 +182,11 @@ def test_bad_wheel_table_is_named(tmp_path: Path) -> None:
 
 
 @needs_mirror
-def test_fetch_from_mirror_then_present(tmp_path: Path) -> None:
+def test_fetch_from_mirror_then_present(tmp_path: Path, mirror: Path) -> None:
     dest = tmp_path / "models"
     entries = load_manifest(MANIFEST)
 
-    first = fetch_models(MANIFEST, dest, MIRROR)
+    first = fetch_models(MANIFEST, dest, mirror)
     assert first.outcomes == {name: Outcome.MIRROR for name in entries}
     for entry in entries.values():
         assert sha256(dest / entry.name) == entry.sha256
@@ -180,14 +194,14 @@ def test_fetch_from_mirror_then_present(tmp_path: Path) -> None:
     assert sorted(p.name for p in dest.iterdir()) == sorted(entries)
     verify_models(MANIFEST, dest)
 
-    second = fetch_models(MANIFEST, dest, MIRROR)
+    second = fetch_models(MANIFEST, dest, mirror)
     assert second.outcomes == {name: Outcome.PRESENT for name in entries}
     assert second.names(Outcome.PRESENT) == list(entries)
 
 
 @needs_mirror
-def test_corrupt_file_is_detected_and_repaired(tmp_path: Path) -> None:
-    fetch_models(MANIFEST, tmp_path, MIRROR)
+def test_corrupt_file_is_detected_and_repaired(tmp_path: Path, mirror: Path) -> None:
+    fetch_models(MANIFEST, tmp_path, mirror)
     target = tmp_path / "face_landmark.tflite"
     with target.open("ab") as f:
         f.write(b"\0")
@@ -199,15 +213,15 @@ def test_corrupt_file_is_detected_and_repaired(tmp_path: Path) -> None:
     assert "face_landmark.tflite" in message and expected in message and sha256(target) in message
     assert "iris_landmark.tflite" not in message
 
-    report = fetch_models(MANIFEST, tmp_path, MIRROR)
+    report = fetch_models(MANIFEST, tmp_path, mirror)
     assert report.names(Outcome.MIRROR) == ["face_landmark.tflite"]
     assert sha256(target) == expected
     verify_models(MANIFEST, tmp_path)
 
 
 @needs_mirror
-def test_verify_checks_only_named_files(tmp_path: Path) -> None:
-    fetch_models(MANIFEST, tmp_path, MIRROR)
+def test_verify_checks_only_named_files(tmp_path: Path, mirror: Path) -> None:
+    fetch_models(MANIFEST, tmp_path, mirror)
     (tmp_path / "yolox_nano_coco_fp16.tflite").unlink()
     verify_models(MANIFEST, tmp_path, ["face_detection_short_range.tflite", "face_landmark.tflite"])
     with pytest.raises(ModelError, match=r"yolox_nano_coco_fp16\.tflite: missing \(expected sha256 e4b10e89"):
@@ -217,19 +231,19 @@ def test_verify_checks_only_named_files(tmp_path: Path) -> None:
 
 
 @needs_mirror
-def test_tampered_mirror_file_is_an_error(tmp_path: Path) -> None:
-    mirror = tmp_path / "mirror"
-    shutil.copytree(MIRROR, mirror)
-    tampered = mirror / "iris_landmark.tflite"
+def test_tampered_mirror_file_is_an_error(tmp_path: Path, mirror: Path) -> None:
+    copy = tmp_path / "mirror"
+    shutil.copytree(mirror, copy)
+    tampered = copy / "iris_landmark.tflite"
     tampered.chmod(0o644)  # the shared copies are read-only
     with tampered.open("ab") as f:
         f.write(b"\0")
     dest = tmp_path / "models"
 
     with pytest.raises(ModelError) as err:
-        fetch_models(MANIFEST, dest, mirror)
+        fetch_models(MANIFEST, dest, copy)
     message = str(err.value)
-    assert "1 of 9" in message and "iris_landmark.tflite" in message
+    assert f"1 of {len(load_manifest(MANIFEST))}" in message and "iris_landmark.tflite" in message
     assert load_manifest(MANIFEST)["iris_landmark.tflite"].sha256 in message
     assert sha256(tampered) in message
     # Everything else was installed; the bad copy left nothing behind, not even a temp file.

@@ -51,7 +51,7 @@ def store(tmp_path):
     disk.synced.set()
     writer = StoreWriter(disk)
     reader = StoreReader(tmp_path / "proctord.db")
-    yield SessionController(config.rules, writer, reader, Topics.from_config(config)), disk, reader
+    yield SessionController(config.rules, writer, Topics.from_config(config)), disk, reader
     writer.close()
 
 

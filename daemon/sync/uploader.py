@@ -143,7 +143,8 @@ class Uploader:
     def start(self) -> None:
         if self._store is None:
             # Off: nothing more is queued, and what a former configuration queued no longer holds retention back.
-            self._commit(queue.configure, (), self._clock.time())
+            # Not waited for: on a full disk the write waits in the store's queue, and the start must not.
+            self._write(queue.configure, (), self._clock.time())
             return
         log.info("uploading %s to %s", ", ".join(self._config.files), self._store.address)
         self._thread.start()
