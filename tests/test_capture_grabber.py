@@ -146,8 +146,8 @@ def test_a_video_file_through_the_grabber_every_frame_captured_the_newest_handed
     while (frame := grabber.next_frame(timeout=5)) is not None:
         taken.append(frame)
         # An analysis slower than the decoder: the next frame is asked for only once two newer ones came.
-        newer = frame.seq + 3
-        wait_until(lambda: grabber.stats.ended or grabber.stats.captured >= newer, 5, "two newer frames", 0.001)
+        wait_until(lambda newer=frame.seq + 3: grabber.stats.ended or grabber.stats.captured >= newer, 5,
+                   "two newer frames", 0.001)
     stats = grabber.stats
     assert stats.ended and stats.captured == 252
     assert stats.dropped > 0 and len(taken) + stats.dropped == stats.captured
