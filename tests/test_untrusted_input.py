@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from daemon.candidate import IDENTIFIER_MAX, NAME_MAX, NOTES_MAX, CandidateDetails, field_problem
+from daemon.compat import tomllib
 from daemon.config import MqttConfig
 from daemon.sync.contract import COMMAND_NAMES, REQUEST_TYPES
 from daemon.untrusted import JsonBounds, UntrustedJsonError, loads_bounded, printable

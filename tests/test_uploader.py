@@ -10,11 +10,11 @@ import logging
 import re
 import sqlite3
 import subprocess
-from typing import Self
 
 import pytest
 from conftest import kill_process, wait_until
 from s3_helpers import BUCKET, SECRET_KEY, RcloneS3, kiosk_config, record_session, start_upload_child
+from typing_extensions import Self  # typing.Self from 3.11 on; proctord supports 3.10
 
 from daemon.recording.disk import DiskSpace
 from daemon.recording.retention import Retention
