@@ -40,7 +40,12 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-_SQLITE_STORAGE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_BUSY}
+# SQLite's primary result codes for a full disk, an I/O error, a file it cannot open and a lock (sqlite3
+# names them, and gives an error its code, from Python 3.11 on), and the messages SQLite gives them, for
+# Python 3.10, whose errors carry no code.
+_SQLITE_STORAGE = {
+    13: "database or disk is full", 10: "disk I/O error", 14: "unable to open database file", 5: "database is locked",
+}
 _OS_STORAGE = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
 
 
@@ -48,7 +53,9 @@ def is_storage_failure(exc: BaseException) -> bool:
     """The disk is full or failing (or the file locked): the same write may succeed later."""
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)
-        return code is not None and code & 0xFF in _SQLITE_STORAGE
+        if code is None:
+            return any(message in str(exc) for message in _SQLITE_STORAGE.values())
+        return code & 0xFF in _SQLITE_STORAGE
     return isinstance(exc, OSError) and exc.errno in _OS_STORAGE
 
 
