@@ -11,6 +11,7 @@ measured from outside for --seconds:
 - peak RSS: VmHWM from /proc/<pid>/status at the end (start-up included).
 
     .venv/bin/python bench/bench_daemon.py --repo ../before --repo . [--seconds 60]   (../before: an older checkout)
+    .venv/bin/python bench/bench_daemon.py --repo ../before --variant face_model=short,object_tiles=false
 
 Each checkout runs with its own .venv/bin/python (else this interpreter) and the models of this one;
 `--python PATH` runs them all with one interpreter, so only the code differs (`python -m` from the
@@ -86,7 +87,8 @@ class Kiosk:
 
 
 def start_kiosk(
-    repo: Path, workdir: Path, models_dir: Path, video: Path, mqtt_port: int, python: Path | None
+    repo: Path, workdir: Path, models_dir: Path, video: Path, mqtt_port: int, python: Path | None,
+    inference: dict | None = None,
 ) -> Kiosk:
     web_port = free_port()
     workdir.mkdir(parents=True)
@@ -95,7 +97,7 @@ def start_kiosk(
         workdir, models_dir, video, camera={"realtime": True, "loop": True},
         kiosk={"site": "bench", "name": workdir.name},
         session={"auto_start": True, "candidate_id": "bench-1"},
-        recording={"enabled": True}, inference={"object_model": "yolox"},
+        recording={"enabled": True}, inference={"object_model": "yolox", **(inference or {})},
         mqtt={"enabled": True, "port": mqtt_port},
         web={"enabled": True, "port": web_port,
              "password_hash": generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")},
@@ -111,6 +113,15 @@ def start_kiosk(
     return Kiosk(repo, process, web_port, log)
 
 
+def _inference_keys(variant: str) -> dict:
+    """"face_model=short,object_tiles=false" -> {"face_model": "short", "object_tiles": False}."""
+    keys = {}
+    for pair in variant.split(","):
+        key, _, value = pair.partition("=")
+        keys[key.strip()] = {"true": True, "false": False}.get(value.strip(), value.strip())
+    return keys
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, action="append", help="a checkout to run (repeat; default: this one)")
@@ -118,15 +129,23 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds after the first frame before measuring")
     parser.add_argument("--video", type=Path, default=VIDEO)
     parser.add_argument("--python", type=Path, help="one interpreter for every checkout (default: each one's .venv)")
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="KEY=VALUE,...",
+        help="also run this checkout with these [inference] keys changed, e.g. object_tiles=false (repeat)",
+    )
     args = parser.parse_args()
-    repos = [repo.resolve() for repo in (args.repo or [HERE])]
+    runs = [(repo.resolve(), None) for repo in (args.repo or ([] if args.variant else [HERE]))]
+    runs += [(HERE, _inference_keys(variant)) for variant in args.variant]
+    labels = [str(repo) if keys is None else f"{repo} [{variant}]"
+              for (repo, keys), variant in zip(runs, [None] * (len(runs) - len(args.variant)) + args.variant,
+                                              strict=True)]
     models_dir = Config().models_dir
 
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
         broker = Mosquitto(Path(tmp)).start()
         kiosks = [
-            start_kiosk(repo, Path(tmp) / f"kiosk-{index}", models_dir, args.video, broker.port, args.python)
-            for index, repo in enumerate(repos)
+            start_kiosk(repo, Path(tmp) / f"kiosk-{index}", models_dir, args.video, broker.port, args.python, keys)
+            for index, (repo, keys) in enumerate(runs)
         ]
         try:
             for kiosk in kiosks:
@@ -135,10 +154,10 @@ def main() -> None:
             before = [(time.monotonic(), kiosk.cpu_seconds(), kiosk.frames_analysed()) for kiosk in kiosks]
             time.sleep(args.seconds)
             rows = []
-            for kiosk, (started, cpu, frames) in zip(kiosks, before, strict=True):
+            for label, kiosk, (started, cpu, frames) in zip(labels, kiosks, before, strict=True):
                 wall = time.monotonic() - started
                 rows.append((
-                    str(kiosk.repo), 100 * (kiosk.cpu_seconds() - cpu) / wall,
+                    label, 100 * (kiosk.cpu_seconds() - cpu) / wall,
                     (kiosk.frames_analysed() - frames) / wall, kiosk.peak_rss_mib(),
                 ))
         finally:
@@ -151,7 +170,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"proctord run, {args.video.name} in real time, recording + objects + MQTT + web, a session running;")
     print(f"interpreter: {args.python or 'the .venv of each checkout'}")
-    print(f"{args.seconds:g} s measured after {args.warmup:g} s warm-up, {len(repos)} daemons at once, "
+    print(f"{args.seconds:g} s measured after {args.warmup:g} s warm-up, {len(runs)} daemons at once, "
           f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     width = max(len(row[0]) for row in rows)
     print(f"{'checkout':<{width}}  {'CPU % of one core':>17}  {'frames/s analysed':>17}  {'peak RSS MiB':>12}")
