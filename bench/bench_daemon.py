@@ -143,11 +143,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
         broker = Mosquitto(Path(tmp)).start()
-        kiosks = [
-            start_kiosk(repo, Path(tmp) / f"kiosk-{index}", models_dir, args.video, broker.port, args.python, keys)
-            for index, (repo, keys) in enumerate(runs)
-        ]
+        kiosks: list[Kiosk] = []
         try:
+            for index, (repo, keys) in enumerate(runs):  # inside the try: a daemon that cannot start stops the rest
+                kiosks.append(start_kiosk(
+                    repo, Path(tmp) / f"kiosk-{index}", models_dir, args.video, broker.port, args.python, keys
+                ))
             for kiosk in kiosks:
                 wait_until(kiosk.answers, 120, f"{kiosk.repo} to analyse frames")
             time.sleep(args.warmup)  # the object worker and the recorder's encoder settle
