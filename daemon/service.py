@@ -20,9 +20,8 @@ from daemon.events.rules import Instant
 from daemon.gpio import open_panel
 from daemon.health import HealthMonitor, Vitals
 from daemon.host import HostPart
-from daemon.inference.analyzer import FrameAnalyzer, required_models
+from daemon.inference.analyzer import FrameAnalyzer
 from daemon.latest_frame import LatestFrame
-from daemon.modelstore import MANIFEST_PATH, verify_models
 from daemon.notify import SystemdNotifier
 from daemon.parts import DaemonStatus, OffPart, Part, SessionListener
 from daemon.pipeline import FramePipeline
@@ -48,7 +47,7 @@ class Daemon:
         self._stop = threading.Event()
         self._state = "starting"
 
-        verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
+        # The models' hashes were checked with the rest of the start-up checks (daemon/preflight.py).
         self.topics = Topics.from_config(config)
         self.reader = StoreReader(config.database_path)
         self.writer = StoreWriter.for_config(config)

@@ -418,17 +418,22 @@ class StoreReader:
         rows = self._query(command_ids.LOOKUP_SQL, (request_id, since))
         return AnsweredRequest(**rows[0]) if rows else None
 
+    def read(self, read: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `read(connection, ...)` on this thread's read-only connection: for a part that keeps its own
+        tables (the uploader)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect_reader(self.path)
+        try:
+            return read(conn, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is sqlite3.DatabaseError:  # not a database, malformed: not an operational hiccup
+                raise _unusable(self.path, exc) from exc
+            raise
+
     def _query(self, sql: str, params: tuple = ()) -> list[dict]:
         if self._connection is not None:
             cursor = self._connection().execute(sql, params)
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor]
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = connect_reader(self.path)
-        try:
-            return [dict(row) for row in conn.execute(sql, params)]
-        except sqlite3.DatabaseError as exc:
-            if type(exc) is sqlite3.DatabaseError:  # not a database, malformed: not an operational hiccup
-                raise _unusable(self.path, exc) from exc
-            raise
+        return self.read(lambda conn: [dict(row) for row in conn.execute(sql, params)])

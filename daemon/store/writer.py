@@ -163,13 +163,6 @@ class StoreWriter:
                               " database (retention.database_reserve_mb, twice that must be free)", figures)
         return PartStatus(self.name, "ok", None, figures)
 
-    def start(self) -> None:
-        """Part protocol: the store thread runs from construction (recovery writes come before any part)."""
-
-    def stop(self) -> None:
-        """Part protocol: the same as close()."""
-        self.close()
-
     def summary(self) -> StoreSummary:
         """What the MQTT status and the status page say about the store."""
         status = self.status()

@@ -36,7 +36,6 @@ from daemon.files import file_sha256, write_durably
 from daemon.parts import Figure, PartStatus
 from daemon.report.builder import load_report
 from daemon.report.files import REPORT_FILES
-from daemon.store import db
 from daemon.store.db import StoreReader
 from daemon.store.records import SessionRecord
 from daemon.store.writer import StoreWriter
@@ -100,7 +99,6 @@ class Uploader:
         self._topics = topics
         self._write = write
         self._reader = StoreReader(database)
-        self._database = database
         self._rules = rules
         self._on_outbox = on_outbox  # an announcement was queued
         self._clock = clock
@@ -158,11 +156,7 @@ class Uploader:
     def status(self) -> PartStatus:
         if self._store is None:
             return PartStatus(self.name, "off", "upload.enabled is false")
-        conn = db.connect_reader(self._database)
-        try:
-            figures = queue.figures(conn)
-        finally:
-            conn.close()
+        figures = self._reader.read(queue.figures)
         state, reason = "ok", None
         if self._store_problem:
             state, reason = "degraded", self._store_problem
@@ -224,11 +218,11 @@ class Uploader:
     def _step(self) -> bool:
         """Do the next piece of work; False when there was none."""
         if "report" in self._config.files and self._clock.monotonic() >= self._reports_retry_at:
-            session_id = self._read(queue.session_needing_reports)
+            session_id = self._reader.read(queue.session_needing_reports)
             if session_id is not None:
                 self._queue_reports(session_id)
                 return True
-        due = self._read(queue.due, self._clock.time(), 1)
+        due = self._reader.read(queue.due, self._clock.time(), 1)
         if not due:
             return False
         self._upload(due[0])
@@ -313,7 +307,7 @@ class Uploader:
                 return False
             upload_id = self._store.start_multipart(key, upload.sha256, content_type)
             self._commit(queue.start_multipart, upload.id, upload_id)
-        done = self._read(queue.parts, upload.id)
+        done = self._reader.read(queue.parts, upload.id)
         count = -(-upload.bytes // self._part_bytes)
         try:
             with path.open("rb") as file:
@@ -357,9 +351,9 @@ class Uploader:
                 files.append(self._report_file(folder / name, session_id, "report", render(report)))
             manifest = {
                 "session_id": session_id, "site": self._topics.site, "kiosk": self._topics.kiosk,
-                "evidence_chain": self._read(queue.chain_head, session_id),
+                "evidence_chain": self._reader.read(queue.chain_head, session_id),
                 "media": [media | {"key": self._place.key(media["name"]) if media["kind"] in self._config.files else None}
-                          for media in self._read(queue.session_files, session_id)],
+                          for media in self._reader.read(queue.session_files, session_id)],
                 "reports": [{"name": f.name, "sha256": f.sha256, "bytes": f.bytes,
                              "key": self._place.key(f.name)} for f in files],
             }
@@ -382,9 +376,3 @@ class Uploader:
     def _commit(self, function, *args):
         return self._write(function, *args).result()
 
-    def _read(self, function, *args):
-        conn = db.connect_reader(self._database)
-        try:
-            return function(conn, *args)
-        finally:
-            conn.close()
