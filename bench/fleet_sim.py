@@ -1,13 +1,17 @@
 """Fleet simulator (run by hand, not by pytest): K kiosks, one mosquitto, one supervisor console.
 
     .venv/bin/python bench/fleet_sim.py [--kiosks 10 100 1000] [--seconds 30] [--alerts-per-min 2] [--per-worker 100]
+                                        [--real 2] [--video CLIP]
 
 Each simulated kiosk is the daemon's own store and publisher (Store, StoreWriter, MqttPublisher: the
 real outbox path, one SQLite file and one MQTT connection per kiosk), --per-worker kiosks per process:
 paho waits on its socket with select(), which cannot watch a descriptor numbered 1024 or above, so one
 process cannot hold many more than 200 kiosks (a real kiosk has one connection).
 Each raises alerts at random (Poisson) at --alerts-per-min, committed with their outbox row as the
-session controller does. The supervisor is `proctord watch --json`, a real process.
+session controller does. Besides them, --real kiosks are whole `proctord run` processes (file camera
+looping --video, a session running, recording off) whose alerts come from what the models see; their
+latency is counted apart, from the start of the condition, so it includes the rule's confirmation delay.
+The supervisor is `proctord watch --json`, a real process.
 
 For each K it prints:
 - alert latency at the supervisor, from the event's start (when it was committed) to the line from
@@ -38,8 +42,13 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+HERE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "tests"))
 
+from conftest import daemon_config, start_proctord
+
+from daemon.config import Config
 from daemon.events.model import Event, EventChange
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import CandidateInfo
@@ -50,6 +59,8 @@ from daemon.sync.mqtt import MqttPublisher
 
 SITE = "fleet"
 RECONNECT_MAX_S = 30  # the default mqtt.reconnect_max_s
+REAL_PREFIX = "real-"  # the kiosk names of the real proctord processes
+VIDEO = HERE.parent / "shared/media/videos/proctoring_ai/center_left_center.mp4"
 
 
 def _raise_fd_limit() -> None:
@@ -107,6 +118,38 @@ def worker(data: str, names: list[str], port: int, per_min: float, commands, don
         kiosk.close()
 
 
+def clip_tables(video: Path) -> dict[str, dict]:
+    """The clip's own set-up from bench/clip_labels.json (e.g. its screen geometry), as dotted TOML tables."""
+    labels = json.loads((HERE / "bench/clip_labels.json").read_text())
+    config = labels.get(str(video.relative_to(HERE.parent / "shared/media")), {}).get("config", {})
+    tables: dict[str, dict] = {}
+
+    def flatten(prefix: str, table: dict) -> None:
+        for key, value in table.items():
+            if isinstance(value, dict):
+                flatten(f"{prefix}.{key}" if prefix else key, value)
+            else:
+                tables.setdefault(prefix, {})[key] = value
+
+    flatten("", config)
+    return tables
+
+
+def start_real_kiosks(work: Path, count: int, port: int, video: Path) -> list[subprocess.Popen]:
+    processes = []
+    for index in range(count):
+        directory = work / f"{REAL_PREFIX}{index}"
+        directory.mkdir()
+        config = directory / "proctord.toml"
+        config.write_text(daemon_config(
+            directory, Config().models_dir, video, camera={"realtime": True, "loop": True},
+            kiosk={"site": SITE, "name": directory.name}, session={"auto_start": True, "candidate_id": directory.name},
+            recording={"enabled": False}, mqtt={"enabled": True, "port": port}, **clip_tables(video.resolve()),
+        ))
+        processes.append(start_proctord(config, directory / "daemon.log"))
+    return processes
+
+
 class Watch:
     def __init__(self, port: int):
         self.process = subprocess.Popen(
@@ -114,6 +157,7 @@ class Watch:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=Path(__file__).resolve().parents[1],
         )
         self.latencies: list[float] = []
+        self.real_latencies: list[float] = []  # the real kiosks': from the condition's start
         self.online: dict[str, float] = {}  # kiosks whose status came "online" (first sighting only)
         self.measuring = False
         threading.Thread(target=self._read, daemon=True).start()
@@ -121,8 +165,9 @@ class Watch:
     def _read(self) -> None:
         for line in self.process.stdout:
             record = json.loads(line)
-            if record["type"] == "alert" and self.measuring:
-                self.latencies.append(record["received_at"] - record["event"]["start"])
+            if record["type"] == "alert" and self.measuring and record["kind"] == "start":
+                latencies = self.real_latencies if record["kiosk"].startswith(REAL_PREFIX) else self.latencies
+                latencies.append(record["received_at"] - record["event"]["start"])
             elif record["type"] == "status":
                 if record["state"] == "online":
                     self.online[record["kiosk"]] = record["received_at"]
@@ -167,13 +212,15 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def run(k: int, seconds: float, per_min: float, per_worker: int) -> None:
+def run(k: int, seconds: float, per_min: float, per_worker: int, real: int, video: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix=f"fleet-{k}-"))
     port = 20000 + k % 1000 + random.randrange(1000)
     broker = Broker(work, port)
     broker.start()
     watch = Watch(port)
     time.sleep(1.5)
+    real_kiosks = start_real_kiosks(work, real, port, video)
+    total = k + real
     context = multiprocessing.get_context("spawn")
     done = context.Queue()
     procs, queues = [], []
@@ -188,10 +235,10 @@ def run(k: int, seconds: float, per_min: float, per_worker: int) -> None:
         queues.append(commands)
     ready = sum(done.get(timeout=900)[1] for _ in procs)
     deadline = time.monotonic() + 600
-    while len(watch.online) < k and time.monotonic() < deadline:
+    while len(watch.online) < total and time.monotonic() < deadline:
         time.sleep(0.2)
-    print(f"K={k}: {ready} kiosks started, {len(watch.online)} online at the supervisor after "
-          f"{time.monotonic() - started:.0f} s")
+    print(f"K={k}: {ready} simulated + {real} real kiosks started, {len(watch.online)} online at the supervisor "
+          f"after {time.monotonic() - started:.0f} s")
     watch.measuring = True
     for commands in queues:
         commands.put("alerts")
@@ -205,6 +252,10 @@ def run(k: int, seconds: float, per_min: float, per_worker: int) -> None:
         print(f"K={k}: alert latency at the supervisor p50 {1000 * percentile(lat, 0.5):.0f} ms, "
               f"p95 {1000 * percentile(lat, 0.95):.0f} ms, max {1000 * max(lat):.0f} ms over {len(lat)} alerts "
               f"({len(lat) / seconds:.1f}/s)")
+    if watch.real_latencies:
+        real_lat = watch.real_latencies
+        print(f"K={k}: the {real} real kiosks' alerts, from the condition's start (the rule's confirmation "
+              f"included): p50 {percentile(real_lat, 0.5):.1f} s, max {max(real_lat):.1f} s over {len(real_lat)} alerts")
 
     # The reconnect storm: every kiosk's first connection after the broker is back, from the broker's log.
     broker.stop()
@@ -212,12 +263,13 @@ def run(k: int, seconds: float, per_min: float, per_worker: int) -> None:
     restart_wall = time.time()
     broker.start()
     deadline = time.monotonic() + 4 * RECONNECT_MAX_S + k / 10
-    while len(broker.kiosk_connects_since(restart_wall)) < k and time.monotonic() < deadline:
+    while len(broker.kiosk_connects_since(restart_wall)) < total and time.monotonic() < deadline:
         time.sleep(1)
     first = broker.kiosk_connects_since(restart_wall)
     per_second = Counter(first.values())
     span = max(per_second) - int(restart_wall) + 1 if per_second else 0
-    print(f"K={k}: broker restarted: {len(first)}/{k} kiosks connected again within {span} s "
+    real_back = sum(name.startswith(REAL_PREFIX) for name in first)
+    print(f"K={k}: broker restarted: {len(first)}/{total} kiosks ({real_back}/{real} real) connected again within {span} s "
           f"(log has whole seconds); peak {max(per_second.values(), default=0)} connects/s, "
           f"mean {len(first) / max(span, 1):.0f}/s; by second: {[per_second.get(int(restart_wall) + i, 0) for i in range(span)]}")
 
@@ -227,6 +279,11 @@ def run(k: int, seconds: float, per_min: float, per_worker: int) -> None:
     for proc in procs:
         proc.join(timeout=60)
     print(f"K={k}: {raised} alerts raised, {len(lat)} seen during the measurement")
+    for process in real_kiosks:
+        process.terminate()
+    for process in real_kiosks:
+        if process.wait(timeout=60):
+            print(f"K={k}: a real kiosk exited with {process.returncode}: see {work}")
     watch.stop()
     broker.stop()
     shutil.rmtree(work, ignore_errors=True)
@@ -239,10 +296,12 @@ def main() -> None:
     parser.add_argument("--alerts-per-min", type=float, default=2.0,
                         help="per kiosk; a busy exam room raises a few per candidate per hour, 2/min is a stress rate")
     parser.add_argument("--per-worker", type=int, default=100, help="kiosks per process (at most ~200: select())")
+    parser.add_argument("--real", type=int, default=2, help="whole proctord processes among the kiosks")
+    parser.add_argument("--video", type=Path, default=VIDEO, help="what the real kiosks' cameras see (looped)")
     args = parser.parse_args()
     _raise_fd_limit()
     for k in args.kiosks:
-        run(k, args.seconds, args.alerts_per_min, args.per_worker)
+        run(k, args.seconds, args.alerts_per_min, args.per_worker, args.real, args.video)
 
 
 if __name__ == "__main__":

@@ -77,11 +77,12 @@ class Daemon:
         # Started in this order, stopped in reverse: the store closes after every write of the others,
         # the session ends (interrupted) after the frames stop and before the uplink flushes, and the
         # health monitor says STOPPING to systemd first.
+        self.uploader = Uploader.from_config(config, self.writer, on_outbox=self.mqtt.outbox_changed, clock=clock)
         self.parts: list[Part] = [
             StorePart(self.writer, config.database_path),
             self.recording,
             self.mqtt,
-            Uploader.from_config(config, self.writer, on_outbox=self.mqtt.outbox_changed, clock=clock),
+            self.uploader,
             SessionPart(self.sessions),
             self._web(),
             self.pipeline,
@@ -175,7 +176,7 @@ class Daemon:
         analysis = status.part("analysis")
         return KioskStatus(
             status.version, status.session, status.part("capture").state == "ok", float(analysis.figure("fps") or 0),
-            self.writer.summary(),
+            self.writer.summary(), self.uploader.summary(),
         )
 
     def _command_actions(self) -> CommandActions:

@@ -120,6 +120,8 @@ def test_alerts_arrive_with_the_contract_payloads_and_the_status_is_retained(mos
                     "started_at": kiosk.session.started_at},
         "camera_ok": True, "fps": 15.0, "outbox_backlog": status.payload["outbox_backlog"],
         "store": {"state": "ok", "reason": None, "pending_writes": 0, "write_failures": 0},
+        "upload": {"state": "off", "reason": "upload.enabled is false", "backlog": 0, "bytes_pending": 0,
+                   "missing": 0, "last_upload_at": None, "last_error": None},
     }
 
 

@@ -20,7 +20,9 @@ from daemon.recording.disk import DiskSpace
 from daemon.recording.retention import Retention
 from daemon.store.db import Store, StoreReader
 from daemon.store.writer import StoreWriter
+from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.uploader import Uploader
+from daemon.sync.watch import uploads_cell
 
 MIB = 1024 * 1024
 
@@ -136,6 +138,11 @@ def test_an_outage_loses_nothing_and_the_queue_drains_when_the_store_is_back(tmp
         status = running.uploader.status()
         assert "cannot reach the store" in status.reason
         assert status.figure("backlog") == 2 and status.figure("bytes_pending") == 30_000 + 7 * MIB
+        # The supervisors see the same in the kiosk's retained status.
+        payload = json.loads(Topics("proctor", "hall-a", "k7").status_payload(
+            KioskStatus("v", None, True, 15.0, upload=running.uploader.summary()), 1.0, 0))
+        assert (payload["upload"]["state"], payload["upload"]["backlog"]) == ("degraded", 2)
+        assert uploads_cell(payload["upload"]) == "2 files DEGRADED"
         more = record_session(config, [("clip", 1 * MIB)], seed=1)  # recorded during the outage
         s3.start()
         wait_until(running.drained, 60, "everything in the store once it is back")

@@ -113,6 +113,7 @@ class Topics:
                 "fps": round(status.fps, 1),
                 "outbox_backlog": outbox_backlog,
                 "store": asdict(status.store),
+                "upload": asdict(status.upload),
             }
         )
 
@@ -121,7 +122,7 @@ class Topics:
         return _dumps(
             self._status_header("offline", at, reason) | {
                 "version": None, "session_id": None, "session": None, "camera_ok": None, "fps": None,
-                "outbox_backlog": None, "store": None,
+                "outbox_backlog": None, "store": None, "upload": None,
             }
         )
 
@@ -157,6 +158,22 @@ class UploadedFile:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadSummary:
+    """The uploader's side of the retained status: a supervisor sees evidence stuck on a kiosk."""
+
+    state: str  # ok | degraded (the store unreachable or refusing, or queued files gone locally) | off
+    reason: str | None
+    backlog: int  # files waiting for the object store
+    bytes_pending: int
+    missing: int  # queued files gone or changed on the local disk: they cannot be sent
+    last_upload_at: float | None  # Unix time of the last file the store confirmed
+    last_error: str | None
+
+
+UPLOAD_OFF = UploadSummary("off", "upload.enabled is false", 0, 0, 0, None, None)
+
+
+@dataclass(frozen=True, slots=True)
 class KioskStatus:
     """What the daemon says about itself in the retained status (the publisher adds the backlog)."""
 
@@ -165,6 +182,7 @@ class KioskStatus:
     camera_ok: bool  # frames arrive (not ended, no capture error, the last one recent)
     fps: float  # frames analysed per second, smoothed
     store: StoreSummary = STORE_OK  # database writes failing (a full disk) show here
+    upload: UploadSummary = UPLOAD_OFF
 
 
 # The session fields a supervisor's console shows; the full record is on .../session.

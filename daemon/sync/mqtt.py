@@ -326,7 +326,7 @@ class MqttPublisher:
             return
         self._last_status_check = now
         status = self._status()
-        key = (status.session.id if status.session else None, status.camera_ok, status.store.state)
+        key = (status.session.id if status.session else None, status.camera_ok, status.store.state, status.upload.state)
         if key == self._last_status and now - self._last_status_at < self._status_interval_s:
             return
         payload = self._topics.status_payload(status, self._clock.time(), self._read_outbox(self._reader.outbox_backlog))

@@ -40,7 +40,7 @@ from daemon.store.db import StoreReader
 from daemon.store.records import SessionRecord
 from daemon.store.writer import StoreWriter
 from daemon.sync import upload_queue as queue
-from daemon.sync.contract import Topics, UploadedFile
+from daemon.sync.contract import UPLOAD_OFF, Topics, UploadedFile, UploadSummary
 from daemon.sync.s3 import ObjectStore, StoreError, StoreSettings, Throttle
 
 log = logging.getLogger(__name__)
@@ -153,22 +153,30 @@ class Uploader:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
 
-    def status(self) -> PartStatus:
+    def summary(self) -> UploadSummary:
+        """What the retained MQTT status says of the uploads; the status card shows the same figures."""
         if self._store is None:
-            return PartStatus(self.name, "off", "upload.enabled is false")
+            return UPLOAD_OFF
         figures = self._reader.read(queue.figures)
         state, reason = "ok", None
         if self._store_problem:
             state, reason = "degraded", self._store_problem
         elif figures.missing:
             state, reason = "degraded", f"{figures.missing} queued files are missing or changed on the local disk"
-        return PartStatus(self.name, state, reason, (
-            Figure("backlog", "Files waiting", figures.backlog, help="Files queued for the object store"),
-            Figure("bytes_pending", "Waiting", figures.bytes_pending, "bytes", help="Bytes queued for the object store"),
-            Figure("last_upload", "Last upload", figures.last_upload_at, "s",
+        return UploadSummary(state, reason, figures.backlog, figures.bytes_pending, figures.missing,
+                             figures.last_upload_at, self._last_error)
+
+    def status(self) -> PartStatus:
+        summary = self.summary()
+        if self._store is None:
+            return PartStatus(self.name, summary.state, summary.reason)
+        return PartStatus(self.name, summary.state, summary.reason, (
+            Figure("backlog", "Files waiting", summary.backlog, help="Files queued for the object store"),
+            Figure("bytes_pending", "Waiting", summary.bytes_pending, "bytes", help="Bytes queued for the object store"),
+            Figure("last_upload", "Last upload", summary.last_upload_at, "s",
                    help="Unix time of the last file the store confirmed"),
-            Figure("last_error", "Last error", self._last_error, kind="info"),
-            Figure("missing", "Files missing locally", figures.missing,
+            Figure("last_error", "Last error", summary.last_error, kind="info"),
+            Figure("missing", "Files missing locally", summary.missing,
                    help="Queued files gone or changed on the local disk"),
             Figure("uploaded_files", "Files uploaded", self.files_uploaded, kind="counter",
                    help="Files confirmed by the store since start"),

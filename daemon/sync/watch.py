@@ -87,6 +87,12 @@ class _SessionNews(_Seen):
     summary: _Summary | None = None
 
 
+class _UploadShown(_Seen):
+    state: Shown
+    backlog: Annotated[int, Field(ge=0)] = 0
+    missing: Annotated[int, Field(ge=0)] = 0
+
+
 class _Status(_Seen):
     state: Literal["online", "offline"]
     at: Epoch | None = None
@@ -96,6 +102,7 @@ class _Status(_Seen):
     camera_ok: bool | None = None
     fps: Annotated[float, Field(ge=0, le=1000)] | None = None
     outbox_backlog: Annotated[int, Field(ge=0)] | None = None
+    upload: _UploadShown | None = None
 
 
 class _SnapshotNews(_Seen):
@@ -236,7 +243,7 @@ def render(fleet: Fleet, lines: deque, broker: str, connected: bool, width: int,
     """The full screen: a table of kiosks, then the newest lines that fit."""
     header = f"proctord watch  {broker}  {'connected' if connected else 'NOT CONNECTED'}  " \
              f"{len(fleet.kiosks)} kiosk(s)  {_clock(time.time())}"
-    rows = [("KIOSK", "STATE", "SESSION", "CAMERA", "BACKLOG", "LATEST ALERTS")]
+    rows = [("KIOSK", "STATE", "SESSION", "CAMERA", "BACKLOG", "UPLOADS", "LATEST ALERTS")]
     for view in sorted(fleet.kiosks.values(), key=lambda v: v.name):
         status = view.status
         session = status.get("session") or {}
@@ -248,7 +255,7 @@ def render(fleet: Fleet, lines: deque, broker: str, connected: bool, width: int,
             view.name, f"{view.state}{since}",
             f"{session['id']} {session['candidate_id']!r}" if session else "-",
             camera, "-" if status.get("outbox_backlog") is None else str(status["outbox_backlog"]),
-            alerts or "-",
+            uploads_cell(status.get("upload")), alerts or "-",
         )))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
@@ -256,6 +263,16 @@ def render(fleet: Fleet, lines: deque, broker: str, connected: bool, width: int,
     recent = list(lines)[-room:] if room else []
     screen = [header, "", *table, "", *recent]
     return "\n".join(line[:width] for line in screen)
+
+
+def uploads_cell(upload: dict | None) -> str:
+    """Files waiting for the object store; DEGRADED when the store is away or refusing."""
+    if not upload or upload["state"] == "off":
+        return "-"
+    text = f"{upload['backlog']} files"
+    if upload.get("missing"):
+        text += f", {upload['missing']} MISSING"
+    return text if upload["state"] == "ok" else f"{text} {upload['state'].upper()}"
 
 
 def _clock(epoch: float) -> str:
