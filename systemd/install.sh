@@ -22,6 +22,8 @@ usage: install.sh [options]
   --mqtt-user USER --mqtt-password-file FILE
   --web-host ADDR                technician page address (default 127.0.0.1; 0.0.0.0 = every interface)
   --web-password-hash-file FILE  a hash from `proctord hash-password` (asked for on a terminal otherwise)
+  --s3-endpoint HOST[:PORT] --s3-bucket NAME --s3-access-key ID --s3-secret-key-file FILE
+                                 upload evidence to this object store (all four, or none)
   --auto-start                   open a session at every boot (session.auto_start)
   --models-from DIR              mirror directory for the models PyPI does not have (COCO detectors)
   --python PATH                  the Python (>= 3.10) for the venv (default: python3)
@@ -33,6 +35,7 @@ EOF
 src=$(cd "$(dirname "$0")/.." && pwd)
 root=/ platform='' camera='' site=default-site kiosk='' mqtt_host=127.0.0.1:1883 mqtt_user='' mqtt_password_file=''
 web_host=127.0.0.1 web_hash_file='' auto_start=false models_from='' start=yes python=python3
+s3_endpoint='' s3_bucket='' s3_access_key='' s3_secret_file=''
 while [ $# -gt 0 ]; do
   case "$1" in
     --platform) platform=$2; shift 2 ;;
@@ -44,6 +47,10 @@ while [ $# -gt 0 ]; do
     --mqtt-password-file) mqtt_password_file=$2; shift 2 ;;
     --web-host) web_host=$2; shift 2 ;;
     --web-password-hash-file) web_hash_file=$2; shift 2 ;;
+    --s3-endpoint) s3_endpoint=$2; shift 2 ;;
+    --s3-bucket) s3_bucket=$2; shift 2 ;;
+    --s3-access-key) s3_access_key=$2; shift 2 ;;
+    --s3-secret-key-file) s3_secret_file=$2; shift 2 ;;
     --auto-start) auto_start=true; shift ;;
     --models-from) models_from=$2; shift 2 ;;
     --python) python=$2; shift 2 ;;
@@ -64,6 +71,9 @@ case "$(uname -m)" in
 esac
 
 [ "$(id -u)" -eq 0 ] || die "run as root (sudo)"
+s3_given=$s3_endpoint$s3_bucket$s3_access_key$s3_secret_file
+[ -z "$s3_given" ] || { [ -n "$s3_endpoint" ] && [ -n "$s3_bucket" ] && [ -n "$s3_access_key" ] && [ -s "$s3_secret_file" ]; } ||
+  die "uploads need --s3-endpoint, --s3-bucket, --s3-access-key and a non-empty --s3-secret-key-file, all four"
 root=$(cd "$root" && pwd) || die "--root: no such directory"
 live=no; [ "$root" = / ] && live=yes
 r=${root%/}  # prefix for every path written: "" on a live system
@@ -179,6 +189,7 @@ credentials() {
     fi
   fi
   [ -z "$mqtt_password_file" ] || install -m 0600 "$mqtt_password_file" "$r$etc/credentials/mqtt-password"
+  [ -z "$s3_secret_file" ] || install -m 0600 "$s3_secret_file" "$r$etc/credentials/s3-secret-key"
   chmod 0600 "$r$etc/credentials/"* 2>/dev/null || true
 }
 
@@ -221,6 +232,11 @@ config() {
     printf '\n[web]\nhost = "%s"\n' "$web_host"
     if [ -s "$r$etc/credentials/web-password-hash" ]; then
       printf 'password_file = "web-password-hash"   # systemd credential\n'
+    fi
+    if [ -n "$s3_endpoint" ]; then
+      printf '\n[upload]\nenabled = true\nendpoint = "%s"\nbucket = "%s"\naccess_key = "%s"\n' \
+        "$s3_endpoint" "$s3_bucket" "$s3_access_key"
+      printf 'secret_key_file = "s3-secret-key"   # systemd credential\n'
     fi
     printf '\n[gpio]\nenabled = %s\n' "$([ "$platform" = pi ] && echo true || echo false)"
     printf '# light_pins = ["GPIO17", "GPIO27", "GPIO22"]   # see proctord.example.toml\n'

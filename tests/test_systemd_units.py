@@ -146,10 +146,14 @@ def test_install_creates_user_directories_config_and_enables_the_unit(target, tm
     web_hash.write_text("scrypt:32768:8:1$salt$0123abcd\n")
     mqtt_password = tmp_path / "mqtt"
     mqtt_password.write_text("s3cret\n")
+    s3_secret = tmp_path / "s3"
+    s3_secret.write_text("wJalrXUtnFEMI/K7MDENG\n")
     install(
         target, "--platform", "pi", "--site", "lab", "--kiosk", "k-07", "--mqtt-host", "broker.lan:8883",
         "--mqtt-user", "kiosk7", "--mqtt-password-file", str(mqtt_password),
         "--web-password-hash-file", str(web_hash), "--auto-start",
+        "--s3-endpoint", "minio.school.lan:9000", "--s3-bucket", "evidence", "--s3-access-key", "kiosk7",
+        "--s3-secret-key-file", str(s3_secret),
     )
 
     passwd = (target / "etc/passwd").read_text()
@@ -164,7 +168,7 @@ def test_install_creates_user_directories_config_and_enables_the_unit(target, tm
 
     credentials = target / "etc/proctord/credentials"
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o700
-    for name, content in [("web-password-hash", web_hash), ("mqtt-password", mqtt_password)]:
+    for name, content in [("web-password-hash", web_hash), ("mqtt-password", mqtt_password), ("s3-secret-key", s3_secret)]:
         assert stat.S_IMODE((credentials / name).stat().st_mode) == 0o600
         assert (credentials / name).read_text() == content.read_text()
 
@@ -173,10 +177,19 @@ def test_install_creates_user_directories_config_and_enables_the_unit(target, tm
     text = config.read_text()
     for line in ['site = "lab"', 'name = "k-07"', 'kind = "picamera2"', 'host = "broker.lan"', "port = 8883",
                  'username = "kiosk7"', 'password_file = "mqtt-password"', 'password_file = "web-password-hash"',
-                 "auto_start = true", "enabled = true"]:
+                 "auto_start = true", "enabled = true", 'endpoint = "minio.school.lan:9000"', 'bucket = "evidence"',
+                 'secret_key_file = "s3-secret-key"']:
         assert line in text, line
     checked = run_proctord("check-config", "--file-only", str(config))  # written for a kiosk, not this machine
     assert checked.returncode == 0, checked.stderr
+
+
+@needs_root
+def test_install_refuses_half_an_object_store(target, tmp_path):
+    refused = subprocess.run(["bash", str(INSTALL), "--root", str(target), "--s3-endpoint", "minio.lan:9000"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1 and "all four" in refused.stderr
+    assert not (target / "etc/proctord").exists()
 
 
 @needs_root
