@@ -2,7 +2,7 @@
 
 The page reads through the daemon's typed status snapshot (daemon/parts.py: DaemonStatus), the store's read-only API and the latest-frame
 holder, and changes nothing but through `start_session` / `stop_session`; a slow browser never touches
-the pipeline. Every page but /healthz needs the technician login (webui/auth.py); every state-changing
+the pipeline. Every page but /healthz needs a user's login and declares the roles that may use it (webui/auth.py); every state-changing
 request needs a CSRF token (Flask-WTF); the browser never sees a stack trace.
 """
 
@@ -79,7 +79,7 @@ def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK)
         DaemonCollector(backend.status, backend.reader.event_counts)
     )
     CSRFProtect(app)
-    auth.install(app, auth.Authenticator(auth.load_password_hash(web), web.session_lifetime_s, clock,
+    auth.install(app, auth.Authenticator(backend.reader, auth.load_password_hash(web), web.session_lifetime_s, clock,
                                          backend.data_dir / auth.LOGINS_FILE))
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

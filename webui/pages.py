@@ -1,4 +1,8 @@
-"""The HTML pages: status, live view, sessions, the start/stop form and each session's report."""
+"""The HTML pages: status, live view, sessions, the start/stop form and each session's report.
+
+Each route says who may use it (webui/auth.py, `requires`): the technician runs the kiosk (live view,
+starting and stopping sessions), the reviewer reads the evidence (media, reports, downloads); both see
+the status page, the sessions list and a session's page (the parts for the other role hidden)."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from flask import (
     url_for,
 )
 
+from daemon.accounts import Role
 from daemon.report import (
     events_csv,
     load_report,
@@ -29,6 +34,7 @@ from daemon.report import (
 from daemon.report import view as report_view
 from daemon.session import SessionError
 from daemon.store.records import CandidateInfo, MediaRecord
+from webui.auth import requires
 from webui.forms import StartSessionForm
 
 log = logging.getLogger(__name__)
@@ -51,16 +57,19 @@ def report_for(session_id: str) -> dict:
 
 
 @bp.get("/")
+@requires(Role.TECHNICIAN, Role.REVIEWER)
 def status():
     return render_template("status.html", status=backend().status())
 
 
 @bp.get("/live")
+@requires(Role.TECHNICIAN)
 def live():
     return render_template("live.html", interval_ms=round(1000 / current_app.extensions["proctord_live"].max_fps))
 
 
 @bp.get("/live.jpg")
+@requires(Role.TECHNICIAN)
 def live_jpeg():
     picture = current_app.extensions["proctord_live"].jpeg()
     if picture is None:
@@ -69,11 +78,13 @@ def live_jpeg():
 
 
 @bp.get("/sessions")
+@requires(Role.TECHNICIAN, Role.REVIEWER)
 def sessions():
     return render_template("sessions.html", sessions=backend().reader.sessions(), status=backend().status())
 
 
 @bp.route("/sessions/new", methods=["GET", "POST"])
+@requires(Role.TECHNICIAN)
 def start_session():
     form = StartSessionForm()
     if not form.validate_on_submit():
@@ -91,6 +102,7 @@ def start_session():
 
 
 @bp.post("/sessions/stop")
+@requires(Role.TECHNICIAN)
 def stop_session():
     try:
         stopped = backend().stop_session()
@@ -116,6 +128,7 @@ def evidence_for(session_id: str) -> SessionEvidence:
 
 
 @bp.get("/sessions/<session_id>")
+@requires(Role.TECHNICIAN, Role.REVIEWER)
 def session(session_id: str):
     report = report_for(session_id)
     running = report["session"]["state"] == "running"
@@ -126,6 +139,7 @@ def session(session_id: str):
 
 
 @bp.get("/sessions/<session_id>/media/<file>")
+@requires(Role.REVIEWER)
 def media(session_id: str, file: str):
     """A recorded file of the session, only if the store knows it (no path from the request reaches the disk).
     Served with range support, so a browser can seek in a clip."""
@@ -141,6 +155,7 @@ _MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 
 
 @bp.get("/sessions/<session_id>/report.html")
+@requires(Role.REVIEWER)
 def report_html(session_id: str):
     """The printable report (daemon/report), its stylesheet linked so the page's CSP allows it."""
     html = render_report_html(report_for(session_id), stylesheet_url=url_for("pages.report_stylesheet"))
@@ -148,16 +163,19 @@ def report_html(session_id: str):
 
 
 @bp.get("/report.css")
+@requires(Role.TECHNICIAN, Role.REVIEWER)
 def report_stylesheet():
     return Response(report_css(), mimetype="text/css")
 
 
 @bp.get("/sessions/<session_id>/report.csv")
+@requires(Role.REVIEWER)
 def report_csv(session_id: str):
     return _download(events_csv(report_for(session_id)), "text/csv", f"report-{session_id}.csv")
 
 
 @bp.get("/sessions/<session_id>/report.pdf")
+@requires(Role.REVIEWER)
 def report_pdf(session_id: str):
     return _download(render_report_pdf(report_for(session_id)), "application/pdf", f"report-{session_id}.pdf")
 
