@@ -109,6 +109,7 @@ class Daemon:
             stop_session=self.sessions.stop,
             open_events=lambda: self.sessions.open_events,
             latest_frame=self.latest_frame.get,
+            camera=self.grabber.status,
             data_dir=self.config.data_dir,
             recordings_dir=self.config.recordings_dir,
         ))

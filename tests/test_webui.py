@@ -75,6 +75,7 @@ class Kiosk:
             stop_session=self.sessions.stop,
             open_events=lambda: self.sessions.open_events,
             latest_frame=self.latest.get,
+            camera=lambda: self.status().part("capture"),
             data_dir=self.data_dir,
             recordings_dir=self.data_dir / "recordings",
         )
@@ -357,7 +358,8 @@ def test_a_stale_figure_is_shown_as_stale_and_left_out_of_the_metrics(logged_in,
     live = kiosk.status
     kiosk.status = lambda: replace(live(), parts=(offline, *live().parts[1:]))
     page = logged_in.get("/").text
-    assert re.search(r'<dd id="capture-fps" class="stale"[^>]*>0 fps</dd>', page)
+    assert re.search(r'<dd id="capture-fps" class="stale"[^>]*>— \(was 0 fps\)</dd>', page)
+    assert '<span class="badge state-failed" id="state">running — needs attention: Capture</span>' in page
     assert "no frame for more than 2 s" in page
     assert logged_in.get("/api/status").json["parts"]["capture"]["figures"]["fps"]["stale"] is True
     metrics = logged_in.get("/metrics").text
@@ -380,7 +382,8 @@ def test_a_session_started_from_the_form_records_events_and_is_stopped(logged_in
     page = logged_in.get(f"/sessions/{session.id}")
     assert page.status_code == 200 and "No face" in page.text and 'http-equiv="refresh"' in page.text
     assert re.search(r'<rect class="bar"[^>]*><title>No face at 0:0[23]', page.text)  # on the timeline
-    assert "no_face" in logged_in.get("/").text  # the open events on the status page
+    assert '<dd id="open_events">No face</dd>' in logged_in.get("/").text  # the open events on the status page
+    assert logged_in.get("/api/status").json["open_events"][0]["label"] == "No face"
 
     token = csrf_token(page.text)
     stopped = logged_in.post("/sessions/stop", data={"csrf_token": token})

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from daemon.accounts import Role
+from daemon.report import view as report_view
 from webui.auth import public, requires
 from webui.pages import backend, report_for
 
@@ -23,7 +24,10 @@ def healthz():
 @bp.get("/api/status")
 @requires(Role.TECHNICIAN, Role.REVIEWER)
 def status():
-    return jsonify(backend().status().as_dict())
+    status = backend().status().as_dict()
+    for event in status["open_events"]:
+        event["label"] = report_view.label(event["type"])  # as the page and the report name it
+    return jsonify(status)
 
 
 @bp.get("/api/sessions")

@@ -24,7 +24,7 @@ from daemon.compat import UTC
 from daemon.config import RulesConfig, WebConfig
 from daemon.events.model import Event
 from daemon.latest_frame import AnalysedFrame
-from daemon.parts import DaemonStatus
+from daemon.parts import DaemonStatus, PartStatus
 from daemon.report import view as report_view
 from daemon.store.db import StoreReader
 from daemon.store.records import CandidateInfo, SessionRecord
@@ -53,6 +53,7 @@ class WebBackend:
     stop_session: Callable[[], SessionRecord]  # raises SessionError when none runs
     open_events: Callable[[], Sequence[Event]]  # the running session's events that have not ended
     latest_frame: Callable[[], AnalysedFrame | None]
+    camera: Callable[[], PartStatus]  # the capture part's status: whether the camera delivers frames now
     data_dir: Path
     recordings_dir: Path  # segments, clips and snapshots, as the store names them (<session>/<file>)
 

@@ -2,6 +2,9 @@
 
 Throttled: at most `max_fps` encodings per second whatever the number of viewers; every viewer in
 between gets the same cached JPEG. Encoding holds no lock the pipeline needs.
+
+While the camera is offline there is no picture, but a sentence saying so ("Camera offline — last frame
+5 min ago"), from the capture part's own status: an old frame is never shown as if it were live.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import cv2
 from daemon.clock import Clock
 from daemon.events.model import Event
 from daemon.latest_frame import AnalysedFrame
+from daemon.parts import FigureValue, PartStatus
 from webui.overlay import annotate
 
 MAX_WIDTH = 640
@@ -53,3 +57,23 @@ class LiveView:
                 self._jpeg, self._encoded_from, self._encoded_at = encoded.tobytes(), latest, now
                 self.encodings += 1
             return self._jpeg
+
+
+def camera_offline(camera: PartStatus) -> str | None:
+    """None while the camera delivers frames; else what the live view and the start form say instead."""
+    if _figure(camera, "online"):
+        return None
+    age = _figure(camera, "last_frame_age_seconds")
+    return "Camera offline — " + ("no frame yet" if age is None else f"last frame {_age_text(float(age))} ago")
+
+
+def _figure(part: PartStatus, key: str) -> FigureValue:
+    return next((figure.value for figure in part.figures if figure.key == key), None)
+
+
+def _age_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

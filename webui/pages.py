@@ -36,6 +36,7 @@ from daemon.session import SessionError
 from daemon.store.records import CandidateInfo, MediaRecord
 from webui.auth import requires
 from webui.forms import StartSessionForm
+from webui.live import camera_offline
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,32 @@ def status():
 @bp.get("/live")
 @requires(Role.TECHNICIAN)
 def live():
-    return render_template("live.html", interval_ms=round(1000 / current_app.extensions["proctord_live"].max_fps))
+    return render_template("live.html", interval_ms=round(1000 / current_app.extensions["proctord_live"].max_fps),
+                           camera=camera_state())
 
 
 @bp.get("/live.jpg")
 @requires(Role.TECHNICIAN)
 def live_jpeg():
-    picture = current_app.extensions["proctord_live"].jpeg()
+    state = camera_state()
+    picture = current_app.extensions["proctord_live"].jpeg() if state["online"] else None
     if picture is None:
-        abort(503, description="No frame analysed yet.")
+        abort(503, description=state["text"] or "No frame analysed yet.")
     return Response(picture, mimetype="image/jpeg")
+
+
+@bp.get("/live/state")
+@requires(Role.TECHNICIAN)
+def live_state():
+    return camera_state()
+
+
+def camera_state() -> dict:
+    """Whether there is a live picture, and if not, why: the live view and the start form say this instead of
+    showing an old frame."""
+    camera = backend().camera()
+    offline = camera_offline(camera)
+    return {"online": offline is None, "text": offline, "reason": camera.reason if offline else None}
 
 
 @bp.get("/sessions")
@@ -87,16 +104,18 @@ def sessions():
 @requires(Role.TECHNICIAN)
 def start_session():
     form = StartSessionForm()
+    camera = camera_state()
     if not form.validate_on_submit():
-        return render_template("start.html", form=form, error=None), 400 if form.errors else 200
+        return render_template("start.html", form=form, error=None, camera=camera), 400 if form.errors else 200
     info = CandidateInfo(form.candidate_name.data, form.candidate_id.data, form.exam_id.data, form.notes.data)
     try:
         started = backend().start_session(info)
     except SessionError as exc:
-        return render_template("start.html", form=form, error=f"{exc}: stop it first."), 409
+        return render_template("start.html", form=form, error=f"{exc}: stop it first.", camera=camera), 409
     except (OSError, sqlite3.Error) as exc:  # a full disk, a failing SD card: said, not a 500
         log.error("the session could not be started: %s", exc)
-        return render_template("start.html", form=form, error=f"The kiosk could not store the session: {exc}"), 503
+        message = f"The kiosk could not store the session: {exc}"
+        return render_template("start.html", form=form, error=message, camera=camera), 503
     flash(f"Session {started.id} started.")
     return redirect(url_for("pages.session", session_id=started.id))
 

@@ -185,7 +185,7 @@ class FrameGrabber:
         since = stats.seconds_since_last_frame
         offline = not stats.online
         return PartStatus(self.name, state, reason, (
-            Figure("source", "Source", stats.source, kind="info"),
+            Figure("source", "Source", stats.source, "path" if stats.source.startswith("/") else "", kind="info"),
             Figure("online", "Camera online", stats.online, help="1 while the camera delivers frames"),
             Figure("fps", "Delivered", round(stats.fps, 2), "fps", help="Frames the camera delivers per second",
                    stale=offline),
