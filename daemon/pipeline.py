@@ -74,9 +74,10 @@ class FramePipeline:
         return PartStatus(self.name, state, reason, (
             Figure("face_model", "Face model", self.analyzer.face_model, kind="info"),
             Figure("frames", "Frames analysed", stats.frames, kind="counter", help="Frames analysed"),
-            Figure("fps", "Analysed", round(stats.fps, 2), "fps", help="Frames analysed per second (smoothed)",
-                   stale=stale),
-            Figure("faces_in_view", "Faces in view", stats.faces, help="Faces in the last analysed frame", stale=stale),
+            Figure("fps", "Analysed", None if idle_s is None else round(stats.fps, 2), "fps",
+                   help="Frames analysed per second (smoothed)", stale=stale),
+            Figure("faces_in_view", "Faces in view", None if idle_s is None else stats.faces,
+                   help="Faces in the last analysed frame", stale=stale),
             *(
                 Figure(f"{stage}_ms", STAGE_LABELS.get(stage, stage.replace("_", " ")), round(ms, 2), "ms",
                        help=f"Time of the {stage} stage per frame (smoothed)", stale=stale)

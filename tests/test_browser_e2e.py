@@ -74,7 +74,7 @@ def test_technician_logs_in_runs_a_session_and_reads_the_report(daemon, browser,
     assert page.url.startswith(f"{daemon}/login")
     page.fill("#password", "not the password")
     page.click("main button[type=submit]")
-    assert "Wrong password." in page.inner_text("main")
+    assert "Wrong user name or password." in page.inner_text("main")
     page.fill("#password", PASSWORD)
     page.click("main button[type=submit]")
     page.wait_for_url(f"{daemon}/")

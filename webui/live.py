@@ -17,7 +17,7 @@ import cv2
 from daemon.clock import Clock
 from daemon.events.model import Event
 from daemon.latest_frame import AnalysedFrame
-from daemon.parts import FigureValue, PartStatus
+from daemon.parts import FigureValue, PartStatus, age_text
 from webui.overlay import annotate
 
 MAX_WIDTH = 640
@@ -64,16 +64,8 @@ def camera_offline(camera: PartStatus) -> str | None:
     if _figure(camera, "online"):
         return None
     age = _figure(camera, "last_frame_age_seconds")
-    return "Camera offline — " + ("no frame yet" if age is None else f"last frame {_age_text(float(age))} ago")
+    return "Camera offline — " + ("no frame yet" if age is None else f"last frame {age_text(float(age))} ago")
 
 
 def _figure(part: PartStatus, key: str) -> FigureValue:
     return next((figure.value for figure in part.figures if figure.key == key), None)
-
-
-def _age_text(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
