@@ -7,6 +7,7 @@ created by `user add`, so users can be set up before the first start.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -109,7 +110,13 @@ def _store(args) -> Iterator[Store]:
     from daemon.store.db import Store
 
     config = load_config(args.config)
-    store = Store(config.database_path, config.kiosk.name)
+    try:
+        store = Store(config.database_path, config.kiosk.name)
+    except (OSError, sqlite3.Error) as exc:  # most often: run by a user who may not write the data directory
+        raise UserError(
+            f"cannot open the database {config.database_path}: {exc}; run `proctord user` as the user that owns it"
+            " (an installed kiosk: sudo -u proctord env STATE_DIRECTORY=/var/lib/proctord ...)"
+        ) from exc
     try:
         yield store
     finally:

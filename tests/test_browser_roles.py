@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 from conftest import daemon_config, free_port, run_proctord, start_proctord, wait_until
-
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-from test_browser_e2e import CHROMIUM, CHROMIUM_ARGS, _answers  # noqa: E402
+from test_browser_e2e import (  # skips here too without playwright
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    _answers,
+    playwright,
+)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (./run test does)")
 
@@ -155,6 +158,7 @@ def test_a_reviewer_cannot_stop_a_session_and_a_technician_cannot_review(offline
     assert removed.returncode == 0, removed.stderr
     rita.goto(session_url)
     assert rita.url.startswith(f"{url}/login") and "Your login has ended" in rita.inner_text("main")
+    rita.screenshot(path=str(shots / "login-after-removal-phone.png"), full_page=True)
 
     tom.goto(session_url)
     tom.click("text=Stop the session")

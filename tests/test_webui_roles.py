@@ -194,3 +194,12 @@ def test_user_commands_keep_salted_scrypt_hashes_and_never_take_the_password_fro
     with sqlite3.connect(tmp_path / "data/proctord.db") as db:
         assert [row[0] for row in db.execute("SELECT name FROM users")] == ["rita"]
         assert db.execute("SELECT password_hash FROM users").fetchone()[0] != hashes["rita"]
+
+
+def test_user_commands_say_which_database_they_cannot_open(tmp_path):
+    config = tmp_path / "proctord.toml"
+    config.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n')
+    (tmp_path / "data/proctord.db").mkdir(parents=True)  # not a file SQLite can open
+    listed = run_proctord("user", "list", "--config", str(config))
+    assert listed.returncode == 2 and "Traceback" not in listed.stderr
+    assert f"cannot open the database {tmp_path / 'data/proctord.db'}" in listed.stderr
