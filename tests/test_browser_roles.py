@@ -30,7 +30,7 @@ ABSENT_CAMERA = {"kind": "opencv", "path": "/dev/video-absent", "timeout_s": 1.0
 
 
 def start_daemon(tmp_path: Path, models_dir: Path, **camera):
-    """`proctord run` with the users of USERS (added with the CLI before the start); yields its URL and config."""
+    """`proctord run` with the users of USERS (added with the CLI before the start): its process, URL and config."""
     port = free_port()
     config = tmp_path / "proctord.toml"
     config.write_text(daemon_config(tmp_path, models_dir, camera=camera, kiosk={"site": "hall-b", "name": "kiosk-12"},
@@ -174,8 +174,11 @@ def test_the_live_view_turns_from_the_picture_to_the_time_since_the_last_frame(
     process, url, _ = start_daemon(tmp_path, models_dir, kind="file", path=scenario_video, timeout_s=1.0)
     try:
         page = logged_in_page(chromium, url, "tom")
+        status = page.context.new_page()  # the status page open beside, never reloaded by the test
+        status.goto(url)
         page.goto(f"{url}/live")
-        page.wait_for_function("document.getElementById('live').naturalWidth > 0", timeout=60_000)
+        # Polled from here: wait_for_function's own polling evaluates a string, which the page's CSP forbids.
+        wait_until(lambda: page.evaluate("document.getElementById('live').naturalWidth") > 0, 60, "a live picture")
         assert page.locator("#live-offline").is_hidden()
         # The 16 s video ends: the picture goes, the time since the last frame comes.
         page.wait_for_selector("#live-offline", state="visible", timeout=60_000)
@@ -184,10 +187,10 @@ def test_the_live_view_turns_from_the_picture_to_the_time_since_the_last_frame(
         assert page.locator("#live").is_hidden()
         page.screenshot(path=str(shots / "offline-live-after-frames.png"), full_page=True)
 
-        page.goto(url)
-        wait_until(lambda: "— (was " in page.inner_text("#analysis-fps"), 10, "the analysis rate marked stale")
-        assert page.inner_text("#state") == "video ended"
-        page.screenshot(path=str(shots / "offline-status-after-frames.png"), full_page=True)
+        # The status page left open follows by itself: its pill, and the analysis rate no longer shown as current.
+        wait_until(lambda: status.inner_text("#state") == "video ended", 20, "the open status page to follow")
+        wait_until(lambda: "— (was " in status.inner_text("#analysis-fps"), 10, "the analysis rate marked stale")
+        status.screenshot(path=str(shots / "offline-status-after-frames.png"), full_page=True)
         page.context.close()
     finally:
         process.terminate()

@@ -319,6 +319,12 @@ class Authenticator:
         return g.account
 
 
+def current_account() -> Account | None:
+    """Who the request being served comes from (None: nobody logged in): for a route that records who did
+    something, e.g. a review action."""
+    return current_app.extensions["proctord_auth"].current_account()
+
+
 def install(app: Flask, auth: Authenticator) -> None:
     app.extensions["proctord_auth"] = auth
     app.register_blueprint(bp)

@@ -3,20 +3,24 @@
 
 // Status page: refresh the figures in place every 2 s (each <dd id="part-key"> from /api/status).
 const statusCards = document.getElementById("status");
+const STALE_TITLE = "the camera is offline: this is the last value known, not a current one";  // as status.html
 if (statusCards) {
   const show = (id, text, stale) => {
     const el = document.getElementById(id);
     if (!el) return;
     el.textContent = text;
-    if (stale !== undefined) el.classList.toggle("stale", stale);
+    if (stale === undefined) return;
+    el.classList.toggle("stale", stale);
+    if (stale) el.title = STALE_TITLE;
+    else if (el.title === STALE_TITLE) el.removeAttribute("title");
   };
   setInterval(async () => {
     try {
       const response = await fetch(statusCards.dataset.url, { credentials: "same-origin" });
       if (response.status === 401) { location.reload(); return; }  // the login expired: show the login page
       const s = await response.json();
-      show("state", s.headline.text);
-      document.getElementById("state").className = `badge state-${s.headline.level}`;
+      // A part became well or unwell: draw the page again, with the reasons and the parts' new states.
+      if (s.headline.text !== document.getElementById("state").textContent) { location.reload(); return; }
       show("open_events", s.open_events.map((e) => e.label).join(", ") || "none");
       for (const [name, part] of Object.entries(s.parts)) {
         show(`${name}-state`, part.state);
