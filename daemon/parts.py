@@ -100,9 +100,17 @@ class PartStatus:
         return self.title or self.name.capitalize()
 
     def figure(self, key: str) -> FigureValue:
+        return self._find(key).value
+
+    def current(self, key: str) -> FigureValue:
+        """The figure's value, None while it is stale (it describes the past, e.g. the camera is offline)."""
+        found = self._find(key)
+        return None if found.stale else found.value
+
+    def _find(self, key: str) -> Figure:
         for f in self.figures:
             if f.key == key:
-                return f.value
+                return f
         raise KeyError(f"{self.name} has no figure {key!r}")
 
 

@@ -175,7 +175,8 @@ class Daemon:
         status = self.status(only=("capture", "analysis"))  # the publisher adds the outbox backlog itself
         analysis = status.part("analysis")
         return KioskStatus(
-            status.version, status.session, status.part("capture").state == "ok", float(analysis.figure("fps") or 0),
+            # A rate from before the camera went offline is not reported as today's ("LOST 25 fps").
+            status.version, status.session, status.part("capture").state == "ok", float(analysis.current("fps") or 0),
             self.writer.summary(),
         )
 

@@ -92,6 +92,7 @@ class Kiosk:
             Figure("source", "Source", "scenario.mp4", kind="info"),
             Figure("online", "Camera online", True),
             Figure("fps", "Delivered", 10.0, "fps"),
+            Figure("last_frame_age_seconds", "Last frame", 0.1, "s ago"),
             Figure("dropped", "Frames dropped", 2, kind="counter"),
             Figure("reconnects", "Reconnects", 1, kind="counter"),
         ), title="Camera")

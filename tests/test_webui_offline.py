@@ -122,3 +122,10 @@ def test_figures_read_as_words_and_units(figure, text):
 ])
 def test_long_paths_keep_their_folder_and_file(path, short):
     assert short_path(path) == short
+
+
+def test_a_stale_figure_has_no_current_value():
+    """What the retained MQTT status reports as the analysis rate while the camera is lost (Daemon.kiosk_status)."""
+    analysis = PartStatus("analysis", "degraded", "no frame to analyse for 9 s: the camera is offline", (
+        Figure("fps", "Analysed", 25.0, "fps", stale=True), Figure("frames", "Frames analysed", 900, kind="counter")))
+    assert analysis.figure("fps") == 25.0 and analysis.current("fps") is None and analysis.current("frames") == 900

@@ -17,7 +17,7 @@ import cv2
 from daemon.clock import Clock
 from daemon.events.model import Event
 from daemon.latest_frame import AnalysedFrame
-from daemon.parts import FigureValue, PartStatus, age_text
+from daemon.parts import PartStatus, age_text
 from webui.overlay import annotate
 
 MAX_WIDTH = 640
@@ -61,11 +61,7 @@ class LiveView:
 
 def camera_offline(camera: PartStatus) -> str | None:
     """None while the camera delivers frames; else what the live view and the start form say instead."""
-    if _figure(camera, "online"):
+    if camera.figure("online"):
         return None
-    age = _figure(camera, "last_frame_age_seconds")
+    age = camera.figure("last_frame_age_seconds")
     return "Camera offline — " + ("no frame yet" if age is None else f"last frame {age_text(float(age))} ago")
-
-
-def _figure(part: PartStatus, key: str) -> FigureValue:
-    return next((figure.value for figure in part.figures if figure.key == key), None)
