@@ -178,6 +178,8 @@ def test_user_commands_keep_salted_scrypt_hashes_and_never_take_the_password_fro
     assert short.returncode == 2 and "at least 8 characters" in short.stderr
     bad_role = run_proctord("user", "add", "ann", "--role", "admin", "--config", str(config), stdin="long enough\n")
     assert bad_role.returncode == 2 and "invalid choice" in bad_role.stderr
+    in_argv = run_proctord("user", "add", "ann", "--role", "reviewer", "--password", "long enough", "--config", str(config))
+    assert in_argv.returncode == 2 and "unrecognized arguments" in in_argv.stderr
 
     with sqlite3.connect(tmp_path / "data/proctord.db") as db:
         hashes = dict(db.execute("SELECT name, password_hash FROM users"))
