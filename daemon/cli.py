@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from daemon import __version__
+from daemon.account_commands import add_user_commands
 from daemon.config import Config, ConfigError, load_config
 from daemon.errors import EXIT_BAD_INPUT, UserError
 from daemon.recording.commands import add_evidence_commands
@@ -77,10 +78,12 @@ def _parser() -> argparse.ArgumentParser:
 
     hash_password = commands.add_parser(
         "hash-password",
-        help="hash a technician password for web.password_hash (asked twice on a terminal, else read from stdin)",
+        help="hash a shared technician password for web.password_hash (asked twice on a terminal, else read from "
+        "stdin); named users (proctord user add) replace it",
     )
     hash_password.set_defaults(handler=_hash_password)
 
+    add_user_commands(commands, _config_option)
     add_evidence_commands(commands, _config_option)
     add_watch_command(commands)
     return parser
@@ -149,23 +152,10 @@ def _models_fetch(args) -> int:
     return 0
 
 
-MIN_PASSWORD_LENGTH = 8
-
-
 def _hash_password(args) -> int:
-    import getpass
+    from daemon.accounts import hash_password, read_new_password
 
-    from werkzeug.security import generate_password_hash
-
-    if sys.stdin.isatty():
-        password = getpass.getpass("Technician password: ")
-        if getpass.getpass("Again: ") != password:
-            raise UserError("the two passwords differ; nothing was written")
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    print(generate_password_hash(password))
+    print(hash_password(read_new_password("Technician password")))
     return 0
 
 

@@ -694,16 +694,17 @@ class MqttConfig(_Section):
 
 
 class WebConfig(_Section):
-    """The technician's page. Every page but /healthz needs the technician password; with none set, the
-    page only says how to set one."""
+    """The web page. Every page but /healthz needs a named user's login (`proctord user add NAME --role ROLE`,
+    kept in the database; README "Users and roles"). The shared password below is the older way: it logs in
+    as the one user "technician" until the first named user is added, and then opens nothing."""
 
     enabled: bool = Field(True, description="Serve the page.")
     host: str = Field("127.0.0.1", description="Bind to the LAN address only on purpose.")
     port: Port = Field(8080, description="The page's port.")
     password_hash: str = Field(
         "",
-        description="The technician password's hash from `proctord hash-password` (never the password "
-        "itself: it is refused, and never shown in an error).",
+        description="A shared technician password's hash from `proctord hash-password` (never the password "
+        "itself: it is refused, and never shown in an error). Ignored once named users exist.",
     )
     password_file: str = Field(
         "",

@@ -29,6 +29,13 @@ class PipelineStats:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+# The analysis stages' timings (FrameAnalysis.timings_ms) as the status page names them.
+STAGE_LABELS = {
+    "face_detect": "Face detection", "face_landmarks": "Face landmarks", "iris": "Iris",
+    "face_geometry": "Head pose and gaze", "face_total": "Face analysis, all stages", "objects": "Object detection",
+}
+
+
 class FramePipeline:
     name = "analysis"
 
@@ -56,15 +63,23 @@ class FramePipeline:
     def status(self) -> PartStatus:
         stats = self.stats
         last = stats.last_frame_mono
-        stale = last is not None and self._clock.monotonic() - last > self._stale_after_s
-        return PartStatus(self.name, "ok", None, (
+        idle_s = None if last is None else self._clock.monotonic() - last
+        stale = idle_s is not None and idle_s > self._stale_after_s
+        if idle_s is None:
+            state, reason = "degraded", "no frame analysed yet"
+        elif stale:
+            state, reason = "degraded", f"no frame to analyse for {idle_s:.0f} s: the camera is offline"
+        else:
+            state, reason = "ok", None
+        return PartStatus(self.name, state, reason, (
             Figure("face_model", "Face model", self.analyzer.face_model, kind="info"),
             Figure("frames", "Frames analysed", stats.frames, kind="counter", help="Frames analysed"),
-            Figure("fps", "Analysed", round(stats.fps, 2), "fps", help="Frames analysed per second (smoothed)",
-                   stale=stale),
-            Figure("faces_in_view", "Faces in view", stats.faces, help="Faces in the last analysed frame", stale=stale),
+            Figure("fps", "Analysed", None if idle_s is None else round(stats.fps, 2), "fps",
+                   help="Frames analysed per second (smoothed)", stale=stale),
+            Figure("faces_in_view", "Faces in view", None if idle_s is None else stats.faces,
+                   help="Faces in the last analysed frame", stale=stale),
             *(
-                Figure(f"{stage}_ms", stage.replace("_", " "), round(ms, 2), "ms",
+                Figure(f"{stage}_ms", STAGE_LABELS.get(stage, stage.replace("_", " ")), round(ms, 2), "ms",
                        help=f"Time of the {stage} stage per frame (smoothed)", stale=stale)
                 for stage, ms in stats.timings_ms.items()
             ),

@@ -110,6 +110,7 @@ class Daemon:
             stop_session=self.sessions.stop,
             open_events=lambda: self.sessions.open_events,
             latest_frame=self.latest_frame.get,
+            camera=self.grabber.status,
             data_dir=self.config.data_dir,
             recordings_dir=self.config.recordings_dir,
         ))
@@ -175,7 +176,8 @@ class Daemon:
         status = self.status(only=("capture", "analysis"))  # the publisher adds the outbox backlog itself
         analysis = status.part("analysis")
         return KioskStatus(
-            status.version, status.session, status.part("capture").state == "ok", float(analysis.figure("fps") or 0),
+            # A rate from before the camera went offline is not reported as today's ("LOST 25 fps").
+            status.version, status.session, status.part("capture").state == "ok", float(analysis.current("fps") or 0),
             self.writer.summary(), self.uploader.summary(),
         )
 

@@ -296,3 +296,6 @@ fi
 [ -s "$r$etc/credentials/web-password-hash" ] ||
   say "no web password yet: $prefix/.venv/bin/proctord hash-password > $etc/credentials/web-password-hash," \
     "add password_file = \"web-password-hash\" to [web], then systemctl restart proctord"
+say "web page users (named, each with a role; they replace the shared password):" \
+  "sudo -u proctord env STATE_DIRECTORY=$state $prefix/.venv/bin/proctord user add NAME --role technician|reviewer" \
+  "--config $etc/proctord.toml"

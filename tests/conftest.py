@@ -100,11 +100,11 @@ def start_proctord(config: Path, log: Path, env: dict[str, str] | None = None) -
         )
 
 
-def run_proctord(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
-    """`proctord ARGS` run to its exit, its output captured as text."""
+def run_proctord(*args: str, timeout: float | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`proctord ARGS` run to its exit (`stdin` its input), its output captured as text."""
     return subprocess.run(
         [sys.executable, "-m", "daemon.cli", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False, input=stdin,
     )
 
 

@@ -7,27 +7,37 @@ from dataclasses import asdict
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from daemon.accounts import Role
+from daemon.report import view as report_view
+from webui.auth import public, requires
 from webui.pages import backend, report_for
 
 bp = Blueprint("api", __name__)
 
 
 @bp.get("/healthz")
+@public
 def healthz():
     return {"ok": True}
 
 
 @bp.get("/api/status")
+@requires(Role.TECHNICIAN, Role.REVIEWER)
 def status():
-    return jsonify(backend().status().as_dict())
+    status = backend().status().as_dict()
+    for event in status["open_events"]:
+        event["label"] = report_view.label(event["type"])  # as the page and the report name it
+    return jsonify(status)
 
 
 @bp.get("/api/sessions")
+@requires(Role.TECHNICIAN, Role.REVIEWER)
 def sessions():
     return jsonify([asdict(session) for session in backend().reader.sessions()])
 
 
 @bp.get("/api/sessions/<session_id>/report.json")
+@requires(Role.REVIEWER)
 def report(session_id: str):
     response = jsonify(report_for(session_id))
     response.headers["Content-Disposition"] = f'attachment; filename="report-{session_id}.json"'
@@ -35,5 +45,6 @@ def report(session_id: str):
 
 
 @bp.get("/metrics")
+@requires(Role.TECHNICIAN)
 def metrics():
     return Response(generate_latest(current_app.extensions["proctord_metrics"]), content_type=CONTENT_TYPE_LATEST)

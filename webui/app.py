@@ -2,7 +2,7 @@
 
 The page reads through the daemon's typed status snapshot (daemon/parts.py: DaemonStatus), the store's read-only API and the latest-frame
 holder, and changes nothing but through `start_session` / `stop_session`; a slow browser never touches
-the pipeline. Every page but /healthz needs the technician login (webui/auth.py); every state-changing
+the pipeline. Every page but /healthz needs a user's login and declares the roles that may use it (webui/auth.py); every state-changing
 request needs a CSRF token (Flask-WTF); the browser never sees a stack trace.
 """
 
@@ -24,7 +24,7 @@ from daemon.compat import UTC
 from daemon.config import RulesConfig, WebConfig
 from daemon.events.model import Event
 from daemon.latest_frame import AnalysedFrame
-from daemon.parts import DaemonStatus
+from daemon.parts import DaemonStatus, PartStatus
 from daemon.report import view as report_view
 from daemon.store.db import StoreReader
 from daemon.store.records import CandidateInfo, SessionRecord
@@ -53,6 +53,7 @@ class WebBackend:
     stop_session: Callable[[], SessionRecord]  # raises SessionError when none runs
     open_events: Callable[[], Sequence[Event]]  # the running session's events that have not ended
     latest_frame: Callable[[], AnalysedFrame | None]
+    camera: Callable[[], PartStatus]  # the capture part's status: whether the camera delivers frames now
     data_dir: Path
     recordings_dir: Path  # segments, clips and snapshots, as the store names them (<session>/<file>)
 
@@ -79,7 +80,7 @@ def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK)
         DaemonCollector(backend.status, backend.reader.event_counts)
     )
     CSRFProtect(app)
-    auth.install(app, auth.Authenticator(auth.load_password_hash(web), web.session_lifetime_s, clock,
+    auth.install(app, auth.Authenticator(backend.reader, auth.load_password_hash(web), web.session_lifetime_s, clock,
                                          backend.data_dir / auth.LOGINS_FILE))
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

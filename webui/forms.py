@@ -32,7 +32,8 @@ def _candidate_field(kind, label: str, name: str):
 
 
 class LoginForm(FlaskForm):
-    password = PasswordField("Password", [InputRequired("Enter the technician password."), Length(max=1024)])
+    user = StringField("User name", [InputRequired("Enter your user name."), Length(max=64)], filters=[_strip])
+    password = PasswordField("Password", [InputRequired("Enter your password."), Length(max=1024)])
 
 
 class StartSessionForm(FlaskForm):

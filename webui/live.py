@@ -2,6 +2,9 @@
 
 Throttled: at most `max_fps` encodings per second whatever the number of viewers; every viewer in
 between gets the same cached JPEG. Encoding holds no lock the pipeline needs.
+
+While the camera is offline there is no picture, but a sentence saying so ("Camera offline — last frame
+5 min ago"), from the capture part's own status: an old frame is never shown as if it were live.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import cv2
 from daemon.clock import Clock
 from daemon.events.model import Event
 from daemon.latest_frame import AnalysedFrame
+from daemon.parts import PartStatus, age_text
 from webui.overlay import annotate
 
 MAX_WIDTH = 640
@@ -53,3 +57,11 @@ class LiveView:
                 self._jpeg, self._encoded_from, self._encoded_at = encoded.tobytes(), latest, now
                 self.encodings += 1
             return self._jpeg
+
+
+def camera_offline(camera: PartStatus) -> str | None:
+    """None while the camera delivers frames; else what the live view and the start form say instead."""
+    if camera.figure("online"):
+        return None
+    age = camera.figure("last_frame_age_seconds")
+    return "Camera offline — " + ("no frame yet" if age is None else f"last frame {age_text(float(age))} ago")

@@ -1,4 +1,8 @@
-"""The HTML pages: status, live view, sessions, the start/stop form and each session's report."""
+"""The HTML pages: status, live view, sessions, the start/stop form and each session's report.
+
+Each route says who may use it (webui/auth.py, `requires`): the technician runs the kiosk (live view,
+starting and stopping sessions), the reviewer reads the evidence (media, reports, downloads); both see
+the status page, the sessions list and a session's page (the parts for the other role hidden)."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from flask import (
     url_for,
 )
 
+from daemon.accounts import Role
 from daemon.report import (
     events_csv,
     load_report,
@@ -29,7 +34,9 @@ from daemon.report import (
 from daemon.report import view as report_view
 from daemon.session import SessionError
 from daemon.store.records import CandidateInfo, MediaRecord
+from webui.auth import requires
 from webui.forms import StartSessionForm
+from webui.live import camera_offline
 
 log = logging.getLogger(__name__)
 
@@ -51,46 +58,70 @@ def report_for(session_id: str) -> dict:
 
 
 @bp.get("/")
+@requires(Role.TECHNICIAN, Role.REVIEWER)
 def status():
     return render_template("status.html", status=backend().status())
 
 
 @bp.get("/live")
+@requires(Role.TECHNICIAN)
 def live():
-    return render_template("live.html", interval_ms=round(1000 / current_app.extensions["proctord_live"].max_fps))
+    return render_template("live.html", interval_ms=round(1000 / current_app.extensions["proctord_live"].max_fps),
+                           camera=camera_state())
 
 
 @bp.get("/live.jpg")
+@requires(Role.TECHNICIAN)
 def live_jpeg():
-    picture = current_app.extensions["proctord_live"].jpeg()
+    state = camera_state()
+    picture = current_app.extensions["proctord_live"].jpeg() if state["online"] else None
     if picture is None:
-        abort(503, description="No frame analysed yet.")
+        abort(503, description=state["text"] or "No frame analysed yet.")
     return Response(picture, mimetype="image/jpeg")
 
 
+@bp.get("/live/state")
+@requires(Role.TECHNICIAN)
+def live_state():
+    return camera_state()
+
+
+def camera_state() -> dict:
+    """Whether there is a live picture, and if not, why: the live view and the start form say this instead of
+    showing an old frame."""
+    camera = backend().camera()
+    offline = camera_offline(camera)
+    return {"online": offline is None, "text": offline, "reason": camera.reason if offline else None}
+
+
 @bp.get("/sessions")
+@requires(Role.TECHNICIAN, Role.REVIEWER)
 def sessions():
     return render_template("sessions.html", sessions=backend().reader.sessions(), status=backend().status())
 
 
 @bp.route("/sessions/new", methods=["GET", "POST"])
+@requires(Role.TECHNICIAN)
 def start_session():
     form = StartSessionForm()
+    camera = camera_state()
     if not form.validate_on_submit():
-        return render_template("start.html", form=form, error=None), 400 if form.errors else 200
+        return render_template("start.html", form=form, error=None, camera=camera), 400 if form.errors else 200
     info = CandidateInfo(form.candidate_name.data, form.candidate_id.data, form.exam_id.data, form.notes.data)
     try:
         started = backend().start_session(info)
     except SessionError as exc:
-        return render_template("start.html", form=form, error=f"{exc}: stop it first."), 409
+        return render_template("start.html", form=form, error=f"{exc}: stop it first.", camera=camera), 409
     except (OSError, sqlite3.Error) as exc:  # a full disk, a failing SD card: said, not a 500
         log.error("the session could not be started: %s", exc)
-        return render_template("start.html", form=form, error=f"The kiosk could not store the session: {exc}"), 503
+        message = f"The kiosk could not store the session: {exc}"
+        return render_template("start.html", form=form, error=message, camera=camera), 503
     flash(f"Session {started.id} started.")
     return redirect(url_for("pages.session", session_id=started.id))
 
 
 @bp.post("/sessions/stop")
+@requires(Role.TECHNICIAN)
 def stop_session():
     try:
         stopped = backend().stop_session()
@@ -116,6 +147,7 @@ def evidence_for(session_id: str) -> SessionEvidence:
 
 
 @bp.get("/sessions/<session_id>")
+@requires(Role.TECHNICIAN, Role.REVIEWER)
 def session(session_id: str):
     report = report_for(session_id)
     running = report["session"]["state"] == "running"
@@ -126,6 +158,7 @@ def session(session_id: str):
 
 
 @bp.get("/sessions/<session_id>/media/<file>")
+@requires(Role.REVIEWER)
 def media(session_id: str, file: str):
     """A recorded file of the session, only if the store knows it (no path from the request reaches the disk).
     Served with range support, so a browser can seek in a clip."""
@@ -141,6 +174,7 @@ _MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 
 
 @bp.get("/sessions/<session_id>/report.html")
+@requires(Role.REVIEWER)
 def report_html(session_id: str):
     """The printable report (daemon/report), its stylesheet linked so the page's CSP allows it."""
     html = render_report_html(report_for(session_id), stylesheet_url=url_for("pages.report_stylesheet"))
@@ -148,16 +182,19 @@ def report_html(session_id: str):
 
 
 @bp.get("/report.css")
+@requires(Role.TECHNICIAN, Role.REVIEWER)
 def report_stylesheet():
     return Response(report_css(), mimetype="text/css")
 
 
 @bp.get("/sessions/<session_id>/report.csv")
+@requires(Role.REVIEWER)
 def report_csv(session_id: str):
     return _download(events_csv(report_for(session_id)), "text/csv", f"report-{session_id}.csv")
 
 
 @bp.get("/sessions/<session_id>/report.pdf")
+@requires(Role.REVIEWER)
 def report_pdf(session_id: str):
     return _download(render_report_pdf(report_for(session_id)), "application/pdf", f"report-{session_id}.pdf")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import sqlite3
 import threading
 import time
 
@@ -22,6 +23,7 @@ from waitress.task import ThreadedTaskDispatcher
 from daemon.config import WebConfig
 from daemon.parts import Figure, PartStatus
 from webui.app import WebBackend, create_app
+from webui.auth import NO_ACCOUNT
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class WebServer:
         self._server = MultiSocketServer(sockets, adjustments, listening, dispatcher, servers[0].log_info)
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
         self.url = f"http://{host}:{servers[0].effective_port}/"
+        self._auth = app.extensions["proctord_auth"]
 
     @classmethod
     def for_daemon(cls, web: WebConfig, backend: WebBackend) -> WebServer:
@@ -95,4 +98,12 @@ class WebServer:
         self._thread.join(timeout=5)
 
     def status(self) -> PartStatus:
-        return PartStatus(self.name, "ok", None, (Figure("url", "Address", self.url, kind="info"),), title="Web page")
+        try:
+            accounts = self._auth.accounts_text()
+            state, reason = ("ok", None) if self._auth.anyone_can_log_in() else ("degraded", NO_ACCOUNT)
+        except sqlite3.Error as exc:  # the store not open yet, or failing: said, not a broken status
+            accounts, state, reason = "unknown", "degraded", f"cannot read the users: {exc}"
+        return PartStatus(self.name, state, reason, (
+            Figure("url", "Address", self.url, kind="info"),
+            Figure("accounts", "Who can log in", accounts, kind="info"),
+        ), title="Web page")

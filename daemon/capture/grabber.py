@@ -185,9 +185,10 @@ class FrameGrabber:
         since = stats.seconds_since_last_frame
         offline = not stats.online
         return PartStatus(self.name, state, reason, (
-            Figure("source", "Source", stats.source, kind="info"),
+            Figure("source", "Source", stats.source, "path" if stats.source.startswith("/") else "", kind="info"),
             Figure("online", "Camera online", stats.online, help="1 while the camera delivers frames"),
-            Figure("fps", "Delivered", round(stats.fps, 2), "fps", help="Frames the camera delivers per second",
+            Figure("fps", "Delivered", None if offline else round(stats.fps, 2), "fps",  # 0 while offline: not a rate
+                   help="Frames the camera delivers per second",
                    stale=offline),
             Figure("nominal_fps", "Configured", stats.nominal_fps, "fps", help="The source's own frame rate"),
             Figure("frames", "Frames delivered", stats.captured, kind="counter", help="Frames delivered by the camera"),

@@ -32,7 +32,14 @@ from daemon.store import command_ids, evidence, records
 from daemon.store.command_ids import AnsweredRequest
 from daemon.store.migrations import MIGRATIONS
 from daemon.store.outbox import insert_outbox
-from daemon.store.records import CandidateInfo, MediaRecord, OutboxMessage, SessionRecord, StoredMedia
+from daemon.store.records import (
+    CandidateInfo,
+    MediaRecord,
+    OutboxMessage,
+    SessionRecord,
+    StoredMedia,
+    UserRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +336,29 @@ class Store:
             )
             return marked.rowcount
 
+    def add_user(self, name: str, role: str, password_hash: str) -> bool:
+        """False when the name is taken (nothing changes)."""
+        now = time.time()
+        with self.atomic():
+            added = self._conn.execute(
+                "INSERT OR IGNORE INTO users (name, role, password_hash, created_at, changed_at) VALUES (?, ?, ?, ?, ?)",
+                (name, role, password_hash, now, now),
+            )
+            return added.rowcount == 1
+
+    def set_password(self, name: str, password_hash: str) -> bool:
+        """False when there is no such user."""
+        with self.atomic():
+            changed = self._conn.execute(
+                "UPDATE users SET password_hash = ?, changed_at = ? WHERE name = ?", (password_hash, time.time(), name)
+            )
+            return changed.rowcount == 1
+
+    def remove_user(self, name: str) -> bool:
+        """False when there is no such user."""
+        with self.atomic():
+            return self._conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 1
+
     def _require_session(self, session_id: str) -> None:
         if not self._conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
             raise KeyError(f"no session {session_id!r}")
@@ -412,6 +442,16 @@ class StoreReader:
     def event_counts(self) -> dict[str, int]:
         """Events recorded so far, over all sessions, by type."""
         return {row["type"]: row["n"] for row in self._query("SELECT type, count(*) AS n FROM events GROUP BY type")}
+
+    def users(self) -> list[UserRecord]:
+        return [records.user_from_row(row) for row in self._query("SELECT * FROM users ORDER BY name")]
+
+    def user(self, name: str) -> UserRecord | None:
+        rows = self._query("SELECT * FROM users WHERE name = ?", (name,))
+        return records.user_from_row(rows[0]) if rows else None
+
+    def has_users(self) -> bool:
+        return bool(self._query("SELECT EXISTS (SELECT 1 FROM users) AS any_user")[0]["any_user"])
 
     def answered_request(self, request_id: str, since: float) -> AnsweredRequest | None:
         """The answer a command with this request id got, if it came at `since` or later."""

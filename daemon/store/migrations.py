@@ -131,7 +131,16 @@ def m005_upload_queue(db: sqlite_utils.Database) -> None:
     )
 
 
+def m006_users(db: sqlite_utils.Database) -> None:
+    """The web page's named users (daemon/accounts.py): a role and a password hash each. `changed_at` moves
+    with every new password, so the logins made before it end."""
+    db.execute(
+        "CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,"
+        " created_at REAL NOT NULL, changed_at REAL NOT NULL)"
+    )
+
+
 MIGRATIONS = [
     m001_sessions_events_outbox, m002_session_metrics, m003_evidence_chain, m004_command_requests,
-    m005_upload_queue,
+    m005_upload_queue, m006_users,
 ]

@@ -66,6 +66,17 @@ class MediaRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A named user of the web page (daemon/accounts.py)."""
+
+    name: str
+    role: str  # a daemon.accounts.Role value
+    password_hash: str
+    created_at: float
+    changed_at: float  # the last new password
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMedia:
     """A media row with what retention needs to know about it."""
 
@@ -102,6 +113,10 @@ def outbox_from_row(row: dict) -> OutboxMessage:
 
 def media_from_row(row: dict) -> MediaRecord:
     return MediaRecord(**{f.name: row[f.name] for f in fields(MediaRecord)})
+
+
+def user_from_row(row: dict) -> UserRecord:
+    return UserRecord(**{f.name: row[f.name] for f in fields(UserRecord)})
 
 
 def stored_media_from_row(row: dict) -> StoredMedia:
