@@ -63,6 +63,11 @@ def clock_offset(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def review_state(state: str) -> str:
+    """"not_reviewed" as a person reads it: "not reviewed"."""
+    return state.replace("_", " ")
+
+
 def percent(share: float | None) -> str:
     return "not measured" if share is None else f"{100 * share:.1f} %"
 
