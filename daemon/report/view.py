@@ -89,6 +89,8 @@ class Bar:
     width: float
     colour: str
     title: str  # what a pointer over the bar shows
+    event_id: str  # the bar links to the event's row (#event-<id>)
+    start_s: float  # the event's start, seconds from the session start (the review page's player seeks there)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,7 @@ def timeline(report: dict) -> Timeline:
             x=round(min(x, plot_left + plot_width - width), 2), y=lane_y[event["type"]] - BAR_HEIGHT / 2,
             width=round(width, 2), colour=SEVERITY_COLOURS.get(event["severity"], "#7f8c8d"),
             title=f"{label(event['type'])} at {clock_offset(start)}, {length} ({event['severity']})",
+            event_id=event["id"], start_s=round(start, 3),
         ))
     step = next((s for s in _TICK_STEPS_S if duration / s <= 10), _TICK_STEPS_S[-1])
     ticks = [(round(x_at(t), 2), clock_offset(t)) for t in range(0, int(duration) + 1, step)]
