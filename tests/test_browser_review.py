@@ -151,6 +151,10 @@ def test_the_exam_board_reviews_a_session_on_a_desktop(browser, kiosk, tmp_path)
     reviewed = float(page.inner_text("#reviewed-score").split()[0])
     automatic = float(page.inner_text("#automatic-score").split()[0])
     assert automatic < reviewed < 100.0
+    assert page.locator("svg.timeline a.bar-link.verdict-dismissed").count() == 1  # drawn faded
+    page.click(f"#event-{absence.id} a.seek")
+    wait_for_player(page, 1, 2.0)
+    page.evaluate("document.getElementById('player-video').pause()")
     page.evaluate("window.scrollTo(0, 0)")
     shots.take(page, "webui-review", docs=True)
 

@@ -197,6 +197,9 @@ def _timeline(doc: _ReportPdf, t: view.Timeline) -> None:
     if not t.lanes:
         pdf.text(x0 + t.plot_left * scale, y0 + 10, "No event in this session.")
     for bar in t.bars:
-        pdf.set_fill_color(*_hex_rgb(bar.colour))
+        colour = _hex_rgb(bar.colour)
+        if bar.verdict == "dismissed":  # faded, as on the page
+            colour = tuple(round(255 - 0.3 * (255 - c)) for c in colour)
+        pdf.set_fill_color(*colour)
         pdf.rect(x0 + bar.x * scale, y0 + bar.y * scale, bar.width * scale, view.BAR_HEIGHT * scale, style="F")
     pdf.set_y(y0 + height + 2)
