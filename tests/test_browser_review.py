@@ -134,8 +134,10 @@ def test_the_exam_board_reviews_a_session_on_a_desktop(browser, kiosk, tmp_path)
     # Confirm one flag with a note, dismiss the other, leave a note and the final remarks.
     page.fill(f"#note-{absence.id}", "Chair empty for 4 s.")
     page.click(f"#event-{absence.id} button[value=confirmed]")
-    page.wait_for_url(re.compile(rf".*/review#event-{absence.id}$"))
+    # The page comes back at the flag's row, its player where it stood (segment 3, paused).
+    page.wait_for_url(re.compile(rf".*/review\?at=8\.[0-9]+#event-{absence.id}$"))
     assert "Flag confirmed." in page.inner_text("main")
+    assert wait_for_player(page, 2, 0.0)["paused"]
     page.click(f"#event-{crowd.id} button[value=dismissed]")
     page.wait_for_selector(f"#event-{crowd.id}.verdict-dismissed")
     assert "confirmed" in page.inner_text(f"#event-{absence.id} .verdict-now")
@@ -193,6 +195,8 @@ def test_the_review_pages_fit_a_phone(browser, kiosk, tmp_path):
         # The timeline scrolls sideways instead of shrinking its text to a few pixels.
         label = page.locator("svg.timeline text.lane-label").first.bounding_box()
         assert label["height"] >= 10, path
+        page.wait_for_function("[...document.querySelectorAll('video:not([hidden])')].every(v => v.preload === 'none'"
+                               " || v.readyState >= 2)")  # the picture, not a loading spinner, in the screenshot
         shots.take(page, name, docs=name == "webui-review-phone")
 
     page.goto(f"{kiosk.url}/sessions/{kiosk.session_id}/review")

@@ -191,6 +191,18 @@ def test_refused_review_forms_say_why_and_keep_what_was_typed(client, kiosk, thr
     assert kiosk.reader.review(crowded).history == ()  # nothing refused was written
 
 
+def test_review_pages_and_forms_need_a_login(kiosk, three):
+    stranger = make_client(kiosk)
+    crowded = three[2]
+    event_id = kiosk.reader.events(crowded)[0].id
+
+    assert stranger.get(f"/sessions/{crowded}/review").headers["Location"].startswith("/login")
+    for path in (f"/review/flags/{event_id}", "/review/notes", "/review/remarks"):
+        response = stranger.post(f"/sessions/{crowded}{path}", data={"verdict": "confirmed", "text": "x"})
+        assert response.status_code in (302, 400)
+    assert kiosk.reader.review(crowded).history == ()
+
+
 def test_a_running_session_shows_its_review_page_but_takes_no_verdict(client, kiosk):
     client.post("/sessions/new", data=start_form(client))
     kiosk.frames(2, 1)

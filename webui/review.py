@@ -13,7 +13,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
 from daemon.report import render_timeline_svg
@@ -122,7 +122,16 @@ def _record(session_id: str, entries: list[ReviewEntry], anchor: str, forms: dic
         log.error("a review of session %s could not be stored: %s", session_id, exc)
         return _refused(session_id, forms, f"The kiosk could not store the review: {exc}", 503)
     flash(done)
-    return redirect(url_for("review.review", session_id=session_id, _anchor=anchor))
+    return redirect(url_for("review.review", session_id=session_id, at=_player_at(), _anchor=anchor))
+
+
+def _player_at() -> str | None:
+    """Where the reviewer's player stood (app.js sends it with each form), so the page comes back there."""
+    try:
+        at = float(request.form.get("player_at", ""))
+    except ValueError:
+        return None
+    return f"{at:.3f}" if 0 <= at < 1e7 else None
 
 
 def _refused(session_id: str, forms: dict[str, FlaskForm], reason: str | None = None, status: int = 400):

@@ -117,6 +117,18 @@ if (player && firstVideo) {
     if (row) row.classList.add("playing");
     player.scrollIntoView({ block: "nearest" });
   });
+  // A form sends where the player stands; the page comes back there (?at=), paused.
+  document.querySelectorAll("main form[method=post]").forEach((form) => form.addEventListener("submit", () => {
+    if (player.dataset.sessionTime === undefined) return;
+    let field = form.querySelector("input[name=player_at]");
+    if (!field) {
+      field = Object.assign(document.createElement("input"), { type: "hidden", name: "player_at" });
+      form.appendChild(field);
+    }
+    field.value = player.dataset.sessionTime;
+  }));
+  const resumeAt = Number(new URLSearchParams(location.search).get("at"));
+  if (resumeAt > 0) show(...locate(resumeAt), false);
   // A flag's clip played in place pauses the session player (one sound at a time).
   document.querySelectorAll("details.clip video").forEach((clip) => clip.addEventListener("play", () => active.pause()));
 }
