@@ -95,7 +95,7 @@ def test_the_exam_board_reviews_a_session_on_a_desktop(browser, kiosk, tmp_path)
 
     row.locator("a.button", has_text="Review").click()
     page.wait_for_url(f"{kiosk.url}/sessions/{kiosk.session_id}/review")
-    page.wait_for_function("document.getElementById('player-video').readyState >= 1")
+    page.wait_for_function("() => document.getElementById('player-video').readyState >= 1")
     events = {e.type: e for e in kiosk.reader.events(kiosk.session_id)}
     started_at = kiosk.reader.session(kiosk.session_id).started_at
 
@@ -113,7 +113,7 @@ def test_the_exam_board_reviews_a_session_on_a_desktop(browser, kiosk, tmp_path)
     state = wait_for_player(page, 1, 2.0)
     assert state["src"].endswith("/segment-0002.mp4") and state["at"] < 5.0
     page.evaluate("document.getElementById('player-video').pause()")
-    page.wait_for_function("document.getElementById('player-clock').textContent.includes('segment 2 of 6')")
+    page.wait_for_function("() => document.getElementById('player-clock').textContent.includes('segment 2 of 6')")
     shots.take(page, "webui-review-seek", full_page=False)
 
     # Played to its end, a segment hands over to the next one.
@@ -195,7 +195,7 @@ def test_the_review_pages_fit_a_phone(browser, kiosk, tmp_path):
         # The timeline scrolls sideways instead of shrinking its text to a few pixels.
         label = page.locator("svg.timeline text.lane-label").first.bounding_box()
         assert label["height"] >= 10, path
-        page.wait_for_function("[...document.querySelectorAll('video:not([hidden])')].every(v => v.preload === 'none'"
+        page.wait_for_function("() => [...document.querySelectorAll('video:not([hidden])')].every(v => v.preload === 'none'"
                                " || v.readyState >= 2)")  # the picture, not a loading spinner, in the screenshot
         shots.take(page, name, docs=name == "webui-review-phone")
 

@@ -20,7 +20,7 @@ from wtforms.validators import (
 from wtforms.widgets import html_params
 
 from daemon.candidate import field_problem
-from daemon.report.overview import SORT_KEYS, SessionQuery
+from daemon.report.overview import SORTS, SessionQuery
 from daemon.report.view import review_state
 from daemon.review import NOTE_MAX, REMARKS_MAX, ReviewState, Verdict, text_problem
 
@@ -76,17 +76,10 @@ class ChoiceField(StringField):
         self.options = options
 
 
-SORT_LABELS = {
-    "priority": "Review priority", "date": "Date", "score": "Score", "high": "High-severity flags",
-    "events": "Flags", "state": "State", "review": "Review", "candidate": "Candidate", "exam": "Exam",
-}
-assert SORT_LABELS.keys() == SORT_KEYS.keys()
-
-
 class SessionListForm(Form):
     """The sessions list's filter and order, read from the query string (a GET form: linkable, no CSRF)."""
 
-    sort = ChoiceField("Order by", SORT_LABELS, default="priority")
+    sort = ChoiceField("Order by", {name: sort.label for name, sort in SORTS.items()}, default="priority")
     order = ChoiceField("Direction", {"asc": "ascending", "desc": "descending"}, default="asc")
     state = ChoiceField("State", {"": "any", "running": "running", "completed": "completed",
                                   "interrupted": "interrupted"})

@@ -28,10 +28,10 @@ from daemon.report import (
     report_css,
 )
 from daemon.report import view as report_view
-from daemon.report.overview import SessionQuery, overviews, select
+from daemon.report.overview import SORTS, SessionQuery, overviews, select
 from daemon.session import SessionError
 from daemon.store.records import CandidateInfo, MediaRecord
-from webui.forms import SORT_LABELS, SessionListForm, StartSessionForm
+from webui.forms import SessionListForm, StartSessionForm
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def sessions():
     return render_template(
         "sessions.html", form=form, rows=rows[first:first + SESSIONS_PER_PAGE], matching=len(rows), first=first,
         page=page, pages=pages, status=backend().status(), query=form.query() if valid else SessionQuery(),
-        list_url=list_url, sort_labels=SORT_LABELS,
+        list_url=list_url, sorts=SORTS,
     ), 200 if valid else 400
 
 

@@ -71,7 +71,7 @@ def review(session_id: str):
 def verdict(session_id: str, event_id: str):
     form = VerdictForm()
     if not form.validate_on_submit():
-        return _refused(session_id, {event_id: form})
+        return _page(session_id, {event_id: form})
     entry = _entry(session_id, ReviewKind.VERDICT, form.verdict.data, form.note.data or "", event_id)
     return _record(session_id, [entry], f"event-{event_id}", {event_id: form},
                    f"Flag {form.verdict.data}.")
@@ -82,7 +82,7 @@ def verdict(session_id: str, event_id: str):
 def note(session_id: str):
     form = NoteForm()
     if not form.validate_on_submit():
-        return _refused(session_id, {"note": form})
+        return _page(session_id, {"note": form})
     return _record(session_id, [_entry(session_id, ReviewKind.NOTE, "", form.text.data)], "notes", {"note": form},
                    "Note added.")
 
@@ -92,7 +92,7 @@ def note(session_id: str):
 def remarks(session_id: str):
     form = RemarksForm()
     if not form.validate_on_submit():
-        return _refused(session_id, {"remarks": form})
+        return _page(session_id, {"remarks": form})
     current = backend().reader.review(session_id).remarks
     entries = []
     if form.remarks.data and (current is None or current.text != form.remarks.data):
@@ -102,7 +102,7 @@ def remarks(session_id: str):
     elif form.action.data == "reopen":
         entries.append(_entry(session_id, ReviewKind.STATE, ReviewState.IN_REVIEW.value, ""))
     if not entries:
-        return _refused(session_id, {"remarks": form}, "Nothing to save: the remarks are empty or unchanged.")
+        return _page(session_id, {"remarks": form}, "Nothing to save: the remarks are empty or unchanged.")
     said = {"save": "Final remarks saved.", "reviewed": "Session marked reviewed.", "reopen": "Review reopened."}
     return _record(session_id, entries, "remarks", {"remarks": form}, said[form.action.data])
 
@@ -117,10 +117,10 @@ def _record(session_id: str, entries: list[ReviewEntry], anchor: str, forms: dic
     try:
         backend().record_review(entries)
     except ReviewRefused as exc:
-        return _refused(session_id, forms, f"Not saved: {exc}.")
+        return _page(session_id, forms, f"Not saved: {exc}.")
     except (OSError, sqlite3.Error) as exc:  # a full disk, a failing SD card: said, not a 500
         log.error("a review of session %s could not be stored: %s", session_id, exc)
-        return _refused(session_id, forms, f"The kiosk could not store the review: {exc}", 503)
+        return _page(session_id, forms, f"The kiosk could not store the review: {exc}", 503)
     flash(done)
     return redirect(url_for("review.review", session_id=session_id, at=_player_at(), _anchor=anchor))
 
@@ -134,12 +134,9 @@ def _player_at() -> str | None:
     return f"{at:.3f}" if 0 <= at < 1e7 else None
 
 
-def _refused(session_id: str, forms: dict[str, FlaskForm], reason: str | None = None, status: int = 400):
-    return _page(session_id, forms, reason, status)
-
-
 def _page(session_id: str, forms: dict[str, FlaskForm] | None = None, refusal: str | None = None,
-          status: int = 200):
+          status: int | None = None):
+    """The review page; with `forms` (refused ones, as typed) and the `refusal`, status 400 unless told."""
     report = report_for(session_id)
     session = report["session"]
     review: SessionReview = backend().reader.review(session_id)
@@ -159,4 +156,4 @@ def _page(session_id: str, forms: dict[str, FlaskForm] | None = None, refusal: s
             formdata=None, remarks=review.remarks.text if review.remarks else ""),
         # where the refusal is said: beside its form, or at the top for a flag the page does not show
         refusal=refusal, refused=next((key for key in forms if key in {"note", "remarks", *flag_ids}), None),
-    ), status
+    ), status or (400 if forms else 200)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from daemon.config import RulesConfig
 from daemon.report.score import integrity
@@ -55,17 +56,22 @@ def priority(row: SessionOverview) -> tuple:
     return rank, row.score, -row.high, -row.session.started_at
 
 
-# Each sort's key, ascending; ties fall back to the newest first.
-SORT_KEYS: dict[str, Callable[[SessionOverview], object]] = {
-    "priority": priority,
-    "date": lambda r: r.session.started_at,
-    "score": lambda r: r.score,
-    "high": lambda r: r.high,
-    "events": lambda r: r.events,
-    "state": lambda r: r.session.state,
-    "review": lambda r: _REVIEW_RANK[r.review],
-    "candidate": lambda r: (r.session.candidate_name.casefold(), r.session.candidate_id.casefold()),
-    "exam": lambda r: r.session.exam_id.casefold(),
+class Sort(NamedTuple):
+    label: str
+    key: Callable[[SessionOverview], object]  # ascending
+
+
+# Each order the list offers; ties fall back to the newest first.
+SORTS: dict[str, Sort] = {
+    "priority": Sort("Review priority", priority),
+    "date": Sort("Date", lambda r: r.session.started_at),
+    "score": Sort("Score", lambda r: r.score),
+    "high": Sort("High-severity flags", lambda r: r.high),
+    "events": Sort("Flags", lambda r: r.events),
+    "state": Sort("State", lambda r: r.session.state),
+    "review": Sort("Review", lambda r: _REVIEW_RANK[r.review]),
+    "candidate": Sort("Candidate", lambda r: (r.session.candidate_name.casefold(), r.session.candidate_id.casefold())),
+    "exam": Sort("Exam", lambda r: r.session.exam_id.casefold()),
 }
 
 
@@ -102,4 +108,4 @@ class SessionQuery:
 def select(rows: list[SessionOverview], query: SessionQuery) -> list[SessionOverview]:
     """The rows the query matches, in its order."""
     chosen = sorted((row for row in rows if query.matches(row)), key=lambda r: -r.session.started_at)
-    return sorted(chosen, key=SORT_KEYS[query.sort], reverse=query.descending)
+    return sorted(chosen, key=SORTS[query.sort].key, reverse=query.descending)
