@@ -130,6 +130,15 @@ def test_the_exam_board_reviews_a_session_on_a_desktop(browser, kiosk, tmp_path)
     marker_x = float(page.get_attribute(f"#event-{absence.id} .clip-start", "x1"))
     assert marker_x == pytest.approx(100 * 2.0 / 7.5, abs=0.1)
     assert "2.0 s into the clip" in page.inner_text(f"#event-{absence.id}")
+    page.evaluate("""async (id) => {
+        const clip = document.querySelector(`#event-${id} details.clip video`);
+        clip.load();
+        await new Promise((ok) => clip.addEventListener('loadedmetadata', ok, {once: true}));
+        clip.currentTime = 3.0;
+    }""", absence.id)
+    page.wait_for_function(  # the clip's playhead is past the flag's start marker
+        "([id, x]) => Number(document.querySelector(`#event-${id} .clip-playhead`).getAttribute('x1')) > x",
+        arg=[absence.id, marker_x])
 
     # Confirm one flag with a note, dismiss the other, leave a note and the final remarks.
     page.fill(f"#note-{absence.id}", "Chair empty for 4 s.")

@@ -132,3 +132,13 @@ if (player && firstVideo) {
   // A flag's clip played in place pauses the session player (one sound at a time).
   document.querySelectorAll("details.clip video").forEach((clip) => clip.addEventListener("play", () => active.pause()));
 }
+
+// Review page: a clip's playhead runs along its marker, so the flag's start (the red line) is seen coming.
+document.querySelectorAll("details.clip").forEach((details) => {
+  const clip = details.querySelector("video"), head = details.querySelector(".clip-playhead");
+  clip.addEventListener("timeupdate", () => {
+    const x = clip.duration ? (100 * clip.currentTime / clip.duration).toFixed(2) : "0";
+    head.setAttribute("x1", x);
+    head.setAttribute("x2", x);
+  });
+});
