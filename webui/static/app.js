@@ -86,7 +86,7 @@ if (player && firstVideo) {
     }
     player.dataset.segment = String(index);
     const go = () => {
-      active.currentTime = offset;
+      if (Math.abs(active.currentTime - offset) > 0.01) active.currentTime = offset;  // a preloaded segment is at 0
       if (play) active.play().catch(() => {});
     };
     if (active.readyState >= 1) go(); else active.addEventListener("loadedmetadata", go, { once: true });
