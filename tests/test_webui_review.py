@@ -155,6 +155,8 @@ def test_a_reviewer_confirms_dismisses_notes_and_marks_the_session_reviewed(clie
     report = client.get(f"/api/sessions/{crowded}/report.json").json
     assert report["review"]["state"] == "reviewed" and report["review"]["marked_by"] == "technician"
     assert report["review"]["reviewed_integrity"]["score"] > report["integrity"]["score"]
+    listed_json = {s["id"]: s["review_state"] for s in client.get("/api/sessions").json}
+    assert listed_json == {three[0]: "not_reviewed", three[1]: "not_reviewed", crowded: "reviewed"}
     printable = client.get(f"/sessions/{crowded}/report.html").text
     assert 'id="reviewed-score">' in printable and "One absence confirmed" in printable
 

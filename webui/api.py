@@ -7,6 +7,7 @@ from dataclasses import asdict
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from daemon.review import ReviewState
 from webui.pages import backend, report_for
 
 bp = Blueprint("api", __name__)
@@ -24,7 +25,12 @@ def status():
 
 @bp.get("/api/sessions")
 def sessions():
-    return jsonify([asdict(session) for session in backend().reader.sessions()])
+    """The newest 100 sessions, each with its review state (not_reviewed, in_review, reviewed)."""
+    reviewed = backend().reader.review_states()
+    return jsonify([
+        asdict(session) | {"review_state": reviewed.get(session.id, ReviewState.NOT_REVIEWED).value}
+        for session in backend().reader.sessions()
+    ])
 
 
 @bp.get("/api/sessions/<session_id>/report.json")
