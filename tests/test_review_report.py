@@ -11,6 +11,7 @@ from test_review_store import entry, finished_session, verdict
 from daemon.config import RulesConfig
 from daemon.report import load_report, render_report_html, render_report_pdf
 from daemon.report.score import integrity
+from daemon.review import NOTE_MAX, REMARKS_MAX
 from daemon.store.db import Store, StoreReader
 
 
@@ -70,3 +71,17 @@ def test_the_reviewed_score_counts_the_confirmed_flags_only(store):
     assert "One absence of 4 s confirmed." in html and "reading the question sheet" in html
     assert "marked reviewed by board-2" in html
     assert "Ω" in drawn_characters(render_report_pdf(report))  # the remarks are drawn in the PDF
+
+
+def test_the_longest_remarks_and_notes_fit_the_pdf(store):
+    sid = finished_session(store)
+    lines = "\n".join(f"Paragraph {i}: " + "the candidate looked at the window for a while. " * 8 for i in range(24))
+    remarks = lines[:REMARKS_MAX]
+    store.add_review(entry(sid, "remarks", text=remarks))
+    store.add_review(entry(sid, "note", text="ẞ" * NOTE_MAX))
+
+    report = load_report(StoreReader(store.path), sid, RulesConfig())
+    pdf = render_report_pdf(report)
+
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page\n") >= 3  # the remarks run over pages
+    assert "ẞ" in drawn_characters(pdf)

@@ -11,6 +11,8 @@ import pytest
 from test_webui import FakeClock, Kiosk, csrf_token, login, make_client, start_form
 
 from daemon.review import NOTE_MAX
+from daemon.store.records import CandidateInfo
+from webui.pages import SESSIONS_PER_PAGE
 
 
 @pytest.fixture
@@ -219,3 +221,21 @@ def test_a_running_session_shows_its_review_page_but_takes_no_verdict(client, ki
 
     assert response.status_code == 400 and "Not saved: the session is still running" in response.text
     assert client.get("/sessions/nope/review").status_code == 404
+
+
+def test_a_long_list_comes_in_pages_that_keep_the_filter(client, kiosk):
+    def add(store, i):
+        session = store.start_session(CandidateInfo(f"Candidate {i}", f"c-{i}", "exam-1"), at=1_700_000_000.0 + i)
+        store.finish_session(session.id, at=1_700_000_000.0 + i + 60, frames=600)
+
+    for i in range(SESSIONS_PER_PAGE + 5):
+        kiosk.writer.submit(lambda store, i=i: add(store, i)).result()
+
+    first = client.get("/sessions?exam=exam&sort=date&order=desc").text
+    assert len(re.findall(r'<tr id="row-', first)) == SESSIONS_PER_PAGE and "page 1 of 2" in first
+    assert 'href="/sessions?sort=date&amp;order=desc&amp;exam=exam&amp;page=2"' in first
+    second = client.get("/sessions?sort=date&exam=exam&order=desc&page=2").text
+    assert len(re.findall(r'<tr id="row-', second)) == 5 and "Candidate 0 " in second
+    assert "51–55 shown" in second
+    beyond = client.get("/sessions?sort=date&exam=exam&order=desc&page=9").text
+    assert "page 2 of 2" in beyond
