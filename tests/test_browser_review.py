@@ -213,3 +213,23 @@ def test_the_review_pages_fit_a_phone(browser, kiosk, tmp_path):
     bar.scroll_into_view_if_needed()
     bar.click()
     wait_for_player(page, 1, 2.0)
+
+
+def test_the_review_page_works_without_javascript(browser, kiosk):
+    context = browser.new_context(java_script_enabled=False, viewport=DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{kiosk.url}/sessions/{kiosk.session_id}/review")
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{kiosk.url}/sessions/{kiosk.session_id}/review")
+    absence = next(e for e in kiosk.reader.events(kiosk.session_id) if e.type == "no_face")
+
+    # The flag's time opens its segment at the moment (a media fragment), the bar links to the row.
+    assert page.get_attribute(f"#event-{absence.id} a.seek", "href").endswith("/segment-0002.mp4#t=2.0")
+    assert page.get_attribute(f"svg.timeline a.bar-link[data-event='{absence.id}']", "href") == f"#event-{absence.id}"
+    page.fill("#note-text", "Checked again without scripts.")
+    page.click("#notes button[type=submit]")
+    page.wait_for_selector("text=Note added.")
+    assert "Checked again without scripts." in page.inner_text("#notes")
+    context.close()
