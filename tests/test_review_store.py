@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon.config import RulesConfig
 from daemon.events.model import Event, EventChange
+from daemon.report import load_report
 from daemon.review import NOTE_MAX, REMARKS_MAX, ReviewRefused, ReviewState, Verdict
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import CandidateInfo, ReviewEntry
@@ -143,3 +145,20 @@ def test_an_edited_or_deleted_review_breaks_verification(store, tmp_path):
 
     assert any("review entry 1" in p and "differs from its chained record in reviewer, value" in p for p in problems)
     assert any("review entry 2" in p and "missing from the database" in p for p in problems)
+
+
+def test_a_database_from_before_reviews_still_verifies_and_reports(tmp_path):
+    """`verify` and `export` may read a file the daemon has not migrated yet: no reviews, no error."""
+    path = tmp_path / "proctord.db"
+    store = Store(path, "kiosk-3")
+    sid = finished_session(store)
+    store.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP TABLE reviews")
+    conn.execute("DELETE FROM schema_version WHERE version = 6")
+    conn.close()
+
+    assert verify(path, tmp_path / "recordings", sid).ok
+    reader = StoreReader(path)
+    assert reader.review(sid).state is ReviewState.NOT_REVIEWED and reader.review_states() == {}
+    assert load_report(reader, sid, RulesConfig())["review"]["state"] == "not_reviewed"

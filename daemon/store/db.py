@@ -425,12 +425,13 @@ class StoreReader:
 
     def review(self, session_id: str) -> SessionReview:
         """The session's review as it stands (daemon/review.py), with its history."""
-        rows = self._query(reviews.SESSION_SQL, (session_id,))
+        rows = self._query(reviews.SESSION_SQL, (session_id,)) if self._query(reviews.TABLE_SQL) else []
         return SessionReview.of([records.review_entry_from_row(row) for row in rows])
 
     def review_states(self) -> dict[str, ReviewState]:
         """The review state of every session anything was reviewed in (the others: not reviewed)."""
-        return {row["session_id"]: reviews.state_of(row) for row in self._query(reviews.STATES_SQL)}
+        rows = self._query(reviews.STATES_SQL) if self._query(reviews.TABLE_SQL) else []
+        return {row["session_id"]: reviews.state_of(row) for row in rows}
 
     def all_events(self) -> dict[str, list[Event]]:
         """Every session's events, by session id (the sessions list scores each session)."""

@@ -11,6 +11,8 @@ from daemon.review import ReviewKind, ReviewRefused, ReviewState, SessionReview,
 from daemon.store import chain
 from daemon.store.records import ReviewEntry, review_entry_from_row
 
+# A database from before m006 (read by `verify` or `export` before the daemon migrated it) has no reviews.
+TABLE_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reviews'"
 SESSION_SQL = "SELECT * FROM reviews WHERE session_id = ? ORDER BY id"
 # Each session's review state in one pass, for the sessions list: the latest state entry, else whether
 # anything was recorded (daemon/review.py: SessionReview.of folds the same way).

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.files import PARTIAL_SUFFIX, file_sha256
-from daemon.store import chain
+from daemon.store import chain, reviews
 from daemon.store.db import DatabaseUnusable, check_integrity, connect_reader
 from daemon.store.evidence import MEDIA_FIELDS, SESSION_START_FIELDS, SESSION_STOP_FIELDS
 
@@ -131,9 +131,10 @@ class _SessionCheck:
         self._check_rows("event", events, "id", {ref: body for (fam, ref), body in latest.items() if fam == "event"})
         media = {ref: body for (fam, ref), body in latest.items() if fam == "media"}
         self._check_rows("media row", self._rows("SELECT * FROM media WHERE session_id = ?"), "name", media, MEDIA_FIELDS)
-        reviews = {ref: body for (fam, ref), body in latest.items() if fam == "review"}
-        rows = [row | {"id": str(row["id"])} for row in self._rows("SELECT * FROM reviews WHERE session_id = ?")]
-        self._check_rows("review entry", rows, "id", {ref: body | {"id": ref} for ref, body in reviews.items()})
+        chained = {ref: body | {"id": ref} for (fam, ref), body in latest.items() if fam == "review"}
+        stored = self._conn.execute(reviews.TABLE_SQL).fetchone()
+        rows = [row | {"id": str(row["id"])} for row in self._rows(reviews.SESSION_SQL)] if stored else []
+        self._check_rows("review entry", rows, "id", chained)
         files = self._check_files(media, deleted, running=session is not None and session["state"] == "running")
         self._result.sessions.append(SessionSummary(self._id, len(entries), head, len(events), files))
 
