@@ -29,7 +29,7 @@ from daemon.recording.service import RecordingService
 from daemon.session import SessionController, SessionError, SessionPart
 from daemon.store.db import Store, StoreReader
 from daemon.store.part import StorePart
-from daemon.store.records import CandidateInfo
+from daemon.store.records import CandidateInfo, ReviewEntry
 from daemon.store.writer import StoreWriter
 from daemon.sync.commands import CommandActions, StoreRequestLog
 from daemon.sync.contract import KioskStatus, Topics
@@ -109,11 +109,16 @@ class Daemon:
             start_session=lambda info: self.sessions.start(info, self.now()),
             stop_session=self.sessions.stop,
             open_events=lambda: self.sessions.open_events,
+            record_review=self.record_review,
             latest_frame=self.latest_frame.get,
             camera=self.grabber.status,
             data_dir=self.config.data_dir,
             recordings_dir=self.config.recordings_dir,
         ))
+
+    def record_review(self, entries: list[ReviewEntry]) -> list[ReviewEntry]:
+        """The exam board's review actions, committed together (a reviewer waits: no retrying on a full disk)."""
+        return self.writer.submit(lambda store: [store.add_review(entry) for entry in entries], retry=False).result()
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -74,6 +74,8 @@ class Kiosk:
             start_session=lambda info: self.sessions.start(info, self.now()),
             stop_session=self.sessions.stop,
             open_events=lambda: self.sessions.open_events,
+            record_review=lambda entries: self.writer.submit(
+                lambda store: [store.add_review(entry) for entry in entries], retry=False).result(),
             latest_frame=self.latest.get,
             camera=lambda: self.status().part("capture"),
             data_dir=self.data_dir,

@@ -27,8 +27,8 @@ from daemon.latest_frame import AnalysedFrame
 from daemon.parts import DaemonStatus, PartStatus
 from daemon.report import view as report_view
 from daemon.store.db import StoreReader
-from daemon.store.records import CandidateInfo, SessionRecord
-from webui import api, auth, pages
+from daemon.store.records import CandidateInfo, ReviewEntry, SessionRecord
+from webui import api, auth, pages, review
 from webui.live import LiveView
 from webui.metrics import DaemonCollector, metrics_registry
 
@@ -52,6 +52,8 @@ class WebBackend:
     start_session: Callable[[CandidateInfo], SessionRecord]  # raises SessionError when one runs
     stop_session: Callable[[], SessionRecord]  # raises SessionError when none runs
     open_events: Callable[[], Sequence[Event]]  # the running session's events that have not ended
+    # Commits review entries in one transaction; raises ReviewRefused (daemon/review.py) with the reason.
+    record_review: Callable[[list[ReviewEntry]], list[ReviewEntry]]
     latest_frame: Callable[[], AnalysedFrame | None]
     camera: Callable[[], PartStatus]  # the capture part's status: whether the camera delivers frames now
     data_dir: Path
@@ -75,6 +77,7 @@ def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK)
         hops = web.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.extensions["proctord_backend"] = backend
+    app.extensions["proctord_clock"] = clock
     app.extensions["proctord_live"] = LiveView(backend.latest_frame, backend.open_events, web.live_fps, clock)
     app.extensions["proctord_metrics"] = metrics_registry(
         DaemonCollector(backend.status, backend.reader.event_counts)
@@ -83,6 +86,7 @@ def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK)
     auth.install(app, auth.Authenticator(backend.reader, auth.load_password_hash(web), web.session_lifetime_s, clock,
                                          backend.data_dir / auth.LOGINS_FILE))
     app.register_blueprint(pages.bp)
+    app.register_blueprint(review.bp)
     app.register_blueprint(api.bp)
     _install_responses(app)
     return app
@@ -99,6 +103,7 @@ def _install_responses(app: Flask) -> None:
     app.add_template_filter(report_view.label, "label")
     app.add_template_filter(report_view.evidence_text, "evidence")
     app.add_template_filter(report_view.clock_offset, "clock")
+    app.add_template_filter(report_view.review_state, "review_state")
 
     @app.after_request
     def security_headers(response):

@@ -18,6 +18,7 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
     send_file,
     url_for,
 )
@@ -32,10 +33,11 @@ from daemon.report import (
     report_css,
 )
 from daemon.report import view as report_view
+from daemon.report.overview import SORTS, SessionQuery, overviews, select
 from daemon.session import SessionError
 from daemon.store.records import CandidateInfo, MediaRecord
 from webui.auth import requires
-from webui.forms import StartSessionForm
+from webui.forms import SessionListForm, StartSessionForm
 from webui.live import camera_offline
 
 log = logging.getLogger(__name__)
@@ -94,10 +96,39 @@ def camera_state() -> dict:
     return {"online": offline is None, "text": offline, "reason": camera.reason if offline else None}
 
 
+SESSIONS_PER_PAGE = 50
+
+
 @bp.get("/sessions")
 @requires(Role.TECHNICIAN, Role.REVIEWER)
 def sessions():
-    return render_template("sessions.html", sessions=backend().reader.sessions(), status=backend().status())
+    """Every session with its score, flags and review state, filtered and ordered by the query string
+    (daemon/report/overview.py); a bad filter is said beside its field, and the list shown unfiltered."""
+    form = SessionListForm(request.args)
+    valid = form.validate()
+    rows = select(overviews(backend().reader, backend().rules), form.query() if valid else SessionQuery())
+    pages = max(1, -(-len(rows) // SESSIONS_PER_PAGE))
+    page = min(form.page.data or 1, pages) if valid else 1
+    first = (page - 1) * SESSIONS_PER_PAGE
+    listed = _listed_args(form) if valid else {}
+
+    def list_url(**changes) -> str:
+        """This list with some of its query changed (a sort header, a page link)."""
+        return url_for("pages.sessions", **{k: v for k, v in (listed | changes).items() if v not in ("", None)})
+
+    return render_template(
+        "sessions.html", form=form, rows=rows[first:first + SESSIONS_PER_PAGE], matching=len(rows), first=first,
+        page=page, pages=pages, status=backend().status(), query=form.query() if valid else SessionQuery(),
+        list_url=list_url, sorts=SORTS,
+    ), 200 if valid else 400
+
+
+def _listed_args(form: SessionListForm) -> dict[str, str]:
+    """The list's query string as given, without empty or default fields."""
+    return {
+        field.name: request.args[field.name] for field in form
+        if request.args.get(field.name, "") not in ("", field.default, str(field.default))
+    }
 
 
 @bp.route("/sessions/new", methods=["GET", "POST"])
@@ -171,6 +202,12 @@ def media(session_id: str, file: str):
 
 
 _MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
+
+
+@bp.app_template_filter("media_url")
+def media_url(file_name: str, session_id: str) -> str:
+    """Where the page serves a recorded file of the session (`media` above)."""
+    return url_for("pages.media", session_id=session_id, file=file_name)
 
 
 @bp.get("/sessions/<session_id>/report.html")

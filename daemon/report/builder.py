@@ -1,5 +1,6 @@
 """The session report as data (the JSON format, schema in docs/report.schema.json), built only from the
-store's records: the session, its events and what the rules measured (focus tallies, calibration)."""
+store's records: the session, its events, what the rules measured (focus tallies, calibration) and the
+exam board's review (verdicts, notes, remarks, and the score recomputed over the confirmed flags)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,25 @@ from daemon.config import RulesConfig
 from daemon.events.model import Event, FocusCounts, Neutral, SessionMetrics
 from daemon.events.rules import EVENT_TYPES
 from daemon.report.score import integrity
+from daemon.review import ReviewState, SessionReview, Verdict
 from daemon.store.db import StoreReader
-from daemon.store.records import SessionRecord
+from daemon.store.records import ReviewEntry, SessionRecord
 
 REPORT_VERSION = 2
 
 
+REVIEWED_BASIS = (
+    "the same formula over the flags a reviewer confirmed: dismissed flags, and flags without a verdict yet,"
+    " deduct nothing"
+)
+
+
 def build_report(
-    session: SessionRecord, events: list[Event], rules: RulesConfig, metrics: SessionMetrics | None = None
+    session: SessionRecord, events: list[Event], rules: RulesConfig, metrics: SessionMetrics | None = None,
+    review: SessionReview | None = None,
 ) -> dict:
     metrics = metrics or SessionMetrics()
+    review = review or SessionReview.of([])
     duration = max(session.duration, 0.0)
     counts = {event_type: sum(e.type == event_type for e in events) for event_type in EVENT_TYPES}
     return {
@@ -32,10 +42,47 @@ def build_report(
             asdict(event) | {
                 "start_offset_seconds": round(event.start - session.started_at, 3),
                 "duration_seconds": None if event.duration is None else round(event.duration, 3),
+                "review": _verdict(review, event.id),
             }
             for event in events
         ],
+        "review": review_section(review, events, rules, session.started_at, duration),
     }
+
+
+def review_section(review: SessionReview, events: list[Event], rules: RulesConfig, started_at: float,
+                   duration: float) -> dict:
+    """The review as it stands; the reviewed score once anything was reviewed (provisional while flags wait)."""
+    confirmed = review.confirmed(events)
+    reviewed = review.state is not ReviewState.NOT_REVIEWED
+    return {
+        "state": review.state.value,
+        "marked_by": review.marked.reviewer if review.marked else None,
+        "marked_at": review.marked.at if review.marked else None,
+        "flags": {
+            "confirmed": len(confirmed),
+            "dismissed": sum(review.verdict(e.id) is Verdict.DISMISSED for e in events),
+            "pending": len(review.pending(events)),
+        },
+        "reviewed_integrity": integrity(confirmed, rules, started_at, duration) if reviewed else None,
+        "reviewed_basis": REVIEWED_BASIS,
+        "remarks": _said(review.remarks) if review.remarks else None,
+        "notes": [_said(note) for note in review.notes],
+        "history": [_said(entry) | {"kind": entry.kind, "event_id": entry.event_id, "value": entry.value}
+                    for entry in review.history],
+    }
+
+
+def _said(entry: ReviewEntry) -> dict:
+    return {"text": entry.text, "reviewer": entry.reviewer, "at": entry.at}
+
+
+def _verdict(review: SessionReview, event_id: str) -> dict | None:
+    entry = review.verdicts.get(event_id)
+    if entry is None:
+        return None
+    return {"verdict": entry.value, "note": entry.text, "reviewer": entry.reviewer, "at": entry.at,
+            "changes": len(review.history_of(event_id)) - 1}
 
 
 def load_report(reader: StoreReader, session_id: str, rules: RulesConfig) -> dict | None:
@@ -43,7 +90,9 @@ def load_report(reader: StoreReader, session_id: str, rules: RulesConfig) -> dic
     session = reader.session(session_id)
     if session is None:
         return None
-    return build_report(session, reader.events(session_id), rules, reader.metrics(session_id))
+    return build_report(
+        session, reader.events(session_id), rules, reader.metrics(session_id), reader.review(session_id)
+    )
 
 
 def focus_figures(focus: FocusCounts) -> dict:

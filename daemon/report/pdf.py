@@ -86,7 +86,14 @@ def render_report_pdf(report: dict) -> bytes:
 
     doc.line("Proctoring session report", size=16, bold=True, height=8)
     doc.line(f"Session {s['id']} · kiosk {s['kiosk']} · {s['state']}", colour=MUTED)
-    doc.line(f"Integrity score {score['score']:.1f} / 100", size=13, bold=True, height=7)
+    doc.line(f"Integrity score {score['score']:.1f} / 100 (automatic)", size=13, bold=True, height=7)
+    review = report["review"]
+    reviewed = review["reviewed_integrity"]
+    if reviewed is None:
+        doc.line("Reviewed score: not reviewed yet", size=11, bold=True, height=6)
+    else:
+        provisional = "" if review["state"] == "reviewed" else " (provisional)"
+        doc.line(f"Reviewed score {reviewed['score']:.1f} / 100{provisional}", size=11, bold=True, height=6)
     candidate = s["candidate_name"] or "-"
     if s["candidate_id"]:
         candidate += f" ({s['candidate_id']})"
@@ -96,6 +103,8 @@ def render_report_pdf(report: dict) -> bytes:
         f"{view.clock_offset(s['duration_seconds'])} ({s['duration_seconds']:.1f} s, {s['frames']} frames). "
         f"Flagged {score['flagged_seconds']:.1f} s ({view.percent(score['share_flagged'])})."
     )
+
+    _review(doc, review)
 
     doc.heading("Timeline")
     _timeline(doc, view.timeline(report))
@@ -126,17 +135,44 @@ def render_report_pdf(report: dict) -> bytes:
 
     doc.heading("Events")
     if report["events"]:
-        rows = [["#", "Start", "Event", "Severity", "Duration", "Conf.", "Evidence"]]
+        rows = [["#", "Start", "Event", "Severity", "Duration", "Conf.", "Evidence", "Verdict"]]
         rows += [
             [str(i), view.clock_offset(e["start_offset_seconds"]), view.label(e["type"]), e["severity"],
              "open" if e["duration_seconds"] is None else f"{e['duration_seconds']:.1f} s",
-             f"{e['peak_confidence']:.2f}", view.evidence_text(e["evidence"])]
+             f"{e['peak_confidence']:.2f}", view.evidence_text(e["evidence"]), _verdict_text(e["review"])]
             for i, e in enumerate(report["events"], start=1)
         ]
-        doc.table(rows, (7, 13, 26, 15, 15, 11, 99), size=7)
+        doc.table(rows, (7, 13, 24, 14, 13, 10, 75, 30), size=7)
     else:
         doc.line("No event in this session.")
     return bytes(pdf.output())
+
+
+def _review(doc: _ReportPdf, review: dict) -> None:
+    doc.heading("Review by the exam board")
+    flags = review["flags"]
+    marked = ""
+    if review["marked_by"]:
+        action = "marked reviewed" if review["state"] == "reviewed" else "reopened"
+        marked = f", {action} by {review['marked_by']}, {view.local_time(review['marked_at'])}"
+    doc.line(f"{view.review_state(review['state']).capitalize()}{marked}. {flags['confirmed']} flags confirmed, "
+             f"{flags['dismissed']} dismissed, {flags['pending']} without a verdict.")
+    if review["reviewed_integrity"] is not None:
+        doc.line(f"Reviewed score: {review['reviewed_basis']}.", size=8, colour=MUTED)
+    remarks = review["remarks"]
+    if remarks:
+        doc.line("Final remarks", bold=True)
+        doc.line(remarks["text"])
+        doc.line(f"{remarks['reviewer']}, {view.local_time(remarks['at'])}", size=8, colour=MUTED)
+    for note in review["notes"]:
+        doc.line(f"Note: {note['text']} ({note['reviewer']}, {view.local_time(note['at'])})", size=8)
+
+
+def _verdict_text(verdict: dict | None) -> str:
+    if verdict is None:
+        return "no verdict"
+    note = f": {verdict['note']}" if verdict["note"] else ""
+    return f"{verdict['verdict']}{note} ({verdict['reviewer']})"
 
 
 def _timeline(doc: _ReportPdf, t: view.Timeline) -> None:
@@ -161,6 +197,9 @@ def _timeline(doc: _ReportPdf, t: view.Timeline) -> None:
     if not t.lanes:
         pdf.text(x0 + t.plot_left * scale, y0 + 10, "No event in this session.")
     for bar in t.bars:
-        pdf.set_fill_color(*_hex_rgb(bar.colour))
+        colour = _hex_rgb(bar.colour)
+        if bar.verdict == "dismissed":  # faded, as on the page
+            colour = tuple(round(255 - 0.3 * (255 - c)) for c in colour)
+        pdf.set_fill_color(*colour)
         pdf.rect(x0 + bar.x * scale, y0 + bar.y * scale, bar.width * scale, view.BAR_HEIGHT * scale, style="F")
     pdf.set_y(y0 + height + 2)

@@ -63,6 +63,11 @@ def clock_offset(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def review_state(state: str) -> str:
+    """"not_reviewed" as a person reads it: "not reviewed"."""
+    return state.replace("_", " ")
+
+
 def percent(share: float | None) -> str:
     return "not measured" if share is None else f"{100 * share:.1f} %"
 
@@ -84,6 +89,9 @@ class Bar:
     width: float
     colour: str
     title: str  # what a pointer over the bar shows
+    event_id: str  # the bar links to the event's row (#event-<id>)
+    start_s: float  # the event's start, seconds from the session start (the review page's player seeks there)
+    verdict: str | None  # the reviewer's latest verdict (confirmed | dismissed), None before any
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +129,7 @@ def timeline(report: dict) -> Timeline:
             x=round(min(x, plot_left + plot_width - width), 2), y=lane_y[event["type"]] - BAR_HEIGHT / 2,
             width=round(width, 2), colour=SEVERITY_COLOURS.get(event["severity"], "#7f8c8d"),
             title=f"{label(event['type'])} at {clock_offset(start)}, {length} ({event['severity']})",
+            event_id=event["id"], start_s=round(start, 3), verdict=(event.get("review") or {}).get("verdict"),
         ))
     step = next((s for s in _TICK_STEPS_S if duration / s <= 10), _TICK_STEPS_S[-1])
     ticks = [(round(x_at(t), 2), clock_offset(t)) for t in range(0, int(duration) + 1, step)]

@@ -1,11 +1,11 @@
 """The tamper-evidence chain: an append-only log of every change to a session's evidence.
 
 Each session has its own chain. Every committed change (session start and stop, event start and end, a
-media file finished or deleted) appends one entry holding the changed row as canonical JSON, in the same
+media file finished or deleted, a reviewer's verdict, note, remarks or review state) appends one entry holding the changed row as canonical JSON, in the same
 transaction as the change itself. An entry's hash covers its content and the previous entry's hash, so
 editing, removing or inserting an entry breaks every hash after it; the session row keeps the chain's
 length and head, and the session's stop message carries the head off the kiosk (README, "Tamper
-evidence"). `daemon/store/verify.py` checks the chain against the rows and the files.
+evidence"); a review after the stop extends the chain beyond that head. `daemon/store/verify.py` checks the chain against the rows and the files.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ GENESIS = "0" * 64  # the "previous hash" of a session's first entry
 class ChainEntry:
     session_id: str
     seq: int  # 1, 2, 3... within the session
-    kind: str  # session_start | session_stop | event_start | event_end | media | media_deleted
+    kind: str  # session_start | session_stop | event_start | event_end | media | media_deleted | review
     ref: str  # what it is about: the session id, an event id or a media name
     body: str  # the row as committed, canonical JSON
     prev_hash: str

@@ -28,7 +28,8 @@ import sqlite_utils
 
 from daemon.errors import UserError
 from daemon.events.model import Event, EventChange, SessionMetrics
-from daemon.store import command_ids, evidence, records
+from daemon.review import ReviewState, SessionReview
+from daemon.store import command_ids, evidence, records, reviews
 from daemon.store.command_ids import AnsweredRequest
 from daemon.store.migrations import MIGRATIONS
 from daemon.store.outbox import insert_outbox
@@ -36,6 +37,7 @@ from daemon.store.records import (
     CandidateInfo,
     MediaRecord,
     OutboxMessage,
+    ReviewEntry,
     SessionRecord,
     StoredMedia,
     UserRecord,
@@ -326,6 +328,11 @@ class Store:
             self._require_session(session_id)
             self._db["sessions"].update(session_id, {"under_review": int(under_review)})
 
+    def add_review(self, entry: ReviewEntry) -> ReviewEntry:
+        """One review action, chained; raises ReviewRefused (nothing written) when it is not allowed."""
+        with self.atomic():
+            return reviews.add(self._conn, entry)
+
     def mark_synced(self, session_id: str) -> int:
         """The session's clips and snapshots are safe elsewhere, so retention may delete them here.
         Returns how many files were newly marked."""
@@ -399,8 +406,9 @@ class StoreReader:
         self._connection = connection
         self._local = threading.local()
 
-    def sessions(self, limit: int = 100) -> list[SessionRecord]:
-        rows = self._query("SELECT * FROM sessions ORDER BY started_at DESC LIMIT ?", (limit,))
+    def sessions(self, limit: int | None = 100) -> list[SessionRecord]:
+        """The newest `limit` sessions (None: all), newest first."""
+        rows = self._query("SELECT * FROM sessions ORDER BY started_at DESC LIMIT ?", (-1 if limit is None else limit,))
         return [records.session_from_row(row) for row in rows]
 
     def session(self, session_id: str) -> SessionRecord | None:
@@ -438,6 +446,23 @@ class StoreReader:
     def under_review(self, session_id: str) -> bool:
         rows = self._query("SELECT under_review FROM sessions WHERE id = ?", (session_id,))
         return bool(rows and rows[0]["under_review"])
+
+    def review(self, session_id: str) -> SessionReview:
+        """The session's review as it stands (daemon/review.py), with its history."""
+        rows = self._query(reviews.SESSION_SQL, (session_id,)) if self._query(reviews.TABLE_SQL) else []
+        return SessionReview.of([records.review_entry_from_row(row) for row in rows])
+
+    def review_states(self) -> dict[str, ReviewState]:
+        """The review state of every session anything was reviewed in (the others: not reviewed)."""
+        rows = self._query(reviews.STATES_SQL) if self._query(reviews.TABLE_SQL) else []
+        return {row["session_id"]: reviews.state_of(row) for row in rows}
+
+    def all_events(self) -> dict[str, list[Event]]:
+        """Every session's events, by session id (the sessions list scores each session)."""
+        by_session: dict[str, list[Event]] = {}
+        for row in self._query("SELECT * FROM events ORDER BY start, id"):
+            by_session.setdefault(row["session_id"], []).append(records.event_from_row(row))
+        return by_session
 
     def event_counts(self) -> dict[str, int]:
         """Events recorded so far, over all sessions, by type."""

@@ -140,7 +140,25 @@ def m006_users(db: sqlite_utils.Database) -> None:
     )
 
 
+def m007_reviews(db: sqlite_utils.Database) -> None:
+    """The exam board's review actions (daemon/store/reviews.py): append-only, which the triggers enforce
+    against a slip (a deliberate edit is what `proctord verify` catches, through the chain)."""
+    db.execute(
+        "CREATE TABLE reviews (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " session_id TEXT NOT NULL REFERENCES sessions (id),"
+        " kind TEXT NOT NULL,"  # verdict | note | remarks | state
+        " event_id TEXT REFERENCES events (id),"  # a verdict's flag
+        " value TEXT NOT NULL, text TEXT NOT NULL, reviewer TEXT NOT NULL, at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX reviews_by_session ON reviews (session_id, id)")
+    for change in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER reviews_append_only_{change.lower()} BEFORE {change} ON reviews"
+            " BEGIN SELECT RAISE(ABORT, 'reviews are append-only: record a new entry instead'); END"
+        )
+
+
 MIGRATIONS = [
     m001_sessions_events_outbox, m002_session_metrics, m003_evidence_chain, m004_command_requests,
-    m005_upload_queue, m006_users,
+    m005_upload_queue, m006_users, m007_reviews,
 ]

@@ -77,6 +77,20 @@ class UserRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewEntry:
+    """One review action on a session, as recorded (append-only; daemon/review.py gives the kinds)."""
+
+    session_id: str
+    kind: str  # verdict | note | remarks | state
+    event_id: str | None  # a verdict's flag
+    value: str  # verdict: confirmed | dismissed; state: in_review | reviewed; otherwise ""
+    text: str  # a verdict's note, a note, the remarks ("" for none)
+    reviewer: str  # who did it (the web login's user name)
+    at: float  # wall-clock seconds
+    id: int | None = None  # the row, once stored: the order of the actions
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMedia:
     """A media row with what retention needs to know about it."""
 
@@ -117,6 +131,10 @@ def media_from_row(row: dict) -> MediaRecord:
 
 def user_from_row(row: dict) -> UserRecord:
     return UserRecord(**{f.name: row[f.name] for f in fields(UserRecord)})
+
+
+def review_entry_from_row(row: dict) -> ReviewEntry:
+    return ReviewEntry(**{f.name: row[f.name] for f in fields(ReviewEntry)})
 
 
 def stored_media_from_row(row: dict) -> StoredMedia:

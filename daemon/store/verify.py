@@ -1,7 +1,7 @@
 """`proctord verify`: check each session's chain, and the rows and files it vouches for.
 
-A break is reported when a chain entry was altered, removed or inserted; when a session, event or media
-row differs from what the chain recorded, or exists on one side only; when a recorded file is missing
+A break is reported when a chain entry was altered, removed or inserted; when a session, event, media or
+review row differs from what the chain recorded, or exists on one side only; when a recorded file is missing
 (and retention did not record its deletion) or its sha256 differs; or when a finished session's folder
 holds a file the chain does not know. All of it is read in one snapshot of the database, so a running
 daemon does not disturb the check.
@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.files import PARTIAL_SUFFIX, file_sha256
-from daemon.store import chain
+from daemon.store import chain, reviews
 from daemon.store.db import DatabaseUnusable, check_integrity, connect_reader
 from daemon.store.evidence import MEDIA_FIELDS, SESSION_START_FIELDS, SESSION_STOP_FIELDS
 
 # Which record a chain entry vouches for; the last entry of a family and ref holds its current content.
 _FAMILY = {
     "session_start": "session_start", "session_stop": "session_stop",
-    "event_start": "event", "event_end": "event", "media": "media",
+    "event_start": "event", "event_end": "event", "media": "media", "review": "review",
 }
 
 
@@ -131,6 +131,10 @@ class _SessionCheck:
         self._check_rows("event", events, "id", {ref: body for (fam, ref), body in latest.items() if fam == "event"})
         media = {ref: body for (fam, ref), body in latest.items() if fam == "media"}
         self._check_rows("media row", self._rows("SELECT * FROM media WHERE session_id = ?"), "name", media, MEDIA_FIELDS)
+        chained = {ref: body | {"id": ref} for (fam, ref), body in latest.items() if fam == "review"}
+        stored = self._conn.execute(reviews.TABLE_SQL).fetchone()
+        rows = [row | {"id": str(row["id"])} for row in self._rows(reviews.SESSION_SQL)] if stored else []
+        self._check_rows("review entry", rows, "id", chained)
         files = self._check_files(media, deleted, running=session is not None and session["state"] == "running")
         self._result.sessions.append(SessionSummary(self._id, len(entries), head, len(events), files))
 
