@@ -37,7 +37,7 @@ from webui.auth import PUBLIC, declared_roles, requires
 from webui.throttle import FREE_FAILURES
 
 REVIEW_ROUTES = ["/sessions/{id}/report.html", "/sessions/{id}/report.pdf", "/sessions/{id}/report.csv",
-                 "/api/sessions/{id}/report.json", "/sessions/{id}/media/clip-x.mp4"]
+                 "/api/sessions/{id}/report.json", "/sessions/{id}/media/clip-x.mp4", "/sessions/{id}/review"]
 
 
 def undeclared_routes(app) -> list[str]:
@@ -88,6 +88,15 @@ def test_a_technician_may_not_review_or_export(kiosk, technician, reviewer, path
     assert reviewer.get(path).status_code in (200, 404)  # 404: the clip is not on disk
     page = technician.get(f"/sessions/{session.id}").text
     assert "report.pdf" not in page and "report.pdf" in reviewer.get(f"/sessions/{session.id}").text
+
+
+def test_a_technicians_review_action_is_refused_and_records_nothing(kiosk, technician):
+    session = kiosk.sessions.start(CandidateInfo("Ada", "c-1"), kiosk.now())
+    kiosk.sessions.stop()
+    token = csrf_token(technician.get(f"/sessions/{session.id}").text)
+    refused = technician.post(f"/sessions/{session.id}/review/notes", data={"csrf_token": token, "text": "fine"})
+    assert refused.status_code == 403 and "needs the reviewer role" in refused.text
+    assert kiosk.reader.review(session.id).notes == ()
 
 
 def test_the_nav_shows_each_role_only_its_pages(technician, reviewer):
