@@ -78,7 +78,7 @@ def test_evidence_and_reports_go_up_checked_announced_and_released_to_retention(
     with Running(config) as running:
         wait_until(running.drained, 60, "the session's evidence and reports in the store")
         status = running.uploader.status()
-    assert status.state == "ok" and status.figure("bytes_pending") == 0 and status.figure("last_upload")
+    assert status.state == "ok" and status.figure("bytes_pending") == 0 and status.figure("last_upload") is not None
 
     session = media[0].session_id
     for record in media[:2]:  # snapshot and clip (multipart: 3 parts of 5 MiB)
@@ -187,7 +187,8 @@ def test_wrong_credentials_are_reported_without_the_secret_and_nothing_is_lost(t
     with Running(config) as running:
         wait_until(lambda: running.uploader.status().state == "degraded", 30, "the refusal")
         status = running.uploader.status()
-    assert "refused the credentials" in status.reason and "refused the credentials" in status.figure("last_error")
+    assert "refused the credentials" in status.reason
+    assert status.figure("last_error") is None  # the same words: said once, as the problem
     assert status.figure("backlog") >= 1
     assert wrong not in caplog.text and SECRET_KEY not in caplog.text
     assert wrong not in repr(running.uploader._store.settings)

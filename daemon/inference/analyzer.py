@@ -35,7 +35,7 @@ class FrameAnalyzer:
     """
 
     def __init__(self, config: InferenceConfig, models_dir: Path, live: bool = False):
-        self.face_model = " + ".join(FACE_DETECTOR_FILES[v] for v in FACE_MODEL_VARIANTS[config.face_model])
+        self.face_model = "BlazeFace " + " + ".join(FACE_MODEL_VARIANTS[config.face_model]) + " range"  # for people
         self._faces = FacePipeline(config, models_dir)
         detector = load_object_detector(config, models_dir)
         runner = BackgroundObjects if live else InlineObjects

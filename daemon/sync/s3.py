@@ -169,7 +169,16 @@ def _call(function, *args, **kwargs):
             raise _classify(code.group(1), "", args[0]) from None
         raise StoreError("offline", f"the store gave an unreadable answer: {str(exc)[:120]}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise StoreError("offline", f"cannot reach the store: {type(exc).__name__}") from None
+        raise StoreError("offline", f"cannot reach the store ({_network_problem(exc)})") from None
+
+
+def _network_problem(exc: BaseException) -> str:
+    """In a technician's words: urllib3 wraps the socket's error ("...: [Errno 111] Connection refused")."""
+    cause = getattr(exc, "reason", None) or exc
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    words = str(cause).rsplit("] ", 1)
+    return words[1].lower() if len(words) == 2 else type(cause).__name__
 
 
 _ERROR_CODE = re.compile(r"<Code>(\w+)</Code>")

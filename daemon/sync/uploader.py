@@ -173,9 +173,12 @@ class Uploader:
         return PartStatus(self.name, summary.state, summary.reason, (
             Figure("backlog", "Files waiting", summary.backlog, help="Files queued for the object store"),
             Figure("bytes_pending", "Waiting", summary.bytes_pending, "bytes", help="Bytes queued for the object store"),
-            Figure("last_upload", "Last upload", summary.last_upload_at, "s",
-                   help="Unix time of the last file the store confirmed"),
-            Figure("last_error", "Last error", summary.last_error, kind="info"),
+            Figure("last_upload", "Last upload",
+                   None if summary.last_upload_at is None else max(0.0, self._clock.time() - summary.last_upload_at),
+                   "s ago", help="Seconds since the store last confirmed a file"),
+            # While the store is away the problem line says it already.
+            Figure("last_error", "Last error", None if summary.last_error == summary.reason else summary.last_error,
+                   kind="info"),
             Figure("missing", "Files missing locally", summary.missing,
                    help="Queued files gone or changed on the local disk"),
             Figure("uploaded_files", "Files uploaded", self.files_uploaded, kind="counter",
