@@ -17,7 +17,7 @@ from dataclasses import replace
 from daemon.config import RulesConfig
 from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.events.rules import Instant, RuleEngine
-from daemon.inference.analysis import FrameAnalysis
+from daemon.inference.analysis import AudioAnalysis, FrameAnalysis
 from daemon.parts import Figure, PartStatus, SessionListener
 from daemon.recording.recorder import Recorder
 from daemon.report import build_report
@@ -168,6 +168,21 @@ class SessionController:
                 self._last_progress = analysis.mono
                 progress = (self._session.id, analysis.wall, self._frames, self._engine.metrics)
                 self._writer.submit(lambda store: self._write_progress(store, *progress))
+
+    def observe_audio(self, audio: list[AudioAnalysis]) -> None:
+        """Feed windows of sound to the running session's rules, in order (no-op without a session)."""
+        with self._lock:
+            if self._engine is None:
+                return
+            for window in audio:
+                self._commit_changes(self._engine.update_audio(window))
+
+    def observe_microphone(self, online: bool, at: Instant) -> None:
+        """Whether the microphone delivers sound (fed by the microphone's thread)."""
+        with self._lock:
+            if self._engine is None:
+                return
+            self._commit_changes(self._engine.update_microphone(at, online))
 
     def observe_camera(self, online: bool, at: Instant) -> None:
         """Whether the camera delivers frames (fed by the capture loop, with or without frames)."""

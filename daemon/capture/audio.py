@@ -1,0 +1,168 @@
+"""Sound sources: the kiosk microphone through ALSA, and a video file's audio track for replay.
+
+Both give `AudioChunk`s of 16 kHz mono 16-bit samples (what the voice activity model takes), stamped on
+the same clocks as the frames: a live chunk with the monotonic and wall clocks of its first sample, a
+file's chunk with the file's own timeline (0 = the video's first frame), so a replay is deterministic.
+
+PyAV reads both (the ALSA input of its bundled FFmpeg): no second audio library. PulseAudio and PipeWire
+are reached through ALSA's `pulse` device (pipewire-alsa or pulseaudio's ALSA plugin).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import av
+import numpy as np
+
+from daemon.clock import SYSTEM_CLOCK, Clock
+from daemon.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+# A live stamp further than this from the count of samples read re-anchors the sample clock (a device
+# that dropped samples, an overrun); closer, the count wins, so stamps do not jitter with the scheduler.
+_REANCHOR_S = 0.05
+
+
+class AudioSourceError(UserError):
+    """The sound source cannot be opened or has failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Consecutive samples and when the first of them was taken (`mono` on the frames' monotonic clock,
+    `wall` for reports). A file's chunks carry the file's timeline, like its frames."""
+
+    samples: np.ndarray  # int16, mono, SAMPLE_RATE
+    mono: float
+    wall: float
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+    @property
+    def end_mono(self) -> float:
+        return self.mono + self.duration
+
+
+class AudioSource(Protocol):
+    name: str
+
+    def read(self) -> AudioChunk | None:
+        """The next chunk; None at the end of a file. Raises AudioSourceError on failure."""
+
+    def close(self) -> None: ...
+
+
+def _mono_16k() -> av.AudioResampler:
+    return av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+
+
+def _samples(frames: list[av.AudioFrame]) -> np.ndarray:
+    arrays = [frame.to_ndarray().reshape(-1) for frame in frames]
+    return np.concatenate(arrays) if arrays else np.zeros(0, np.int16)
+
+
+def has_audio(path: Path) -> bool:
+    """Whether a video file has a sound track (a file without one simply gets no audio analysis)."""
+    with av.open(str(path)) as container:
+        return bool(container.streams.audio)
+
+
+class FileAudioSource:
+    """A video file's sound track, on the file's timeline: a sample at t seconds after the first video
+    frame has mono = t (and wall = start_wall + t), as VideoFileSource stamps its frames."""
+
+    def __init__(self, path: Path, start_wall: float = 0.0):
+        self.name = str(path)
+        self._start_wall = start_wall
+        try:
+            self._container = av.open(str(path))
+        except av.FFmpegError as exc:
+            raise AudioSourceError(f"{path}: {exc}") from exc
+        if not self._container.streams.audio:
+            self._container.close()
+            raise AudioSourceError(f"{path}: no sound track")
+        self._stream = self._container.streams.audio[0]
+        video = self._container.streams.video
+        # The timeline's zero: the first video frame (streams may start at different times).
+        zero = video[0].start_time * video[0].time_base if video and video[0].start_time is not None else 0
+        self._zero = float(zero)
+        self._resampler = _mono_16k()
+        self._decoded = self._container.decode(self._stream)
+        self._next_mono: float | None = None
+
+    def read(self) -> AudioChunk | None:
+        for frame in self._decoded:
+            samples = _samples(self._resampler.resample(frame))
+            if not len(samples):
+                continue
+            return self._stamped(samples, frame)
+        tail = _samples(self._resampler.resample(None))
+        if len(tail) and self._next_mono is not None:
+            chunk = AudioChunk(tail, self._next_mono, self._start_wall + self._next_mono)
+            self._next_mono = None
+            return chunk
+        return None
+
+    def _stamped(self, samples: np.ndarray, frame: av.AudioFrame) -> AudioChunk:
+        if self._next_mono is None:
+            # The first sample's time; after it, samples are counted (the resampler may hold a few back).
+            self._next_mono = float(frame.pts * frame.time_base) - self._zero if frame.pts is not None else 0.0
+        mono = self._next_mono
+        self._next_mono = mono + len(samples) / SAMPLE_RATE
+        return AudioChunk(samples, mono, self._start_wall + mono)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class AlsaSource:
+    """An ALSA capture device (a USB webcam's or USB microphone's, or `pulse` for PulseAudio/PipeWire),
+    read through PyAV's ALSA input at 16 kHz mono.
+
+    Chunks are stamped by counting samples from the first one (its time: the clock at arrival less its
+    duration), re-anchored to the clock when the two part by more than 50 ms."""
+
+    def __init__(self, device: str, clock: Clock = SYSTEM_CLOCK):
+        self.name = device
+        self._clock = clock
+        try:
+            self._container = av.open(
+                device, "r", format="alsa", options={"sample_rate": str(SAMPLE_RATE), "channels": "1"}, timeout=5.0
+            )
+        except (av.FFmpegError, OSError) as exc:
+            raise AudioSourceError(f"cannot open ALSA device {device!r}: {exc}") from exc
+        self._resampler = _mono_16k()
+        self._packets: Iterator[av.AudioFrame] = self._container.decode(audio=0)
+        self._anchor: tuple[float, float] | None = None  # (mono, wall) of sample 0 since the last anchor
+        self._counted = 0
+        log.info("opened ALSA device %s", device)
+
+    def read(self) -> AudioChunk:
+        try:
+            frame = next(self._packets)
+        except (StopIteration, av.FFmpegError, OSError) as exc:
+            raise AudioSourceError(f"ALSA device {self.name!r}: no sound data ({exc or 'stream ended'})") from exc
+        samples = _samples(self._resampler.resample(frame))
+        arrived_mono, arrived_wall = self._clock.monotonic(), self._clock.time()
+        duration = len(samples) / SAMPLE_RATE
+        measured = arrived_mono - duration
+        if self._anchor is not None:
+            counted = self._anchor[0] + self._counted / SAMPLE_RATE
+            if abs(counted - measured) <= _REANCHOR_S:
+                offset = self._counted / SAMPLE_RATE
+                self._counted += len(samples)
+                return AudioChunk(samples, self._anchor[0] + offset, self._anchor[1] + offset)
+        self._anchor, self._counted = (measured, arrived_wall - duration), len(samples)
+        return AudioChunk(samples, measured, arrived_wall - duration)
+
+    def close(self) -> None:
+        self._container.close()
