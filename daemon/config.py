@@ -570,7 +570,7 @@ class RulesConfig(_Section):
         "Speech heard (voice activity, [audio]): the timeline's record of when anyone spoke; not scored.",
     )
     other_voice: OtherVoiceRule = _rule(
-        OtherVoiceRule(onset_s=1.0, release_s=1.0, min_duration_s=1.5, severity="high", weight=2.0),
+        OtherVoiceRule(onset_s=0.5, release_s=1.0, min_duration_s=1.5, severity="high", weight=2.0),
         "Speech while the candidate's mouth is still or out of view: someone else speaking, a phone on "
         "speaker, or a whisper behind a hand.",
     )

@@ -19,6 +19,7 @@ from daemon.inference.analysis import AudioAnalysis
 
 VAD_MODEL_FILE = "silero_vad_16k_op15.onnx"
 WINDOW = 512  # samples: the model's window at 16 kHz (32 ms)
+WINDOW_S = WINDOW / SAMPLE_RATE
 _CONTEXT = 64  # samples of the previous window the model sees again
 # Speech ends this far below the threshold that starts it (Silero's own get_speech_timestamps).
 HYSTERESIS = 0.15
@@ -90,7 +91,7 @@ class VoiceAnalyzer:
             probability = self._vad.probability(window)
             self._speaking = probability >= (self._off if self._speaking else self._on)
             results.append(AudioAnalysis(
-                self._held_at[0] + offset, self._held_at[1] + offset, WINDOW / SAMPLE_RATE,
+                self._held_at[0] + offset, self._held_at[1] + offset, WINDOW_S,
                 round(level_dbfs(window), 2), round(probability, 4), self._speaking,
             ))
             start += WINDOW
