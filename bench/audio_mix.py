@@ -91,10 +91,14 @@ def to_int16(signal: np.ndarray) -> np.ndarray:
 
 def speech_track(
     seconds: float, placements: list[tuple[float, str]], speech_dbfs: float = -26.0, floor_dbfs: float = -60.0,
+    room: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[Placed]]:
-    """A track of `seconds`: a quiet room (pink noise at floor_dbfs) with each (start, text) spoken at
-    speech_dbfs (RMS of the voiced part)."""
+    """A track of `seconds`: a room (`room`, a recording's own sound, else pink noise at floor_dbfs) with each
+    (start, text) spoken at speech_dbfs (RMS of the voiced part)."""
     track = pink_noise(seconds, floor_dbfs, seed=3)
+    if room is not None:
+        track = np.zeros_like(track)
+        track[:len(room)] = room[:len(track)]
     placed = []
     for start, text in placements:
         voice = at_level(speak(text), speech_dbfs)
@@ -142,8 +146,11 @@ def with_sound(video: Path, samples: np.ndarray, out: Path, bitrate: int = 64_00
 def mixed_clip(
     video: Path, out: Path, placements: list[tuple[float, str]], **levels: float
 ) -> tuple[Path, list[Placed]]:
-    """`video` with speech at the given times over a quiet room: the clip and where each voice really is."""
-    track, placed = speech_track(duration_s(video), placements, **levels)
+    """`video` with speech at the given times over its own sound (a quiet room, if it has none): the clip and
+    where each voice really is."""
+    with av.open(str(video)) as container:
+        room = read_audio(video) if container.streams.audio else None
+    track, placed = speech_track(duration_s(video), placements, room=room, **levels)
     return with_sound(video, track, out), placed
 
 

