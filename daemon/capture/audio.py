@@ -11,6 +11,7 @@ are reached through ALSA's `pulse` device (pipewire-alsa or pulseaudio's ALSA pl
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from daemon.errors import UserError
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
+# A live chunk holds at least this many samples (a device with tiny periods is read in several of them).
+MIN_CHUNK = 512
 # A live stamp further than this from the count of samples read re-anchors the sample clock (a device
 # that dropped samples, an overrun); closer, the count wins, so stamps do not jitter with the scheduler.
 _REANCHOR_S = 0.05
@@ -126,39 +129,48 @@ class FileAudioSource:
 
 class AlsaSource:
     """An ALSA capture device (a USB webcam's or USB microphone's, or `pulse` for PulseAudio/PipeWire),
-    read through PyAV's ALSA input at 16 kHz mono.
+    read through PyAV's ALSA input at 16 kHz mono; a read that brings nothing for `timeout_s` fails.
 
     Chunks are stamped by counting samples from the first one (its time: the clock at arrival less its
     duration), re-anchored to the clock when the two part by more than 50 ms."""
 
-    def __init__(self, device: str, clock: Clock = SYSTEM_CLOCK):
+    def __init__(self, device: str, timeout_s: float, clock: Clock = SYSTEM_CLOCK):
         self.name = device
         self._clock = clock
+        # PyAV's own ALSA library was built to look for its configuration elsewhere: use the system's.
+        if Path("/usr/share/alsa/alsa.conf").is_file():
+            os.environ.setdefault("ALSA_CONFIG_DIR", "/usr/share/alsa")
         try:
             self._container = av.open(
-                device, "r", format="alsa", options={"sample_rate": str(SAMPLE_RATE), "channels": "1"}, timeout=5.0
+                device, "r", format="alsa", options={"sample_rate": str(SAMPLE_RATE), "channels": "1"},
+                timeout=(max(timeout_s, 5.0), timeout_s),
             )
         except (av.FFmpegError, OSError) as exc:
             raise AudioSourceError(f"cannot open ALSA device {device!r}: {exc}") from exc
         self._resampler = _mono_16k()
-        self._packets: Iterator[av.AudioFrame] = self._container.decode(audio=0)
+        self._frames: Iterator[av.AudioFrame] = self._container.decode(audio=0)
         self._anchor: tuple[float, float] | None = None  # (mono, wall) of sample 0 since the last anchor
         self._counted = 0
         log.info("opened ALSA device %s", device)
 
     def read(self) -> AudioChunk:
-        try:
-            frame = next(self._packets)
-        except (StopIteration, av.FFmpegError, OSError) as exc:
-            raise AudioSourceError(f"ALSA device {self.name!r}: no sound data ({exc or 'stream ended'})") from exc
-        samples = _samples(self._resampler.resample(frame))
+        parts, held = [], 0
+        while held < MIN_CHUNK:
+            try:
+                frame = next(self._frames)
+            except (StopIteration, av.FFmpegError, OSError) as exc:
+                raise AudioSourceError(f"ALSA device {self.name!r}: no sound ({exc or 'stream ended'})") from exc
+            parts += self._resampler.resample(frame)
+            held = sum(part.samples for part in parts)
+        return self._stamped(_samples(parts))
+
+    def _stamped(self, samples: np.ndarray) -> AudioChunk:
         arrived_mono, arrived_wall = self._clock.monotonic(), self._clock.time()
         duration = len(samples) / SAMPLE_RATE
         measured = arrived_mono - duration
         if self._anchor is not None:
-            counted = self._anchor[0] + self._counted / SAMPLE_RATE
-            if abs(counted - measured) <= _REANCHOR_S:
-                offset = self._counted / SAMPLE_RATE
+            offset = self._counted / SAMPLE_RATE
+            if abs(self._anchor[0] + offset - measured) <= _REANCHOR_S:
                 self._counted += len(samples)
                 return AudioChunk(samples, self._anchor[0] + offset, self._anchor[1] + offset)
         self._anchor, self._counted = (measured, arrived_wall - duration), len(samples)
