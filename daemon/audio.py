@@ -14,7 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.capture.audio import AlsaSource, AudioChunk
+from daemon.capture.audio import AudioChunk, MicrophoneSource
 from daemon.capture.grabber import Backoff
 from daemon.capture.microphone import Microphone
 from daemon.clock import SYSTEM_CLOCK, Clock
@@ -44,7 +44,7 @@ class AudioPart:
         self._clock = clock
         self._voice = VoiceAnalyzer(models_dir, config.speech_threshold)
         self._microphone = Microphone(
-            lambda: AlsaSource(config.device, config.timeout_s, clock),
+            lambda: MicrophoneSource(config.device, config.timeout_s, clock),
             name=config.device, timeout_s=config.timeout_s, silent_s=config.silent_s,
             backoff=Backoff(config.reopen_min_s, config.reopen_max_s),
             on_sound=self._heard, on_online=self._online_changed, clock=clock,

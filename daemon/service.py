@@ -100,7 +100,7 @@ class Daemon:
             return OffPart("audio", "audio.enabled is false")
         from daemon.audio import AudioPart  # onnxruntime: only when the microphone is used
 
-        return AudioPart(self.config.audio, self.config.models_dir, self.sessions, None, self.clock)
+        return AudioPart(self.config.audio, self.config.models_dir, self.sessions, self.recording.recorder, self.clock)
 
     def _web(self) -> Part:
         if not self.config.web.enabled:

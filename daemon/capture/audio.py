@@ -4,15 +4,19 @@ Both give `AudioChunk`s of 16 kHz mono 16-bit samples (what the voice activity m
 the same clocks as the frames: a live chunk with the monotonic and wall clocks of its first sample, a
 file's chunk with the file's own timeline (0 = the video's first frame), so a replay is deterministic.
 
-PyAV reads both (the ALSA input of its bundled FFmpeg): no second audio library. PulseAudio and PipeWire
-are reached through ALSA's `pulse` device (pipewire-alsa or pulseaudio's ALSA plugin).
+A file is read by PyAV. The microphone is read by sounddevice (PortAudio, Debian's libportaudio2, over the
+system's ALSA library, so the system's ALSA configuration and its PulseAudio and PipeWire plugins apply), in
+blocks of 100 ms. Measured against PyAV's ALSA input on the same device (bench/bench_audio.py): FFmpeg's
+ALSA input always asks for the device's smallest period and hands over one packet per period (1 sample on
+the test device, about 1 ms on a USB microphone), so its per-packet cost dominates; its bundled ALSA library
+also looks for its configuration in a build directory, not the system's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-from collections.abc import Iterator
+import queue
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -26,8 +30,10 @@ from daemon.errors import UserError
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-# A live chunk holds at least this many samples (a device with tiny periods is read in several of them).
-MIN_CHUNK = 512
+# A live chunk: 100 ms of sound (the VAD's windows are 32 ms; fewer, larger blocks cost less).
+BLOCK = 1600
+# Blocks waiting for the reader (10 s): more means nobody reads, and the oldest are worthless anyway.
+_QUEUED_BLOCKS = 100
 # A live stamp further than this from the count of samples read re-anchors the sample clock (a device
 # that dropped samples, an overrun); closer, the count wins, so stamps do not jitter with the scheduler.
 _REANCHOR_S = 0.05
@@ -127,54 +133,61 @@ class FileAudioSource:
         self._container.close()
 
 
-class AlsaSource:
-    """An ALSA capture device (a USB webcam's or USB microphone's, or `pulse` for PulseAudio/PipeWire),
-    read through PyAV's ALSA input at 16 kHz mono; a read that brings nothing for `timeout_s` fails.
+class MicrophoneSource:
+    """A capture device through PortAudio (sounddevice): an ALSA name ("default", "hw:1,0", a PCM of the ALSA
+    configuration such as "pulse"), 16 kHz mono; a read that brings nothing for `timeout_s` fails.
 
-    Chunks are stamped by counting samples from the first one (its time: the clock at arrival less its
-    duration), re-anchored to the clock when the two part by more than 50 ms."""
+    PortAudio's callback thread queues each block with the clock at its arrival. Chunks are stamped by
+    counting samples from the first one (its time: the clock at arrival less its duration), so the stamps do
+    not jitter with the scheduler; re-anchored to the clock when it runs more than 50 ms ahead of the count
+    (samples lost to an overrun, or a device clock slower than the system's). Never backwards: stamps stay
+    in order and chunks never overlap, even for a device that delivers faster than real time."""
 
     def __init__(self, device: str, timeout_s: float, clock: Clock = SYSTEM_CLOCK):
         self.name = device
         self._clock = clock
-        # PyAV's own ALSA library was built to look for its configuration elsewhere: use the system's.
-        if Path("/usr/share/alsa/alsa.conf").is_file():
-            os.environ.setdefault("ALSA_CONFIG_DIR", "/usr/share/alsa")
+        self._timeout_s = timeout_s
+        self._blocks: queue.Queue[tuple[np.ndarray, float, float]] = queue.Queue(maxsize=_QUEUED_BLOCKS)
         try:
-            self._container = av.open(
-                device, "r", format="alsa", options={"sample_rate": str(SAMPLE_RATE), "channels": "1"},
-                timeout=(max(timeout_s, 5.0), timeout_s),
+            import sounddevice
+        except OSError as exc:  # the PortAudio library itself is missing
+            raise AudioSourceError(f"audio: PortAudio is not installed ({exc}): apt install libportaudio2") from exc
+        # PortAudio lists the devices once, when it starts: start it again, so a microphone plugged in (or an
+        # ALSA configuration changed) since is found. One microphone per process, none open now.
+        sounddevice._terminate()
+        sounddevice._initialize()
+        try:
+            self._stream = sounddevice.InputStream(
+                device=device, samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=BLOCK,
+                callback=self._arrived,
             )
-        except (av.FFmpegError, OSError) as exc:
-            raise AudioSourceError(f"cannot open ALSA device {device!r}: {exc}") from exc
-        self._resampler = _mono_16k()
-        self._frames: Iterator[av.AudioFrame] = self._container.decode(audio=0)
+            self._stream.start()
+        except (sounddevice.PortAudioError, ValueError) as exc:
+            raise AudioSourceError(f"cannot open audio device {device!r}: {exc}") from exc
         self._anchor: tuple[float, float] | None = None  # (mono, wall) of sample 0 since the last anchor
         self._counted = 0
-        log.info("opened ALSA device %s", device)
+        log.info("opened audio device %s", device)
+
+    def _arrived(self, block: np.ndarray, frames: int, time_info, status) -> None:
+        # PortAudio's thread: hand the block over, never wait (a full queue means nobody reads: drop).
+        with contextlib.suppress(queue.Full):
+            self._blocks.put_nowait((block[:, 0].copy(), self._clock.monotonic(), self._clock.time()))
 
     def read(self) -> AudioChunk:
-        parts, held = [], 0
-        while held < MIN_CHUNK:
-            try:
-                frame = next(self._frames)
-            except (StopIteration, av.FFmpegError, OSError) as exc:
-                raise AudioSourceError(f"ALSA device {self.name!r}: no sound ({exc or 'stream ended'})") from exc
-            parts += self._resampler.resample(frame)
-            held = sum(part.samples for part in parts)
-        return self._stamped(_samples(parts))
-
-    def _stamped(self, samples: np.ndarray) -> AudioChunk:
-        arrived_mono, arrived_wall = self._clock.monotonic(), self._clock.time()
+        try:
+            samples, arrived_mono, arrived_wall = self._blocks.get(timeout=self._timeout_s)
+        except queue.Empty:
+            raise AudioSourceError(f"audio device {self.name!r}: no sound for {self._timeout_s:g} s") from None
         duration = len(samples) / SAMPLE_RATE
         measured = arrived_mono - duration
         if self._anchor is not None:
             offset = self._counted / SAMPLE_RATE
-            if abs(self._anchor[0] + offset - measured) <= _REANCHOR_S:
+            if measured - (self._anchor[0] + offset) <= _REANCHOR_S:
                 self._counted += len(samples)
                 return AudioChunk(samples, self._anchor[0] + offset, self._anchor[1] + offset)
         self._anchor, self._counted = (measured, arrived_wall - duration), len(samples)
         return AudioChunk(samples, measured, arrived_wall - duration)
 
     def close(self) -> None:
-        self._container.close()
+        self._stream.abort()
+        self._stream.close()
