@@ -157,3 +157,20 @@ def mixed_clip(
 def noise_clip(video: Path, out: Path, noise: np.ndarray) -> Path:
     """`video` with a steady noise (pink_noise / fan_hum of its length, or silence) as its sound."""
     return with_sound(video, to_int16(noise), out)
+
+
+SYSTEM_ALSA_CONF = Path("/usr/share/alsa/alsa.conf")  # Debian's libasound2-data
+
+
+def test_device(folder: Path, samples: np.ndarray, name: str = "proctord_test_mic") -> str:
+    """A capture device for a machine without a sound card: ALSA's `file` plugin reading `samples` (16 kHz
+    mono int16, raw) over its `null` plugin, which delivers as fast as it is read. Returns the value for
+    ALSA_CONFIG_PATH (the system's configuration, then this device's) under which `name` opens."""
+    raw = folder / f"{name}.raw"
+    raw.write_bytes(samples.astype(np.int16).tobytes())
+    conf = folder / f"{name}.asoundrc"
+    conf.write_text(
+        f"pcm.{name} {{\n  type file\n  slave.pcm {{ type null }}\n  file \"/dev/null\"\n"
+        f"  infile \"{raw}\"\n  format \"raw\"\n}}\n"
+    )
+    return f"{SYSTEM_ALSA_CONF}:{conf}"

@@ -38,7 +38,6 @@ if not hasattr(audio_mix, "speak"):
     _spec.loader.exec_module(audio_mix)
 
 DEVICE = "proctord_test_mic"
-SYSTEM_ALSA_CONF = "/usr/share/alsa/alsa.conf"  # Debian's libasound2-data
 SILENCE_S = 2.0
 
 
@@ -46,14 +45,8 @@ SILENCE_S = 2.0
 def alsa_microphone(tmp_path, monkeypatch) -> np.ndarray:
     """The test device; returns the voice it plays (before the silence)."""
     voice, _ = audio_mix.speech_track(1.6, [(0.05, "Question four.")])
-    raw = tmp_path / "microphone.raw"
-    raw.write_bytes(np.concatenate([voice, np.zeros(round(SILENCE_S * SAMPLE_RATE), np.int16)]).tobytes())
-    asoundrc = tmp_path / "asoundrc"
-    asoundrc.write_text(
-        f"pcm.{DEVICE} {{\n  type file\n  slave.pcm {{ type null }}\n  file \"/dev/null\"\n"
-        f"  infile \"{raw}\"\n  format \"raw\"\n}}\n"
-    )
-    monkeypatch.setenv("ALSA_CONFIG_PATH", f"{SYSTEM_ALSA_CONF}:{asoundrc}")
+    silence = np.zeros(round(SILENCE_S * SAMPLE_RATE), np.int16)
+    monkeypatch.setenv("ALSA_CONFIG_PATH", audio_mix.test_device(tmp_path, np.concatenate([voice, silence]), DEVICE))
     return voice
 
 

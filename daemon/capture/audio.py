@@ -133,21 +133,42 @@ class FileAudioSource:
         self._container.close()
 
 
+class SampleClock:
+    """Stamps consecutive blocks of a live device: by counting samples from the first block (its time: the
+    clock at its arrival less its duration), so stamps do not jitter with the scheduler; re-anchored to the
+    clock when it runs more than 50 ms ahead of the count (samples lost to an overrun, or a device clock
+    slower than the system's). Never backwards: stamps stay in order and blocks never overlap, even from a
+    device that delivers faster than real time (whose count then runs ahead of the clock)."""
+
+    def __init__(self) -> None:
+        self._anchor: tuple[float, float] | None = None  # (mono, wall) of sample 0 since the last anchor
+        self._counted = 0
+
+    def stamp(self, samples: int, arrived_mono: float, arrived_wall: float) -> tuple[float, float]:
+        """(mono, wall) of the first of `samples` samples that arrived (their last one) at the given times."""
+        duration = samples / SAMPLE_RATE
+        measured = arrived_mono - duration
+        if self._anchor is not None:
+            offset = self._counted / SAMPLE_RATE
+            if measured - (self._anchor[0] + offset) <= _REANCHOR_S:
+                self._counted += samples
+                return self._anchor[0] + offset, self._anchor[1] + offset
+        self._anchor, self._counted = (measured, arrived_wall - duration), samples
+        return self._anchor
+
+
 class MicrophoneSource:
     """A capture device through PortAudio (sounddevice): an ALSA name ("default", "hw:1,0", a PCM of the ALSA
     configuration such as "pulse"), 16 kHz mono; a read that brings nothing for `timeout_s` fails.
 
-    PortAudio's callback thread queues each block with the clock at its arrival. Chunks are stamped by
-    counting samples from the first one (its time: the clock at arrival less its duration), so the stamps do
-    not jitter with the scheduler; re-anchored to the clock when it runs more than 50 ms ahead of the count
-    (samples lost to an overrun, or a device clock slower than the system's). Never backwards: stamps stay
-    in order and chunks never overlap, even for a device that delivers faster than real time."""
+    PortAudio's callback thread queues each block with the clock at its arrival; SampleClock stamps it."""
 
     def __init__(self, device: str, timeout_s: float, clock: Clock = SYSTEM_CLOCK):
         self.name = device
         self._clock = clock
         self._timeout_s = timeout_s
         self._blocks: queue.Queue[tuple[np.ndarray, float, float]] = queue.Queue(maxsize=_QUEUED_BLOCKS)
+        self._stamps = SampleClock()
         try:
             import sounddevice
         except OSError as exc:  # the PortAudio library itself is missing
@@ -164,8 +185,6 @@ class MicrophoneSource:
             self._stream.start()
         except (sounddevice.PortAudioError, ValueError) as exc:
             raise AudioSourceError(f"cannot open audio device {device!r}: {exc}") from exc
-        self._anchor: tuple[float, float] | None = None  # (mono, wall) of sample 0 since the last anchor
-        self._counted = 0
         log.info("opened audio device %s", device)
 
     def _arrived(self, block: np.ndarray, frames: int, time_info, status) -> None:
@@ -178,15 +197,7 @@ class MicrophoneSource:
             samples, arrived_mono, arrived_wall = self._blocks.get(timeout=self._timeout_s)
         except queue.Empty:
             raise AudioSourceError(f"audio device {self.name!r}: no sound for {self._timeout_s:g} s") from None
-        duration = len(samples) / SAMPLE_RATE
-        measured = arrived_mono - duration
-        if self._anchor is not None:
-            offset = self._counted / SAMPLE_RATE
-            if measured - (self._anchor[0] + offset) <= _REANCHOR_S:
-                self._counted += len(samples)
-                return AudioChunk(samples, self._anchor[0] + offset, self._anchor[1] + offset)
-        self._anchor, self._counted = (measured, arrived_wall - duration), len(samples)
-        return AudioChunk(samples, measured, arrived_wall - duration)
+        return AudioChunk(samples, *self._stamps.stamp(len(samples), arrived_mono, arrived_wall))
 
     def close(self) -> None:
         self._stream.abort()

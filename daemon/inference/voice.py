@@ -27,6 +27,10 @@ HYSTERESIS = 0.15
 # dropped samples): the held samples and the model's state belong to the old one.
 _GAP_S = 0.05
 SILENCE_DBFS = -100.0
+# Windows quieter than this are not speech, and the model is not run on them (most of an exam is a quiet
+# room: real rooms measured -69 to -74 dBFS, the proctoring_ai clips' phone); the model starts afresh on the
+# next louder window. A whisper at a metre is about -40 dBFS.
+QUIET_DBFS = -62.0
 
 
 def level_dbfs(samples: np.ndarray) -> float:
@@ -74,6 +78,7 @@ class VoiceAnalyzer:
         self._held = np.zeros(0, np.int16)
         self._held_at: tuple[float, float] = (0.0, 0.0)  # (mono, wall) of the first held sample
         self._speaking = False
+        self._quiet = False  # the last window was below QUIET_DBFS
         self._next: float | None = None  # where the previous chunk ended (mono)
 
     def analyze(self, chunk: AudioChunk) -> list[AudioAnalysis]:
@@ -88,11 +93,18 @@ class VoiceAnalyzer:
         while start + WINDOW <= len(samples):
             window = samples[start:start + WINDOW]
             offset = start / SAMPLE_RATE
-            probability = self._vad.probability(window)
+            level = level_dbfs(window)
+            if level < QUIET_DBFS:
+                probability = 0.0
+                if not self._quiet:
+                    self._vad.reset()
+            else:
+                probability = self._vad.probability(window)
+            self._quiet = level < QUIET_DBFS
             self._speaking = probability >= (self._off if self._speaking else self._on)
             results.append(AudioAnalysis(
                 self._held_at[0] + offset, self._held_at[1] + offset, WINDOW_S,
-                round(level_dbfs(window), 2), round(probability, 4), self._speaking,
+                round(level, 2), round(probability, 4), self._speaking,
             ))
             start += WINDOW
         self._held = samples[start:].copy()
