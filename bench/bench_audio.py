@@ -30,15 +30,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-import audio_mix  # noqa: E402
+import audio_mix
 
-from daemon.capture.audio import BLOCK, SAMPLE_RATE, AudioChunk, MicrophoneSource, SampleClock  # noqa: E402
-from daemon.capture.frame import Frame  # noqa: E402
-from daemon.config import Config, RecordingConfig  # noqa: E402
-from daemon.inference.voice import VoiceAnalyzer  # noqa: E402
-from daemon.recording.disk import DiskSpace  # noqa: E402
-from daemon.recording.mp4 import AacEncoder  # noqa: E402
-from daemon.recording.recorder import Recorder  # noqa: E402
+from daemon.capture.audio import BLOCK, SAMPLE_RATE, AudioChunk, MicrophoneSource, SampleClock
+from daemon.capture.frame import Frame
+from daemon.config import Config, RecordingConfig
+from daemon.inference.voice import VoiceAnalyzer
+from daemon.recording.disk import DiskSpace
+from daemon.recording.mp4 import AacEncoder
+from daemon.recording.recorder import Recorder
 
 FPS = 15
 SIZE = (160, 120)
@@ -78,7 +78,7 @@ def av_offsets(folder: Path, minutes: float, ppm: float) -> list[float]:
             recorder.offer(Frame(image, index, at, 1e9 + at))
             offered += 1
             if offered % 300 == 0:  # let the encoder catch up: nothing is dropped
-                _wait(lambda: recorder.status.frames_recorded >= offered)
+                _wait(lambda done=offered: recorder.status.frames_recorded >= done)
         else:
             mono, wall = stamps.stamp(BLOCK, at, 1e9 + at)
             recorder.offer_audio(AudioChunk(sound[index:index + BLOCK], mono, wall))

@@ -29,12 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-import audio_mix  # noqa: E402
+import audio_mix
 
-from daemon.capture.audio import SAMPLE_RATE, AudioChunk  # noqa: E402
-from daemon.config import Config  # noqa: E402
-from daemon.events.rules import ConditionTracker, Instant, Observation  # noqa: E402
-from daemon.inference.voice import VoiceAnalyzer  # noqa: E402
+from daemon.capture.audio import SAMPLE_RATE, AudioChunk
+from daemon.config import Config
+from daemon.events.rules import ConditionTracker, Instant, Observation
+from daemon.inference.voice import VoiceAnalyzer
 
 SPEECH_AT = [3.0, 10.0, 17.0, 24.0, 31.0, 38.0, 45.0, 52.0]
 TRACK_S = 60.0

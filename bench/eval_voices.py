@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-import audio_mix  # noqa: E402
+import audio_mix
 
-from daemon.config import Config  # noqa: E402
-from daemon.replay import replay  # noqa: E402
+from daemon.config import Config
+from daemon.replay import replay
 
 S = audio_mix.SENTENCES
 # clip, its screen, [(start s, sentence, what the candidate's mouth does then)]
@@ -64,7 +64,7 @@ def main() -> None:
             report = replay(mixed, config, out / f"{name}_report").report
             found = {kind: spans(report, kind) for kind in ("speech", "other_voice", "talking")}
             for voice, (_, _, mouth) in zip(placed, voices, strict=True):
-                def hit(kind, voice=voice):
+                def hit(kind, voice=voice, found=found):
                     return [s for s in found[kind] if s[0] < voice.end and s[1] > voice.start]
                 speech = hit("speech")
                 onset = f"{speech[0][0] - voice.start:+.2f}" if speech else "missed"

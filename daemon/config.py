@@ -55,6 +55,13 @@ class PathsConfig(_Section):
     )
 
 
+def _reopen_cap(cap: float, info: ValidationInfo, section: str) -> float:
+    """A source's reopen backoff: the cap (reopen_max_s) may not be below the first wait."""
+    if cap < info.data.get("reopen_min_s", 0):
+        raise ValueError(f"must be at least {section}.reopen_min_s ({info.data['reopen_min_s']})")
+    return cap
+
+
 class CameraConfig(_Section):
     """The frame source, one per kiosk (daemon/capture)."""
 
@@ -112,12 +119,7 @@ class CameraConfig(_Section):
             )
         return path
 
-    @field_validator("reopen_max_s")
-    @classmethod
-    def _backoff_cap_above_start(cls, cap: float, info: ValidationInfo) -> float:
-        if cap < info.data.get("reopen_min_s", 0):
-            raise ValueError(f"must be at least camera.reopen_min_s ({info.data['reopen_min_s']})")
-        return cap
+    _backoff_cap_above_start = field_validator("reopen_max_s")(lambda cap, info: _reopen_cap(cap, info, "camera"))
 
     realtime: bool = Field(
         True, description="file: deliver frames at the file's own rate, as a camera would."
@@ -846,12 +848,7 @@ class AudioConfig(_Section):
         "an exam board forbids storing it).",
     )
 
-    @field_validator("reopen_max_s")
-    @classmethod
-    def _backoff_cap_above_start(cls, cap: float, info: ValidationInfo) -> float:
-        if cap < info.data.get("reopen_min_s", 0):
-            raise ValueError(f"must be at least audio.reopen_min_s ({info.data['reopen_min_s']})")
-        return cap
+    _backoff_cap_above_start = field_validator("reopen_max_s")(lambda cap, info: _reopen_cap(cap, info, "audio"))
 
 
 class ServiceConfig(_Section):

@@ -10,6 +10,7 @@ is declared lost once the silence has lasted audio.silent_s, is reopened and del
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import sys
 import threading
 import time
@@ -20,7 +21,7 @@ import pytest
 from conftest import wait_until
 
 from daemon.audio import AudioPart
-from daemon.capture.audio import SAMPLE_RATE, MicrophoneSource, AudioChunk
+from daemon.capture.audio import SAMPLE_RATE, AudioChunk, MicrophoneSource
 from daemon.capture.grabber import Backoff
 from daemon.capture.microphone import Microphone
 from daemon.config import AudioConfig, Config
@@ -84,7 +85,7 @@ def test_the_microphone_hears_the_device_loses_it_on_flat_zeros_and_reopens_it(a
     finally:
         mic.stop()
     with heard.lock:
-        (lost, lost_at), (back, back_at) = heard.changes[:2]
+        (lost, _), (back, back_at) = heard.changes[:2]
         chunks = list(heard.chunks)
     assert (lost, back) == (False, True)
     # Lost where the flat zeros began (the voice's end), back with the first sound after the reopening.
@@ -97,7 +98,7 @@ def test_the_microphone_hears_the_device_loses_it_on_flat_zeros_and_reopens_it(a
     assert back_at <= time.monotonic()
     # Stamps on the monotonic clock, counted sample by sample within a pass (this device runs ahead of
     # the clock: the count is kept, never re-anchored backwards).
-    for before, after in zip(first_pass, first_pass[1:]):
+    for before, after in itertools.pairwise(first_pass):
         assert after.mono == pytest.approx(before.end_mono, abs=1e-9)
 
 

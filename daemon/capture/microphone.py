@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from daemon.capture.audio import AudioChunk, AudioSource, AudioSourceError
-from daemon.capture.grabber import Backoff
+from daemon.capture.grabber import Backoff, close_quietly
 from daemon.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
@@ -100,10 +100,7 @@ class Microphone:
                 try:
                     self._read_until_failure(source)
                 finally:
-                    try:
-                        source.close()
-                    except Exception:  # closing a failed device may fail too; it is dropped anyway
-                        log.debug("closing %s failed", self._name, exc_info=True)
+                    close_quietly(source)
             self._wait(self._backoff.next_delay())
 
     def _open(self) -> AudioSource | None:

@@ -143,11 +143,20 @@ class AacEncoder:
         packets = []
         while len(self._held) >= self._frame_size:
             block, self._held = self._held[:self._frame_size], self._held[self._frame_size:]
-            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
-            frame.rate, frame.pts, frame.time_base = SAMPLE_RATE, self._next, Fraction(1, SAMPLE_RATE)
-            self._next += self._frame_size
-            packets += [self._encoded(packet) for packet in self.template.encode(frame)]
+            packets += self._encode_block(block)
         return packets
+
+    def flush(self) -> list[EncodedFrame]:
+        """The sound still held (a last short frame) and what the encoder holds back: at the session's end."""
+        packets = self._encode_block(self._held) if len(self._held) else []
+        self._held = np.zeros(0, np.int16)
+        return packets + [self._encoded(packet) for packet in self.template.encode(None)]
+
+    def _encode_block(self, block: np.ndarray) -> list[EncodedFrame]:
+        frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
+        frame.rate, frame.pts, frame.time_base = SAMPLE_RATE, self._next, Fraction(1, SAMPLE_RATE)
+        self._next += len(block)
+        return [self._encoded(packet) for packet in self.template.encode(frame)]
 
     def _encoded(self, packet: av.Packet) -> EncodedFrame:
         ms = round(packet.pts * 1000 / SAMPLE_RATE)

@@ -37,7 +37,7 @@ from daemon.config import RecordingConfig, RulesConfig, RuleTiming
 from daemon.events.model import Event
 from daemon.files import file_sha256
 from daemon.recording.disk import DiskSpace
-from daemon.recording.mp4 import AacEncoder, EncodedFrame, H264Encoder, Mp4Writer, fit_size
+from daemon.recording.mp4 import MAX_INTERLEAVE_S, AacEncoder, EncodedFrame, H264Encoder, Mp4Writer, fit_size
 from daemon.recording.preroll import PreRoll
 from daemon.recording.snapshot import write_jpeg
 from daemon.store.records import MediaRecord
@@ -76,7 +76,9 @@ class RecordingStatus:
 class _Clip:
     event_id: str
     writer: Mp4Writer
-    until: float  # wall clock: the clip ends with the first frame at or past this
+    until: float  # wall clock: the clip ends with the first frame at or past this (and its sound)
+    heard: float = float("-inf")  # wall clock the clip's sound has reached
+    seen: float = float("-inf")  # wall clock the picture has reached (written to the clip or not)
 
 
 class Recorder:
@@ -250,8 +252,14 @@ class Recorder:
             if self._segment is not None:
                 self._segment.write(packet)
             for clip in list(self._clips.values()):
-                clip.writer.write(packet)
-                if not packet.audio and packet.wall >= clip.until:
+                if packet.audio:
+                    clip.writer.write(packet)
+                    clip.heard = packet.wall
+                else:
+                    if not self._picture_complete(clip):
+                        clip.writer.write(packet)
+                    clip.seen = packet.wall
+                if self._clip_complete(clip):
                     self._finish_clip(clip.event_id)
         except _WRITE_ERRORS as exc:
             self._write_failed = True
@@ -287,8 +295,19 @@ class Recorder:
         if clip is None or event.end is None:
             return
         clip.until = min(clip.until, event.end + self._config.post_roll_s)
-        if clip.writer.end is not None and clip.writer.end >= clip.until:
+        if self._clip_complete(clip):
             self._finish_clip(event.id)
+
+    @staticmethod
+    def _picture_complete(clip: _Clip) -> bool:
+        return clip.writer.end is not None and clip.writer.end >= clip.until
+
+    def _clip_complete(self, clip: _Clip) -> bool:
+        """The picture has reached the clip's end, and so has the sound (which comes a little later); a lost
+        microphone is waited for no longer than the muxer waits for it."""
+        if not self._picture_complete(clip):
+            return False
+        return self._aac is None or clip.heard >= clip.until or clip.seen >= clip.until + MAX_INTERLEAVE_S
 
     def _snapshot(self, event: Event) -> None:
         frame = self._latest
@@ -321,6 +340,8 @@ class Recorder:
     def _end_session(self) -> None:
         if self._session is None:
             return
+        if self._aac is not None:  # the sound's last fraction of a second, before the files close
+            self._keep(self._aac.flush())
         self._close_files()
         if self._encoder is not None:
             self._encoder.close()
