@@ -34,9 +34,11 @@ SAMPLE_RATE = 16_000
 BLOCK = 1600
 # Blocks waiting for the reader (10 s): more means nobody reads, and the oldest are worthless anyway.
 _QUEUED_BLOCKS = 100
-# A live stamp further than this from the count of samples read re-anchors the sample clock (a device
-# that dropped samples, an overrun); closer, the count wins, so stamps do not jitter with the scheduler.
-_REANCHOR_S = 0.05
+# SampleClock: how far the count of samples may drift from the clock, how fast it is brought back, and how
+# far behind the clock it starts again.
+_DRIFT_S = 0.02
+_SLEW_S = 0.001
+_RESTART_S = 0.2
 
 
 class AudioSourceError(UserError):
@@ -134,11 +136,12 @@ class FileAudioSource:
 
 
 class SampleClock:
-    """Stamps consecutive blocks of a live device: by counting samples from the first block (its time: the
-    clock at its arrival less its duration), so stamps do not jitter with the scheduler; re-anchored to the
-    clock when it runs more than 50 ms ahead of the count (samples lost to an overrun, or a device clock
-    slower than the system's). Never backwards: stamps stay in order and blocks never overlap, even from a
-    device that delivers faster than real time (whose count then runs ahead of the clock)."""
+    """Stamps consecutive blocks of a live device by counting samples from the first block (its time: the
+    clock at its arrival less its duration), so stamps do not jitter with the scheduler, and keeps the count
+    on the clock: drifted more than 20 ms (a device clock faster or slower than the system's, by up to 100
+    ppm for a cheap one), the count is slewed towards the clock by at most 1 ms per block; more than 200 ms
+    behind it (samples lost to an overrun), the count starts again at the clock. So stamps always increase,
+    and a device that delivers faster than real time (the null device of the tests) keeps its count."""
 
     def __init__(self) -> None:
         self._anchor: tuple[float, float] | None = None  # (mono, wall) of sample 0 since the last anchor
@@ -148,13 +151,19 @@ class SampleClock:
         """(mono, wall) of the first of `samples` samples that arrived (their last one) at the given times."""
         duration = samples / SAMPLE_RATE
         measured = arrived_mono - duration
-        if self._anchor is not None:
-            offset = self._counted / SAMPLE_RATE
-            if measured - (self._anchor[0] + offset) <= _REANCHOR_S:
-                self._counted += samples
-                return self._anchor[0] + offset, self._anchor[1] + offset
-        self._anchor, self._counted = (measured, arrived_wall - duration), samples
-        return self._anchor
+        if self._anchor is None or measured - self._counted_mono() > _RESTART_S:
+            self._anchor, self._counted = (measured, arrived_wall - duration), 0
+        drift = measured - self._counted_mono()
+        if abs(drift) > _DRIFT_S:
+            slew = max(-_SLEW_S, min(_SLEW_S, drift))
+            self._anchor = (self._anchor[0] + slew, self._anchor[1] + slew)
+        offset = self._counted / SAMPLE_RATE
+        self._counted += samples
+        return self._anchor[0] + offset, self._anchor[1] + offset
+
+    def _counted_mono(self) -> float:
+        assert self._anchor is not None
+        return self._anchor[0] + self._counted / SAMPLE_RATE
 
 
 class MicrophoneSource:

@@ -46,6 +46,7 @@ AAC_BITRATE = 32_000  # 16 kHz mono speech
 # One AAC frame (1024 samples at 16 kHz): a file takes the sound packet before its first frame too, as AAC
 # decodes each frame with the one before it (and the first one is the encoder's priming).
 AAC_LEAD_MS = 64
+_AAC_DRIFT = SAMPLE_RATE // 50  # 20 ms of samples
 # Where a file says when its first frame was taken (wall clock), for files recovered after a crash.
 _START_TAG = re.compile(r"proctord start=([0-9.]+)")
 
@@ -118,8 +119,9 @@ class AacEncoder:
     """One session's sound: 16 kHz mono int16 chunks in, AAC packets out, on the video's timeline.
 
     `origin` is the (mono, wall) of the session's first recorded frame (pts 0). Samples are counted from the
-    first chunk on, and re-anchored to a chunk's own stamp when it is more than 50 ms off the count (the
-    microphone was reopened, or dropped samples)."""
+    first chunk on; a chunk stamped more than 20 ms off the count moves the count to its stamp: later, the
+    track jumps ahead (a gap: the microphone was reopened, or lost samples); earlier, the samples the track
+    already holds for that time are dropped (a microphone clock running fast)."""
 
     def __init__(self, origin: tuple[float, float]):
         self._holder = av.open(io.BytesIO(), "w", format="mp4")
@@ -136,10 +138,19 @@ class AacEncoder:
 
     def encode(self, chunk: AudioChunk) -> list[EncodedFrame]:
         stamped = round((chunk.mono - self._origin[0]) * SAMPLE_RATE)
-        expected = self._next + len(self._held)
-        if self._next < 0 or abs(stamped - expected) > SAMPLE_RATE // 20:
-            self._held, self._next = np.zeros(0, np.int16), max(stamped, expected if self._next >= 0 else 0)
-        self._held = np.concatenate([self._held, chunk.samples])
+        samples = chunk.samples
+        if self._next < 0:
+            self._next = max(0, stamped)
+        else:
+            expected = self._next + len(self._held)
+            if stamped - expected > _AAC_DRIFT:  # a gap: what is held ends in silence, go on from the stamp
+                held = self._held
+                packets = self._encode_block(np.pad(held, (0, self._frame_size - len(held)))) if len(held) else []
+                self._held, self._next = np.zeros(0, np.int16), max(stamped, self._next)
+                return packets + self.encode(chunk)
+            if expected - stamped > _AAC_DRIFT:
+                samples = samples[expected - stamped:]
+        self._held = np.concatenate([self._held, samples])
         packets = []
         while len(self._held) >= self._frame_size:
             block, self._held = self._held[:self._frame_size], self._held[self._frame_size:]
