@@ -184,12 +184,12 @@ def main() -> None:
         capture = capture_cpu(Path(tmp), speech[: 10 * SAMPLE_RATE])
         figures = {**{f"capture: {k}": v for k, v in capture.items()},
                    "VAD: Silero, 32 ms windows": cpu_percent(vad, CPU_SOUND_S),
-                   "AAC: 32 kbit/s, 16 kHz mono": cpu_percent(aac, CPU_SOUND_S)}
+                   "AAC: 32 kbit/s, 16 kHz mono, fast coder": cpu_percent(aac, CPU_SOUND_S)}
         print("CPU per second of sound, % of one core")
         for name, value in figures.items():
             print(f"  {name:52} {value:7.2f} %")
         daemon = capture["sounddevice (PortAudio), 100 ms blocks"] + figures["VAD: Silero, 32 ms windows"] + \
-            figures["AAC: 32 kbit/s, 16 kHz mono"]
+            figures["AAC: 32 kbit/s, 16 kHz mono, fast coder"]
         print(f"  {'the daemon (capture + VAD + AAC)':52} {daemon:7.2f} %")
         print(f"A/V offset in the recorded segment (sound minus picture), {args.minutes:g} min session, "
               f"one frame = {1000 / FPS:.0f} ms")

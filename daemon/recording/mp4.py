@@ -128,6 +128,8 @@ class AacEncoder:
         stream = self._holder.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
         stream.bit_rate = AAC_BITRATE
         stream.codec_context.time_base = Fraction(1, SAMPLE_RATE)
+        # The fast coder: half the CPU of the default (twoloop) at the same bit rate; ample for speech.
+        stream.options = {"aac_coder": "fast"}
         stream.codec_context.open()
         self._holder.start_encoding()
         self.template = stream
