@@ -1,6 +1,7 @@
 """The microphone on its own thread: reading, reopening, and whether it is there.
 
-- Every chunk goes to `on_sound` on this thread, in order (the voice stage is light: about 2 % of a core).
+- Every chunk goes to `on_sound` on this thread, in order (the voice stage is light: about 1 % of a core,
+  bench/bench_audio.py).
 - The microphone is *online* while sound arrives. It is *lost* when no sound has arrived for timeout_s (a
   device unplugged, a read that hangs, a device that cannot be opened), stamped at the end of the last
   sound; or when it delivered digital silence (every sample exactly zero) for silent_s of sound, stamped
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 class MicrophoneStats:
     device: str
     online: bool
-    chunks: int  # chunks of sound delivered
     seconds: float  # seconds of sound delivered
     reconnects: int  # times the device was opened again after a loss
     seconds_since_last_sound: float | None  # None before the first chunk
@@ -59,7 +59,7 @@ class Microphone:
         self._thread = threading.Thread(target=self._run, name="microphone", daemon=True)
         self._lock = threading.Lock()  # the figures below, read by the status page
         self._online = True  # until timeout_s passes without sound
-        self._opened = self._chunks = 0
+        self._opened = 0
         self._seconds = 0.0
         self._error: str | None = None
         self._last_arrival: float | None = None
@@ -87,7 +87,7 @@ class Microphone:
         with self._lock:
             last = self._last_arrival
             return MicrophoneStats(
-                self._name, self._online, self._chunks, self._seconds, max(0, self._opened - 1),
+                self._name, self._online, self._seconds, max(0, self._opened - 1),
                 None if last is None else self._clock.monotonic() - last, self._error,
             )
 
@@ -152,7 +152,6 @@ class Microphone:
             self._set_online(True, chunk.mono, chunk.wall)
             log.info("microphone %s restored", self._name)
         with self._lock:
-            self._chunks += 1
             self._seconds += chunk.duration
             self._error = None
             self._last_arrival = now
