@@ -569,7 +569,8 @@ class RulesConfig(_Section):
     # The voice rules need sound: the microphone ([audio]), or a replayed file's sound track.
     speech: RuleTiming = _rule(
         RuleTiming(onset_s=0.25, release_s=0.6, min_duration_s=0.5, severity="low", weight=0.0),
-        "Speech heard (voice activity, [audio]): the timeline's record of when anyone spoke; not scored.",
+        "Speech heard (voice activity, [audio]): the timeline's record of when anyone spoke; not scored, not "
+        "sent as an alert, no clip.",
     )
     other_voice: OtherVoiceRule = _rule(
         OtherVoiceRule(onset_s=0.5, release_s=1.0, min_duration_s=1.5, severity="high", weight=2.0),

@@ -17,6 +17,7 @@ from dataclasses import replace
 from daemon.config import RulesConfig
 from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.events.rules import Instant, RuleEngine
+from daemon.events.voice import TIMELINE_ONLY
 from daemon.inference.analysis import AudioAnalysis, FrameAnalysis
 from daemon.parts import Figure, PartStatus, SessionListener
 from daemon.recording.recorder import Recorder
@@ -195,7 +196,7 @@ class SessionController:
         for change in changes:
             future = self._writer.submit(lambda store, change=change: self._write_change(store, change))
             future.add_done_callback(lambda _: self._on_committed())
-            if self._recorder:
+            if self._recorder and change.event.type not in TIMELINE_ONLY:
                 (self._recorder.event_started if change.kind == "start" else self._recorder.event_ended)(change.event)
             log.info("event %s %s (%s)", change.event.type, change.kind, change.event.id)
 
@@ -221,6 +222,8 @@ class SessionController:
         return store.finish_session(session_id, at, frames, state, self.stop_message)
 
     def alert_messages(self, change: EventChange) -> list[OutboxMessage]:
+        if change.event.type in TIMELINE_ONLY:
+            return []
         return [self._topics.alert_message(change)]
 
     def stop_message(self, store: Store, session: SessionRecord) -> list[OutboxMessage]:

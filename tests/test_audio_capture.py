@@ -142,6 +142,9 @@ def test_the_audio_part_feeds_speech_and_microphone_lost_to_the_session(alsa_mic
     events = {e.type: e for e in reader.events(session.id)}
     assert events["speech"].evidence["speech_probability"] > 0.5
     assert events["microphone_lost"].severity == "medium"
+    # speech is the timeline's: stored, not alerted; microphone_lost is an alert.
+    alerted = {json.loads(m.payload)["event"]["type"] for m in reader.outbox() if "/alert" in m.topic}
+    assert "microphone_lost" in alerted and "speech" not in alerted
 
 
 def test_audio_config_names_the_bad_key():

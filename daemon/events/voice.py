@@ -7,6 +7,10 @@ mouth, both on the frames' monotonic clock, so the whole stays a pure function o
 - talking: speech while the candidate's mouth moves (it moved within other_voice.still_s: the mouth rule's
   own measure, so the candidate's pauses between words stay their own speech).
 - other_voice: speech while the candidate's mouth has been still for still_s, or is out of view.
+
+`speech` is the timeline's record of anyone speaking, not a flag: it is stored and reported, but not sent to
+the supervisors as an alert and given no clip or snapshot (every utterance would be one); talking and
+other_voice are the flags.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from dataclasses import dataclass
 from daemon.config import OtherVoiceRule, TalkingRule
 from daemon.events.conditions import CLEAR, Observation
 from daemon.inference.analysis import AudioAnalysis
+
+
+# Event types kept for the timeline only: stored and reported, never alerted, no evidence clip.
+TIMELINE_ONLY = frozenset({"speech"})
 
 
 @dataclass(frozen=True, slots=True)
