@@ -21,7 +21,6 @@ from daemon.config import OtherVoiceRule, TalkingRule
 from daemon.events.conditions import CLEAR, Observation
 from daemon.inference.analysis import AudioAnalysis
 
-
 # Event types kept for the timeline only: stored and reported, never alerted, no evidence clip.
 TIMELINE_ONLY = frozenset({"speech"})
 
