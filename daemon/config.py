@@ -864,8 +864,8 @@ class ServiceConfig(_Section):
 
 
 class RecordingConfig(_Section):
-    """Session video (H.264 in fragmented MP4 segments) and each event's clip and snapshot, in
-    <data_dir>/recordings/<session id>/."""
+    """Session video (H.264, with the microphone's AAC sound when [audio] records it, in fragmented MP4
+    segments) and each event's clip and snapshot, in <data_dir>/recordings/<session id>/."""
 
     enabled: bool = Field(True, description="Record the session and the events' evidence.")
     width: int = Field(
