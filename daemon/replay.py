@@ -50,7 +50,7 @@ class SoundTrack:
         self._ended = False
 
     def until(self, mono: float) -> list[AudioAnalysis]:
-        """The windows that start at or before `mono` (all that are left with mono = inf)."""
+        """The windows not yet handed out that start at or before `mono`."""
         while not self._ended and (not self._pending or self._pending[-1].mono <= mono):
             chunk = self._source.read()
             if chunk is None:
