@@ -55,6 +55,13 @@ class PathsConfig(_Section):
     )
 
 
+def _reopen_cap(cap: float, info: ValidationInfo, section: str) -> float:
+    """A source's reopen backoff: the cap (reopen_max_s) may not be below the first wait."""
+    if cap < info.data.get("reopen_min_s", 0):
+        raise ValueError(f"must be at least {section}.reopen_min_s ({info.data['reopen_min_s']})")
+    return cap
+
+
 class CameraConfig(_Section):
     """The frame source, one per kiosk (daemon/capture)."""
 
@@ -112,12 +119,7 @@ class CameraConfig(_Section):
             )
         return path
 
-    @field_validator("reopen_max_s")
-    @classmethod
-    def _backoff_cap_above_start(cls, cap: float, info: ValidationInfo) -> float:
-        if cap < info.data.get("reopen_min_s", 0):
-            raise ValueError(f"must be at least camera.reopen_min_s ({info.data['reopen_min_s']})")
-        return cap
+    _backoff_cap_above_start = field_validator("reopen_max_s")(lambda cap, info: _reopen_cap(cap, info, "camera"))
 
     realtime: bool = Field(
         True, description="file: deliver frames at the file's own rate, as a camera would."
@@ -408,6 +410,19 @@ class TalkingRule(RuleTiming):
     )
 
 
+class OtherVoiceRule(RuleTiming):
+    still_s: float = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="Speech counts as the candidate's own (talking) while their mouth moved (the talking rule's "
+        "measure at or above min_mouth_std) within the last still_s; after that, or with no mouth in view, it "
+        "is another voice. Bridges the candidate's own pauses between words. Measured (1 s windows): the "
+        "candidate talking in cap12 0.012-0.18 (5th-95th percentile, pauses included), mouths at rest "
+        "0.001-0.018 (the other shared clips).",
+    )
+
+
 class ObjectRule(RuleTiming):
     min_score: Share = Field(
         0.5, description="Detections of the rule's COCO label below this score are not evidence."
@@ -548,7 +563,19 @@ class RulesConfig(_Section):
     )
     talking: TalkingRule = _rule(
         TalkingRule(onset_s=1.0, release_s=1.5, min_duration_s=3.0, severity="medium"),
-        "Sustained mouth movement (release_s bridges the pauses between words).",
+        "Sustained mouth movement (release_s bridges the pauses between words); with a microphone ([audio]), "
+        "speech while the candidate's mouth moves.",
+    )
+    # The voice rules need sound: the microphone ([audio]), or a replayed file's sound track.
+    speech: RuleTiming = _rule(
+        RuleTiming(onset_s=0.25, release_s=0.6, min_duration_s=0.5, severity="low", weight=0.0),
+        "Speech heard (voice activity, [audio]): the timeline's record of when anyone spoke; not scored, not "
+        "sent as an alert, no clip.",
+    )
+    other_voice: OtherVoiceRule = _rule(
+        OtherVoiceRule(onset_s=0.5, release_s=1.0, min_duration_s=1.5, severity="high", weight=2.0),
+        "Speech while the candidate's mouth is still or out of view: someone else speaking, a phone on "
+        "speaker, or a whisper behind a hand.",
     )
     # The inference stage reports a phone only after repeated sightings (inference.object_confirm_passes),
     # with their mean score: so the phone rule accepts that evidence at the per-pass sighting score.
@@ -567,6 +594,10 @@ class RulesConfig(_Section):
     camera_lost: RuleTiming = _rule(
         RuleTiming(onset_s=0.0, release_s=0.0, severity="high", weight=1.0),
         "No frame for camera.timeout_s (capture has already waited that long).",
+    )
+    microphone_lost: RuleTiming = _rule(
+        RuleTiming(onset_s=0.0, release_s=0.0, severity="medium", weight=0.5),
+        "No sound from the microphone for audio.timeout_s, or digital silence for audio.silent_s.",
     )
     camera_covered: CameraCoveredRule = _rule(
         CameraCoveredRule(onset_s=2.0, release_s=1.0, severity="high"),
@@ -777,6 +808,51 @@ class GpioConfig(_Section):
         return self
 
 
+class AudioConfig(_Section):
+    """The kiosk microphone (README, "Audio"): speech, talking and other_voice events, the sound level, and
+    AAC sound in the recordings."""
+
+    enabled: bool = Field(
+        False,
+        description="Listen to the microphone (a USB webcam's or a USB microphone). Off: no sound is read, "
+        "and talking is judged from the mouth alone.",
+    )
+    device: str = Field(
+        "default",
+        min_length=1,
+        description='The ALSA capture device: "default", "plughw:CARD=Webcam,DEV=0" (a stable name: `arecord '
+        '-L`), or "pulse" where PulseAudio or PipeWire owns the sound card.',
+    )
+    timeout_s: float = Field(
+        2.0, gt=0, le=60,
+        description="No sound data for this long and the microphone counts as lost (microphone_lost); it is "
+        "then reopened.",
+    )
+    silent_s: float = Field(
+        3.0, gt=0, le=600,
+        description="Digital silence (every sample exactly zero) for this long is a lost microphone too: a "
+        "real microphone always hears its own noise; a muted or dead device delivers flat zeros.",
+    )
+    reopen_min_s: float = Field(
+        0.5, gt=0, le=60, description="Reopen attempts start this long after a loss, doubling while they fail..."
+    )
+    reopen_max_s: float = Field(10.0, gt=0, le=600, description="...up to this.")
+    speech_threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.5,
+        description="Speech probability (Silero VAD, per 32 ms) at which speech starts; it ends 0.15 below. "
+        "Silero's own default. Measured at it (bench/bench_vad.py): every espeak-ng sentence found, over a "
+        "quiet room and over pink noise at -40 dBFS; no speech event on digital silence, pink noise (-60 to -20 "
+        "dBFS), fan hum (-40 to -20 dBFS) or the real quiet rooms of the proctoring_ai clips.",
+    )
+    record: bool = Field(
+        True,
+        description="Store the sound as AAC in the recordings and clips. false: analysed, never stored (where "
+        "an exam board forbids storing it).",
+    )
+
+    _backoff_cap_above_start = field_validator("reopen_max_s")(lambda cap, info: _reopen_cap(cap, info, "audio"))
+
+
 class ServiceConfig(_Section):
     stall_after_s: float = Field(
         10.0,
@@ -789,8 +865,8 @@ class ServiceConfig(_Section):
 
 
 class RecordingConfig(_Section):
-    """Session video (H.264 in fragmented MP4 segments) and each event's clip and snapshot, in
-    <data_dir>/recordings/<session id>/."""
+    """Session video (H.264, with the microphone's AAC sound when [audio] records it, in fragmented MP4
+    segments) and each event's clip and snapshot, in <data_dir>/recordings/<session id>/."""
 
     enabled: bool = Field(True, description="Record the session and the events' evidence.")
     width: int = Field(
@@ -909,6 +985,7 @@ class Config(_Section):
     mqtt: MqttConfig = MqttConfig()
     web: WebConfig = WebConfig()
     gpio: GpioConfig = GpioConfig()
+    audio: AudioConfig = AudioConfig()
     service: ServiceConfig = ServiceConfig()
     recording: RecordingConfig = RecordingConfig()
     retention: RetentionConfig = RetentionConfig()

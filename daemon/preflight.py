@@ -67,10 +67,12 @@ def _data_dir(config: Config, for_run: bool) -> None:
 
 def _models(config: Config, _: bool) -> None:
     from daemon.inference.analyzer import required_models
+    from daemon.inference.voice import VAD_MODEL_FILE
     from daemon.modelstore import MANIFEST_PATH, ModelError, verify_models
 
+    voice = [VAD_MODEL_FILE] if config.audio.enabled else []
     try:
-        verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
+        verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference) + voice)
     except ModelError as exc:
         raise Refused(f"paths.models_dir: {exc}") from exc
 

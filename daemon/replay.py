@@ -1,7 +1,8 @@
 """`proctord replay`: analyse a recorded video as if it were the camera, as fast as the machine allows.
 
-Frames carry the file's own timeline, so the same video gives the same events on any machine. The
-session lives in a SQLite file in the output directory and is reported like any other.
+Frames carry the file's own timeline, so the same video gives the same events on any machine; so does its
+sound track, when it has one (a file without sound has no audio analysis), fed to the rules in time order
+with the frames. The session lives in a SQLite file in the output directory and is reported like any other.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from daemon.capture.audio import FileAudioSource, has_audio
 from daemon.capture.quality import QualityMeter
 from daemon.capture.sources import SourceError, VideoFileSource
 from daemon.clock import SystemClock
 from daemon.config import Config
 from daemon.events.rules import Instant
+from daemon.inference.analysis import AudioAnalysis
 from daemon.inference.analyzer import FrameAnalyzer, required_models
+from daemon.inference.voice import VAD_MODEL_FILE, VoiceAnalyzer
 from daemon.modelstore import MANIFEST_PATH, verify_models
 from daemon.pipeline import FramePipeline
 from daemon.report import build_report, write_reports
@@ -36,10 +40,40 @@ class ReplayResult:
     seconds: float  # wall time the analysis took
 
 
+class SoundTrack:
+    """A file's sound analysed window by window, handed out up to a time of the file's timeline."""
+
+    def __init__(self, source: FileAudioSource, voice: VoiceAnalyzer):
+        self._source = source
+        self._voice = voice
+        self._pending: list[AudioAnalysis] = []
+        self._ended = False
+
+    def until(self, mono: float) -> list[AudioAnalysis]:
+        """The windows not yet handed out that start at or before `mono`."""
+        while not self._ended and (not self._pending or self._pending[-1].mono <= mono):
+            chunk = self._source.read()
+            if chunk is None:
+                self._ended = True
+            else:
+                self._pending += self._voice.analyze(chunk)
+        cut = next((i for i, window in enumerate(self._pending) if window.mono > mono), len(self._pending))
+        due, self._pending = self._pending[:cut], self._pending[cut:]
+        return due
+
+    def close(self) -> None:
+        self._source.close()
+
+
 def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -> ReplayResult:
-    verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
+    sound = has_audio(video)
+    verify_models(MANIFEST_PATH, config.models_dir,
+                  required_models(config.inference) + ([VAD_MODEL_FILE] if sound else []))
     clock = SystemClock()
     source = VideoFileSource(video, realtime=False, loop=False)
+    track = SoundTrack(
+        FileAudioSource(video, source.start_wall), VoiceAnalyzer(config.models_dir, config.audio.speech_threshold)
+    ) if sound else None
     out_dir.mkdir(parents=True, exist_ok=True)
     database = out_dir / "replay.db"
     reader = StoreReader(database)
@@ -57,6 +91,8 @@ def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -
         bar = tqdm(total=source.frame_count or None, unit="frame", disable=not progress, file=sys.stderr)
         frame, meter = first, QualityMeter()
         while frame is not None:
+            if track:
+                sessions.observe_audio(track.until(frame.mono))
             # The tamper figures, measured as capture does live; the session's view is its first frame.
             pipeline.process(replace(frame, quality=meter.measure(frame.image, as_reference=frame is first)))
             bar.update()
@@ -64,12 +100,16 @@ def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -
         bar.close()
         # The session lasts until the end of the last frame, not its start.
         end = pipeline.stats.last_frame_mono + 1 / source.nominal_fps
+        if track:
+            sessions.observe_audio(track.until(end))
         session = sessions.stop(Instant(end, source.start_wall + end))
     finally:
         source.close()
+        if track:
+            track.close()
         writer.close()
     report = build_report(session, reader.events(session.id), config.rules, reader.metrics(session.id))
-    report["source"] = {"video": str(video), "fps": source.nominal_fps, "frames": pipeline.stats.frames}
+    report["source"] = {"video": str(video), "fps": source.nominal_fps, "frames": pipeline.stats.frames, "sound": sound}
     return ReplayResult(report, write_reports(report, out_dir), pipeline.stats.frames, clock.monotonic() - started)
 
 
@@ -94,7 +134,7 @@ def summary(result: ReplayResult) -> str:
     focus = report["focus"]
     lines.append("focus      " + ", ".join(
         f"{name.replace('_', ' ')} {'-' if focus[name] is None else f'{100 * focus[name]:.0f} %'}"
-        for name in ("face_present", "attentive", "looking_away", "eyes_closed")
-    ))
+        for name in ("face_present", "attentive", "looking_away", "eyes_closed", "speech")
+    ) + ("" if focus["sound_level_dbfs"] is None else f", sound {focus['sound_level_dbfs']:.0f} dBFS"))
     lines += [f"report     {path}" for path in result.report_paths.values()]
     return "\n".join(lines)

@@ -87,6 +87,7 @@ class Daemon:
             self._web(),
             self.pipeline,
             self.grabber,
+            self._audio(),
             HostPart(config.data_dir),
             panel,
             self.health,
@@ -94,6 +95,13 @@ class Daemon:
         for part in self.parts:
             if isinstance(part, SessionListener):
                 self.sessions.listen(part)
+
+    def _audio(self) -> Part:
+        if not self.config.audio.enabled:
+            return OffPart("audio", "audio.enabled is false")
+        from daemon.audio import AudioPart  # onnxruntime: only when the microphone is used
+
+        return AudioPart(self.config.audio, self.config.models_dir, self.sessions, self.recording.recorder, self.clock)
 
     def _web(self) -> Part:
         if not self.config.web.enabled:

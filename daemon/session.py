@@ -17,7 +17,8 @@ from dataclasses import replace
 from daemon.config import RulesConfig
 from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.events.rules import Instant, RuleEngine
-from daemon.inference.analysis import FrameAnalysis
+from daemon.events.voice import TIMELINE_ONLY
+from daemon.inference.analysis import AudioAnalysis, FrameAnalysis
 from daemon.parts import Figure, PartStatus, SessionListener
 from daemon.recording.recorder import Recorder
 from daemon.report import build_report
@@ -169,6 +170,21 @@ class SessionController:
                 progress = (self._session.id, analysis.wall, self._frames, self._engine.metrics)
                 self._writer.submit(lambda store: self._write_progress(store, *progress))
 
+    def observe_audio(self, audio: list[AudioAnalysis]) -> None:
+        """Feed windows of sound to the running session's rules, in order (no-op without a session)."""
+        with self._lock:
+            if self._engine is None:
+                return
+            for window in audio:
+                self._commit_changes(self._engine.update_audio(window))
+
+    def observe_microphone(self, online: bool, at: Instant) -> None:
+        """Whether the microphone delivers sound (fed by the microphone's thread)."""
+        with self._lock:
+            if self._engine is None:
+                return
+            self._commit_changes(self._engine.update_microphone(at, online))
+
     def observe_camera(self, online: bool, at: Instant) -> None:
         """Whether the camera delivers frames (fed by the capture loop, with or without frames)."""
         with self._lock:
@@ -180,7 +196,7 @@ class SessionController:
         for change in changes:
             future = self._writer.submit(lambda store, change=change: self._write_change(store, change))
             future.add_done_callback(lambda _: self._on_committed())
-            if self._recorder:
+            if self._recorder and change.event.type not in TIMELINE_ONLY:
                 (self._recorder.event_started if change.kind == "start" else self._recorder.event_ended)(change.event)
             log.info("event %s %s (%s)", change.event.type, change.kind, change.event.id)
 
@@ -206,6 +222,8 @@ class SessionController:
         return store.finish_session(session_id, at, frames, state, self.stop_message)
 
     def alert_messages(self, change: EventChange) -> list[OutboxMessage]:
+        if change.event.type in TIMELINE_ONLY:
+            return []
         return [self._topics.alert_message(change)]
 
     def stop_message(self, store: Store, session: SessionRecord) -> list[OutboxMessage]:

@@ -5,7 +5,7 @@
 #
 #   sudo systemd/install.sh [--site NAME] [--kiosk NAME] [--mqtt-host HOST] [--web-host ADDR] ...
 #
-# It creates the proctord user (groups video, gpio), /opt/proctord (code + venv), /etc/proctord (config,
+# It creates the proctord user (groups video, gpio, audio), /opt/proctord (code + venv), /etc/proctord (config,
 # credentials), /var/lib/proctord (data, models), installs and enables systemd/proctord.service.
 # --root DIR installs the files into DIR instead of / (an image being built, or a test): no packages,
 # no venv, no models, no service start; the unit is enabled with `systemctl --root`.
@@ -104,7 +104,8 @@ done
 say "installing proctord for $platform (camera: $camera) into ${root}"
 
 system_packages() {
-  local packages=(python3-venv python3-pip v4l-utils)
+  # libportaudio2: the microphone ([audio], through sounddevice); alsa-utils: arecord -L names it.
+  local packages=(python3-venv python3-pip v4l-utils libportaudio2 alsa-utils)
   case "$platform" in
     # picamera2 and lgpio (gpiozero's pin library) come from apt, seen through the venv.
     pi) packages+=(python3-picamera2 python3-lgpio) ;;
@@ -120,13 +121,14 @@ system_packages() {
 account() {
   groupadd "${account_opts[@]}" -f --system gpio  # Raspberry Pi OS has it; elsewhere it only grants what udev gives it
   groupadd "${account_opts[@]}" -f --system video
+  groupadd "${account_opts[@]}" -f --system audio
   groupadd "${account_opts[@]}" -f --system proctord
   if ! grep -q '^proctord:' "$r/etc/passwd"; then
     say "creating the proctord user"
     useradd "${account_opts[@]}" --system --gid proctord --home-dir "$state" --no-create-home \
       --shell /usr/sbin/nologin --comment "proctord daemon" proctord
   fi
-  usermod "${account_opts[@]}" -a -G video,gpio proctord
+  usermod "${account_opts[@]}" -a -G video,gpio,audio proctord
 }
 
 code() {

@@ -123,7 +123,10 @@ def test_real_manifest_loads() -> None:
         "coco80_labels.txt",
         "LICENSE-Apache-2.0.txt",
         "palm_detection_lite.tflite",
+        "silero_vad_16k_op15.onnx",
     }
+    vad = entries["silero_vad_16k_op15.onnx"]  # voice activity, read out of the pinned silero-vad wheel
+    assert vad.wheel is not None and vad.wheel.file == "silero_vad-6.2.3-py3-none-any.whl"
     assert set(names_with("mirror-only")) == {"yolox_nano_coco_fp16.tflite", "coco80_labels.txt"}
     lic = entries["LICENSE-Apache-2.0.txt"]
     assert lic.wheel is not None and lic.wheel.file.startswith("mediapipe-0.10.14-cp311-cp311-manylinux")

@@ -45,6 +45,8 @@ def test_each_known_segment_gives_one_event_with_its_start_and_end(scenario_repo
 
 def test_scenario_report_counts_every_frame_and_scores_flagged_time(scenario_report):
     assert scenario_report["session"]["frames"] == 160
+    # A file without sound has no audio analysis: no sound figures, talking from the mouth alone.
+    assert scenario_report["source"]["sound"] is False and scenario_report["focus"]["speech"] is None
     assert scenario_report["session"]["duration_seconds"] == pytest.approx(16.0, abs=0.01)
     counts = scenario_report["event_counts"]
     assert (counts["no_face"], counts["multiple_faces"]) == (1, 1)

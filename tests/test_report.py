@@ -103,8 +103,9 @@ def test_empty_session_scores_100_and_a_zero_length_one_does_not_divide_by_zero(
 def test_report_carries_focus_shares_and_the_calibration(report):
     assert report["focus"] == {
         "frames": 1500, "face_present": 0.9333, "attentive": 0.8, "looking_away": 0.1, "eyes_closed": 0.0267,
+        "speech": None, "sound_level_dbfs": None,  # no microphone
         "counts": {"frames": 1500, "face_present": 1400, "pose_measured": 1380, "looking_away": 150, "attentive": 1200,
-                   "eyes_measured": 1380, "eyes_closed": 40},
+                   "eyes_measured": 1380, "eyes_closed": 40, "sound_windows": 0, "speech_windows": 0, "sound_power": 0.0},
     }
     assert report["calibration"] == {
         "calibrated": True, "duration_s": 3.0, "min_samples": 10, "samples": 45, "ended_at": T0 + 3.0,

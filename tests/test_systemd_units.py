@@ -129,9 +129,10 @@ def test_unit_is_a_notify_service_with_a_watchdog_and_the_credentials_the_config
     unit = UNIT.read_text()
     for line in [
         "Type=notify", "NotifyAccess=main", "WatchdogSec=30", "Restart=on-failure", "RestartPreventExitStatus=2",
-        "StartLimitBurst=5", "User=proctord", "SupplementaryGroups=video gpio", "StateDirectory=proctord",
+        "StartLimitBurst=5", "User=proctord", "SupplementaryGroups=video gpio audio", "StateDirectory=proctord",
         "LogsDirectory=proctord", "ProtectSystem=strict", "NoNewPrivileges=yes", "DevicePolicy=closed",
-        "DeviceAllow=char-video4linux rw", "DeviceAllow=char-gpiochip rw", "TimeoutStopSec=30",
+        "DeviceAllow=char-video4linux rw", "DeviceAllow=char-gpiochip rw", "DeviceAllow=char-alsa rw",
+        "TimeoutStopSec=30",
         "ExecStart=/opt/proctord/.venv/bin/proctord run --config /etc/proctord/proctord.toml",
     ]:
         assert f"\n{line}\n" in unit, line
@@ -159,7 +160,7 @@ def test_install_creates_user_directories_config_and_enables_the_unit(target, tm
     passwd = (target / "etc/passwd").read_text()
     assert "proctord:x:" in passwd and ":/var/lib/proctord:/usr/sbin/nologin\n" in passwd
     groups = {line.split(":")[0]: line.split(":")[3].split(",") for line in (target / "etc/group").read_text().split()}
-    assert "proctord" in groups["video"] and "proctord" in groups["gpio"] and "proctord" in groups
+    assert all("proctord" in groups[group] for group in ("video", "gpio", "audio")) and "proctord" in groups
 
     assert (target / "etc/systemd/system/multi-user.target.wants/proctord.service").is_symlink()
     assert (target / "etc/systemd/system/proctord.service").read_text() == UNIT.read_text()

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from daemon.capture.audio import AudioSource
 from daemon.capture.frame import Frame
 from daemon.capture.quality import QualityMeter
 from daemon.capture.sources import FrameSource, SourceError, check_source, open_source, source_name
@@ -238,7 +239,7 @@ class FrameGrabber:
             try:
                 ended = self._read_until_failure(source)
             finally:
-                _close_quietly(source)
+                close_quietly(source)
             if ended:
                 with self._cond:
                     self._ended = True
@@ -318,8 +319,8 @@ class FrameGrabber:
             log.warning("camera %s lost: no frame for %.1f s", self._name, self._timeout_s)
 
 
-def _close_quietly(source: FrameSource) -> None:
+def close_quietly(source: FrameSource | AudioSource) -> None:
     try:
         source.close()
-    except Exception:  # closing a failed camera may fail too; it is dropped anyway
+    except Exception:  # closing a failed camera or microphone may fail too; it is dropped anyway
         log.debug("closing %s failed", source.name, exc_info=True)

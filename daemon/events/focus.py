@@ -1,4 +1,5 @@
-"""The report's focus figures: per-frame tallies of face present, attentive, looking away, eyes closed.
+"""The report's focus figures: per-frame tallies of face present, attentive, looking away, eyes closed; and
+per window of sound, speech and the sound's power.
 
 Counted on every analysed frame, without onset or release (the events have those). Looking away (attention
 off the screen to any side, attention.py) needs the calibrated region: the frames seen during calibration
@@ -13,7 +14,7 @@ from dataclasses import fields
 from daemon.config import EyesClosedRule
 from daemon.events.attention import Attention, Look, candidate_face, without_landmarks
 from daemon.events.model import FocusCounts
-from daemon.inference.analysis import Face, FrameAnalysis
+from daemon.inference.analysis import AudioAnalysis, Face, FrameAnalysis
 
 
 class FocusCounter:
@@ -22,10 +23,12 @@ class FocusCounter:
         self._max_openness = eyes_closed.max_openness
         self._pending: list[tuple[Face, bool]] = []
         self._tally: Counter[str] = Counter()
+        self._power = 0.0
 
     @property
     def counts(self) -> FocusCounts:
-        return FocusCounts(**{f.name: self._tally[f.name] for f in fields(FocusCounts)})
+        tallies = {f.name: self._tally[f.name] for f in fields(FocusCounts) if f.name != "sound_power"}
+        return FocusCounts(**tallies, sound_power=self._power)
 
     def count(self, analysis: FrameAnalysis) -> None:
         tally = self._tally
@@ -44,6 +47,11 @@ class FocusCounter:
             self._pending.append((without_landmarks(face), eyes_shut))
         else:
             self._count_look(self._attention.read(analysis), eyes_shut)
+
+    def count_audio(self, audio: AudioAnalysis) -> None:
+        self._tally["sound_windows"] += 1
+        self._tally["speech_windows"] += audio.speech
+        self._power += 10 ** (audio.level_dbfs / 10)
 
     def calibrated(self) -> None:
         """Count the frames that waited for the region."""

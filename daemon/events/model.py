@@ -67,7 +67,10 @@ class FocusCounts:
     `face_present`: at least one face. `pose_measured`: the candidate's face had a head pose.
     `looking_away`: that pose or gaze was beyond the looking_away limits from the neutral. `attentive`:
     measured and neither looking away nor eyes closed. `eyes_measured` / `eyes_closed`: the candidate's
-    eye openness was known / below eyes_closed.max_openness. Instantaneous, without onset or release."""
+    eye openness was known / below eyes_closed.max_openness. Instantaneous, without onset or release.
+
+    Sound, per 32 ms window (AudioAnalysis): `sound_windows` heard, `speech_windows` inside speech, and
+    `sound_power` their summed mean square (full scale = 1), for the mean level in dBFS."""
 
     frames: int = 0
     face_present: int = 0
@@ -76,6 +79,9 @@ class FocusCounts:
     attentive: int = 0
     eyes_measured: int = 0
     eyes_closed: int = 0
+    sound_windows: int = 0
+    speech_windows: int = 0
+    sound_power: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

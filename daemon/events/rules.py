@@ -1,4 +1,4 @@
-"""The rule engine: a pure function of the FrameAnalysis stream and its timestamps.
+"""The rule engine: a pure function of the FrameAnalysis and AudioAnalysis streams and their timestamps.
 
 Each event type is one small state machine (ConditionTracker) with three delays, measured on the
 monotonic clock:
@@ -24,12 +24,19 @@ from enum import Enum
 from daemon.config import RulesConfig, RuleTiming
 from daemon.events.attention import Attention
 from daemon.events.calibration import Calibrator
-from daemon.events.conditions import Condition, Observation, build_conditions
+from daemon.events.conditions import Condition, Observation, Talking, build_conditions
 from daemon.events.focus import FocusCounter
 from daemon.events.model import Event, EventChange, Instant, Neutral, SessionMetrics
-from daemon.inference.analysis import FrameAnalysis
+from daemon.events.voice import VoiceFusion
+from daemon.inference.analysis import AudioAnalysis, FrameAnalysis
 
 __all__ = ["EVENT_TYPES", "ConditionTracker", "Instant", "Observation", "RuleEngine"]
+
+# Sound counts as present (the voice rules judge talking, not the mouth alone) until this long after the
+# last AudioAnalysis: the microphone delivers one every 32 ms; a lost one hands talking back to the mouth.
+AUDIO_PRESENT_S = 1.0
+# The rules that sound drives (the mouth rule's `talking` too, while sound is present).
+VOICE_RULES = ("speech", "talking", "other_voice")
 
 # Every event type, in the order of the config's [rules.*] tables: one per table holding a rule's timing.
 EVENT_TYPES: tuple[str, ...] = tuple(
@@ -133,7 +140,8 @@ class ConditionTracker:
 
 class RuleEngine:
     """All rules of one session, fed one FrameAnalysis at a time, in order, plus the camera's
-    online/offline state (frames stop arriving, so `camera_lost` cannot come from a FrameAnalysis).
+    online/offline state (frames stop arriving, so `camera_lost` cannot come from a FrameAnalysis), and the
+    AudioAnalysis stream and the microphone's state when there is sound.
     It also calibrates the candidate's neutral pose, places and learns the screen's region, and counts the
     focus figures (`metrics`)."""
 
@@ -141,16 +149,28 @@ class RuleEngine:
         self._attention = Attention(rules, lambda: self._calibration.neutral)
         self._calibration = Calibrator(rules.calibration, self._attention.learner.geometric.centre)
         self._focus = FocusCounter(self._attention, rules.eyes_closed)
+        conditions = build_conditions(rules, self._attention)
+        self._mouth: Talking = conditions.pop("talking")  # type: ignore[assignment]
         self._trackers: list[tuple[Condition, ConditionTracker]] = [
             (condition, ConditionTracker(name, getattr(rules, name), new_id, session_id))
-            for name, condition in build_conditions(rules, self._attention).items()
+            for name, condition in conditions.items()
         ]
+        self._voice = {name: ConditionTracker(name, getattr(rules, name), new_id, session_id) for name in VOICE_RULES}
+        self._fusion = VoiceFusion(rules.talking, rules.other_voice)
+        self._audio_until = float("-inf")  # mono until which sound counts as present
         self._camera_lost = ConditionTracker("camera_lost", rules.camera_lost, new_id, session_id)
+        self._microphone_lost = ConditionTracker("microphone_lost", rules.microphone_lost, new_id, session_id)
 
     def update_camera(self, t: Instant, online: bool) -> list[EventChange]:
         """The capture layer says whether frames are arriving (it decides "lost" after its timeout)."""
         evidence = {"camera": "no frames", "threshold": "no frame within the capture timeout"}
         change = self._camera_lost.update(t, Observation(not online, 1.0, evidence))
+        return [change] if change else []
+
+    def update_microphone(self, t: Instant, online: bool) -> list[EventChange]:
+        """The microphone delivers sound (it decides "lost" after its timeout, or on digital silence)."""
+        evidence = {"microphone": "no sound", "threshold": "no sound within the timeout, or flat zero samples"}
+        change = self._microphone_lost.update(t, Observation(not online, 1.0, evidence))
         return [change] if change else []
 
     def update(self, analysis: FrameAnalysis) -> list[EventChange]:
@@ -159,7 +179,20 @@ class RuleEngine:
         if neutral := self._calibration.observe(analysis):
             self._calibrated(neutral)
         self._focus.count(analysis)
-        changes = (tracker.update(t, condition(analysis)) for condition, tracker in self._trackers)
+        mouth = self._mouth(analysis)
+        self._fusion.mouth(analysis.mono, mouth)
+        changes = [tracker.update(t, condition(analysis)) for condition, tracker in self._trackers]
+        if analysis.mono > self._audio_until:  # no sound: talking from the mouth alone
+            changes.append(self._voice["talking"].update(t, mouth))
+        return [change for change in changes if change is not None]
+
+    def update_audio(self, audio: AudioAnalysis) -> list[EventChange]:
+        """One window of sound, in order, on the frames' clock."""
+        t = Instant(audio.mono, audio.wall)
+        self._audio_until = audio.end_mono + AUDIO_PRESENT_S
+        self._focus.count_audio(audio)
+        heard = self._fusion.observe(audio)
+        changes = (self._voice[name].update(t, getattr(heard, name)) for name in VOICE_RULES)
         return [change for change in changes if change is not None]
 
     def close(self, t: Instant) -> list[EventChange]:
@@ -181,5 +214,6 @@ class RuleEngine:
         return [tracker.open_event for tracker in self._all_trackers() if tracker.open_event is not None]
 
     def _all_trackers(self) -> list[ConditionTracker]:
-        return [tracker for _, tracker in self._trackers] + [self._camera_lost]
+        return [tracker for _, tracker in self._trackers] + [*self._voice.values(), self._camera_lost,
+                                                              self._microphone_lost]
 

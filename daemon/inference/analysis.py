@@ -91,3 +91,20 @@ class FrameAnalysis:
     objects_mono: float | None = None
     quality: FrameQuality | None = None  # computed by capture; None when the source does not measure it
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioAnalysis:
+    """What the voice stage says about one short window of sound (daemon/inference/voice.py), on the same
+    clocks as the frames: the rules take it as its own stream beside the FrameAnalysis stream."""
+
+    mono: float  # the window's first sample
+    wall: float
+    duration: float  # seconds
+    level_dbfs: float  # RMS level, dB below full scale (-100 for digital silence)
+    speech_probability: float  # the voice activity model's, 0..1
+    speech: bool  # inside a stretch of speech (the model's hysteresis: on at the threshold, off 0.15 below)
+
+    @property
+    def end_mono(self) -> float:
+        return self.mono + self.duration

@@ -1,7 +1,9 @@
 """Session recording and event evidence, on the recorder's own thread.
 
 The pipeline hands each frame over with `offer`, which never blocks: when the recorder falls behind,
-frames beyond `queue_frames` are dropped and counted, and the analysis goes on. The session controller
+frames beyond `queue_frames` are dropped and counted, and the analysis goes on. With `sound`, the
+microphone's chunks come the same way (`offer_audio`) and become the files' AAC track, in sync with the
+picture (daemon/recording/mp4.py); without it, sound is never stored ([audio] record = false). The session controller
 says when a session starts and stops and when an event starts and ends; each finished file (segment,
 clip, snapshot) is handed with its sha256 to `on_media`, which commits it to the store.
 
@@ -28,13 +30,14 @@ from pathlib import Path
 
 import av
 
+from daemon.capture.audio import AudioChunk
 from daemon.capture.frame import Frame
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import RecordingConfig, RulesConfig, RuleTiming
 from daemon.events.model import Event
 from daemon.files import file_sha256
 from daemon.recording.disk import DiskSpace
-from daemon.recording.mp4 import EncodedFrame, H264Encoder, Mp4Writer, fit_size
+from daemon.recording.mp4 import MAX_INTERLEAVE_S, AacEncoder, EncodedFrame, H264Encoder, Mp4Writer, fit_size
 from daemon.recording.preroll import PreRoll
 from daemon.recording.snapshot import write_jpeg
 from daemon.store.records import MediaRecord
@@ -45,6 +48,8 @@ SPACE_CHECK_S = 5.0  # how often free space is checked while recording (capture 
 # After a failed write (the disk really was full), recording resumes only once this much is free too,
 # so a disk at its limit does not flap between failing and resuming.
 RESUME_FREE_BYTES = 32_000_000
+# Sound chunks (about 30 a second) may wait this many times queue_frames before they are dropped too.
+SOUND_QUEUE_FACTOR = 4
 _WRITE_ERRORS = (OSError, av.FFmpegError)
 
 
@@ -62,6 +67,7 @@ class RecordingStatus:
     session_id: str | None
     frames_recorded: int
     frames_dropped: int  # the encoder fell behind: the recorder's queue was full
+    sound_dropped: int  # chunks of sound dropped for the same reason
     files_written: int
     bytes_written: int
 
@@ -70,7 +76,9 @@ class RecordingStatus:
 class _Clip:
     event_id: str
     writer: Mp4Writer
-    until: float  # wall clock: the clip ends with the first frame at or past this
+    until: float  # wall clock: the clip ends with the first frame at or past this (and its sound)
+    heard: float = float("-inf")  # wall clock the clip's sound has reached
+    seen: float = float("-inf")  # wall clock the picture has reached (written to the clip or not)
 
 
 class Recorder:
@@ -83,8 +91,10 @@ class Recorder:
         disk: DiskSpace,
         on_low_space=lambda: None,
         clock: Clock = SYSTEM_CLOCK,
+        sound: bool = False,
     ):
         self._config = config
+        self._sound = sound  # record the microphone's sound
         self._root = root
         self._on_media = on_media  # Callable[[MediaRecord], None]: commits a finished file
         self._disk = disk
@@ -96,6 +106,7 @@ class Recorder:
         # Recorder-thread state.
         self._session: str | None = None
         self._encoder: H264Encoder | None = None
+        self._aac: AacEncoder | None = None
         self._preroll = PreRoll(config.pre_roll_s + lookback_s)
         self._segment: Mp4Writer | None = None
         self._segments = 0
@@ -106,7 +117,7 @@ class Recorder:
         self._degraded: str | None = None
         self._write_failed = False
         # Figures for the status page (plain ints: written by one thread, read by others).
-        self._recorded = self._dropped = self._files = self._bytes = 0
+        self._recorded = self._dropped = self._files = self._bytes = self._dropped_sound = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -127,6 +138,14 @@ class Recorder:
             self._dropped += 1
             return
         self._queue.put(("frame", frame))
+
+    def offer_audio(self, chunk: AudioChunk) -> None:
+        if not (self._accepting and self._sound):
+            return
+        if self._queue.qsize() >= self._config.queue_frames * SOUND_QUEUE_FACTOR:
+            self._dropped_sound += 1
+            return
+        self._queue.put(("audio", chunk))
 
     def start_session(self, session_id: str) -> None:
         self._queue.put(("start", session_id))
@@ -149,14 +168,15 @@ class Recorder:
     def status(self) -> RecordingStatus:
         state = "idle" if self._session is None else "degraded" if self._degraded else "recording"
         return RecordingStatus(
-            state, self._degraded, self._session, self._recorded, self._dropped, self._files, self._bytes
+            state, self._degraded, self._session, self._recorded, self._dropped, self._dropped_sound, self._files,
+            self._bytes,
         )
 
     # --- the recorder thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
         handlers = {
-            "frame": self._on_frame, "start": self._on_start, "event_start": self._on_event_start,
+            "frame": self._on_frame, "audio": self._on_audio, "start": self._on_start, "event_start": self._on_event_start,
             "event_end": self._on_event_end, "stop": self._on_stop,
         }
         while True:
@@ -195,11 +215,21 @@ class Recorder:
             self._encoder = H264Encoder(
                 size, self._config.fps, self._config.crf, self._config.preset, self._config.keyframe_interval_s
             )
-        for packet in self._encoder.encode(frame.image, frame.mono, frame.wall):
+            if self._sound:  # the sound's timeline starts with the picture's
+                self._aac = AacEncoder((frame.mono, frame.wall))
+        self._keep(self._encoder.encode(frame.image, frame.mono, frame.wall))
+        self._recorded += 1
+
+    def _on_audio(self, chunk: AudioChunk) -> None:
+        # Sound before the session's first recorded frame has no timeline to go on.
+        if self._session is not None and self._aac is not None:
+            self._keep(self._aac.encode(chunk))
+
+    def _keep(self, packets: list[EncodedFrame]) -> None:
+        for packet in packets:
             self._preroll.add(packet)
             if self._degraded is None:
                 self._write(packet)
-        self._recorded += 1
 
     def _due(self, mono: float) -> bool:
         """At most config.fps frames a second, evenly spread; a quarter interval of slack absorbs the
@@ -214,16 +244,22 @@ class Recorder:
     def _write(self, packet: EncodedFrame) -> None:
         try:
             segment = self._segment
-            if packet.keyframe and (segment is None or packet.wall - segment.start >= self._config.segment_s):
+            video_key = packet.keyframe and not packet.audio
+            if video_key and (segment is None or packet.wall - segment.start >= self._config.segment_s):
                 self._finish_segment()
                 self._segments += 1
-                name = f"segment-{self._segments:04d}.mp4"
-                self._segment = Mp4Writer(self._root / self._session / name, self._encoder.template)
+                self._segment = self._writer(f"segment-{self._segments:04d}.mp4")
             if self._segment is not None:
                 self._segment.write(packet)
             for clip in list(self._clips.values()):
-                clip.writer.write(packet)
-                if packet.wall >= clip.until:
+                if packet.audio:
+                    clip.writer.write(packet)
+                    clip.heard = packet.wall
+                else:
+                    if not self._picture_complete(clip):
+                        clip.writer.write(packet)
+                    clip.seen = packet.wall
+                if self._clip_complete(clip):
                     self._finish_clip(clip.event_id)
         except _WRITE_ERRORS as exc:
             self._write_failed = True
@@ -241,7 +277,7 @@ class Recorder:
             if not frames or self._encoder is None:
                 log.warning("event %s: no clip, no video recorded yet", event.id)
                 return
-            writer = Mp4Writer(self._root / self._session / f"clip-{event.id}.mp4", self._encoder.template)
+            writer = self._writer(f"clip-{event.id}.mp4")
             self._clips[event.id] = _Clip(event.id, writer, frames[0].wall + self._config.clip_max_s)
             for frame in frames:
                 writer.write(frame)
@@ -249,13 +285,29 @@ class Recorder:
             self._write_failed = True
             self._degrade(f"writing failed: {exc}")
 
+    def _writer(self, name: str) -> Mp4Writer:
+        assert self._encoder is not None and self._session is not None
+        sound = self._aac.template if self._aac else None
+        return Mp4Writer(self._root / self._session / name, self._encoder.template, sound)
+
     def _on_event_end(self, event: Event) -> None:
         clip = self._clips.get(event.id)
         if clip is None or event.end is None:
             return
         clip.until = min(clip.until, event.end + self._config.post_roll_s)
-        if clip.writer.end is not None and clip.writer.end >= clip.until:
+        if self._clip_complete(clip):
             self._finish_clip(event.id)
+
+    @staticmethod
+    def _picture_complete(clip: _Clip) -> bool:
+        return clip.writer.end is not None and clip.writer.end >= clip.until
+
+    def _clip_complete(self, clip: _Clip) -> bool:
+        """The picture has reached the clip's end, and so has the sound (which comes a little later); a lost
+        microphone is waited for no longer than the muxer waits for it."""
+        if not self._picture_complete(clip):
+            return False
+        return self._aac is None or clip.heard >= clip.until or clip.seen >= clip.until + MAX_INTERLEAVE_S
 
     def _snapshot(self, event: Event) -> None:
         frame = self._latest
@@ -288,11 +340,15 @@ class Recorder:
     def _end_session(self) -> None:
         if self._session is None:
             return
+        if self._aac is not None:  # the sound's last fraction of a second, before the files close
+            self._keep(self._aac.flush())
         self._close_files()
         if self._encoder is not None:
             self._encoder.close()
+        if self._aac is not None:
+            self._aac.close()
         log.info("recording of session %s ended", self._session)
-        self._session, self._encoder, self._latest, self._next_due = None, None, None, None
+        self._session, self._encoder, self._aac, self._latest, self._next_due = None, None, None, None, None
         self._segments = 0
         self._preroll.clear()
 

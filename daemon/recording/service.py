@@ -42,7 +42,7 @@ class RecordingService:
         self.retention = Retention(config.retention, reader, self._record_deletion, self.disk, clock)
         self.recorder = (
             Recorder(config.recording, self.root, confirmation_delay_s(config.rules), self._commit_media, self.disk,
-                     on_low_space=self.retention.wake, clock=clock)
+                     on_low_space=self.retention.wake, clock=clock, sound=config.audio.enabled and config.audio.record)
             if config.recording.enabled else None
         )
 
@@ -81,6 +81,8 @@ class RecordingService:
                    help="Frames written to recordings"),
             Figure("frames_dropped", "Frames not recorded", recorder.frames_dropped, kind="counter",
                    help="Frames the encoder fell behind on"),
+            Figure("sound_dropped", "Sound chunks not recorded", recorder.sound_dropped, kind="counter",
+                   help="Chunks of microphone sound the encoder fell behind on"),
             Figure("files_written", "Files written", recorder.files_written, kind="counter",
                    help="Segments, clips and snapshots written"),
             Figure("bytes_written", "Written", recorder.bytes_written, "bytes", kind="counter",

@@ -4,6 +4,7 @@ exam board's review (verdicts, notes, remarks, and the score recomputed over the
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 
 from daemon.config import RulesConfig
@@ -107,8 +108,18 @@ def focus_figures(focus: FocusCounts) -> dict:
         "attentive": share(focus.attentive, focus.pose_measured),
         "looking_away": share(focus.looking_away, focus.pose_measured),
         "eyes_closed": share(focus.eyes_closed, focus.eyes_measured),
+        # Of the sound heard (None without sound): the share of it that was speech, and its mean level.
+        "speech": round(focus.speech_windows / focus.sound_windows, 4) if focus.sound_windows else None,
+        "sound_level_dbfs": sound_level(focus),
         "counts": asdict(focus),
     }
+
+
+def sound_level(focus: FocusCounts) -> float | None:
+    """The mean level of the sound heard (its mean power), in dBFS; None without sound."""
+    if not focus.sound_windows:
+        return None
+    return round(max(-100.0, 10 * math.log10(max(focus.sound_power / focus.sound_windows, 1e-10))), 1)
 
 
 def calibration(neutral: Neutral | None, session: SessionRecord, rules: RulesConfig) -> dict:

@@ -43,5 +43,6 @@ def render_report_html(report: dict, stylesheet_url: str | None = None) -> str:
         css=None if stylesheet_url else report_css(),
         stylesheet_url=stylesheet_url,
         focus_labels=view.FOCUS_LABELS,
+        sound=view.sound_text(report["focus"]),
         severity_colours=view.SEVERITY_COLOURS,
     )

@@ -124,6 +124,8 @@ def render_report_pdf(report: dict) -> bytes:
     focus = report["focus"]
     doc.line("   ".join(f"{name}: {view.percent(focus[key])}" for key, name in view.FOCUS_LABELS.items())
              + f"   (of {focus['frames']} analysed frames)")
+    if sound := view.sound_text(focus):
+        doc.line(sound)
     c = report["calibration"]
     if c["calibrated"]:
         n = c["neutral_deg"]

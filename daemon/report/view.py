@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from daemon.events.rules import EVENT_TYPES
+from daemon.inference.voice import WINDOW_S
 
 EVENT_LABELS = {
     "no_face": "No face",
@@ -17,9 +18,12 @@ EVENT_LABELS = {
     "repeated_glances": "Repeated glances",
     "eyes_closed": "Eyes closed",
     "talking": "Talking",
+    "speech": "Speech",
+    "other_voice": "Other voice",
     "phone": "Phone",
     "book": "Book",
     "extra_person": "Extra person",
+    "microphone_lost": "Microphone lost",
     "camera_lost": "Camera lost",
     "camera_covered": "Camera covered",
     "camera_blurred": "Camera blurred",
@@ -70,6 +74,15 @@ def review_state(state: str) -> str:
 
 def percent(share: float | None) -> str:
     return "not measured" if share is None else f"{100 * share:.1f} %"
+
+
+def sound_text(focus: dict) -> str | None:
+    """The sound's focus figures in a line: speech share and mean level; None when nothing was heard."""
+    if focus.get("speech") is None:
+        return None
+    heard_s = focus["counts"]["sound_windows"] * WINDOW_S
+    return (f"Speech {percent(focus['speech'])} of the {heard_s:.0f} s of sound heard; "
+            f"mean sound level {focus['sound_level_dbfs']:.0f} dBFS.")
 
 
 def evidence_text(evidence: dict) -> str:

@@ -158,7 +158,14 @@ def m007_reviews(db: sqlite_utils.Database) -> None:
         )
 
 
+def m008_audio_focus(db: sqlite_utils.Database) -> None:
+    """The sound tallies beside the frame tallies: windows heard, windows of speech, and their summed power
+    (the report's speech share and mean sound level)."""
+    for column, kind in (("sound_windows", "INTEGER"), ("speech_windows", "INTEGER"), ("sound_power", "REAL")):
+        db.execute(f"ALTER TABLE session_metrics ADD COLUMN {column} {kind} NOT NULL DEFAULT 0")
+
+
 MIGRATIONS = [
     m001_sessions_events_outbox, m002_session_metrics, m003_evidence_chain, m004_command_requests,
-    m005_upload_queue, m006_users, m007_reviews,
+    m005_upload_queue, m006_users, m007_reviews, m008_audio_focus,
 ]
