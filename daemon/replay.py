@@ -44,7 +44,9 @@ def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -
     database = out_dir / "replay.db"
     reader = StoreReader(database)
     writer = StoreWriter(Store(database, kiosk=config.kiosk.name))
-    sessions = SessionController(config.rules, writer, Topics.from_config(config))
+    sessions = SessionController(
+        config.rules, writer, Topics.from_config(config), min_analysed_share=config.session.min_analysed_share
+    )
     pipeline = FramePipeline(FrameAnalyzer(config.inference, config.models_dir), sessions)
     started = clock.monotonic()
     try:

@@ -59,7 +59,7 @@ class Daemon:
         ))
         self.sessions = SessionController(
             config.rules, self.writer, self.topics, on_committed=self.mqtt.outbox_changed,
-            recorder=self.recording.recorder,
+            recorder=self.recording.recorder, min_analysed_share=config.session.min_analysed_share,
         )
         # live: object detection runs on its own thread while the analysis part runs
         self.pipeline = FramePipeline(

@@ -96,7 +96,6 @@ def _install_responses(app: Flask) -> None:
 
     # The report's own wording (daemon/report/view.py), so the page and the printable report agree.
     app.add_template_filter(report_view.label, "label")
-    app.add_template_filter(report_view.evidence_text, "evidence")
     app.add_template_filter(report_view.clock_offset, "clock")
 
     @app.after_request

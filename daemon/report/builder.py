@@ -4,27 +4,34 @@ store's records: the session, its events and what the rules measured (focus tall
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 
 from daemon.config import RulesConfig
 from daemon.events.model import Event, FocusCounts, Neutral, SessionMetrics
 from daemon.events.rules import EVENT_TYPES
 from daemon.report.score import integrity
+from daemon.report.wording import describe_evidence
 from daemon.store.db import StoreReader
 from daemon.store.records import SessionRecord
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 
 
 def build_report(
     session: SessionRecord, events: list[Event], rules: RulesConfig, metrics: SessionMetrics | None = None
 ) -> dict:
     metrics = metrics or SessionMetrics()
-    duration = max(session.duration, 0.0)
+    duration = session.duration
+    assessment = session.assessment
     counts = {event_type: sum(e.type == event_type for e in events) for event_type in EVENT_TYPES}
     return {
         "report_version": REPORT_VERSION,
-        "session": asdict(session) | {"duration_seconds": round(duration, 3)},
-        "integrity": integrity(events, rules, session.started_at, duration),
+        "session": asdict(session) | {
+            "duration_seconds": round(duration, 3), "not_checked": list(session.not_checked),
+            "started_at_iso": iso_local(session.started_at), "ended_at_iso": iso_local(session.ended_at),
+        },
+        "assessment": asdict(assessment),
+        "integrity": integrity(events, rules, session.started_at, duration, scored=assessment.assessable),
         "focus": focus_figures(metrics.focus),
         "calibration": calibration(metrics.neutral, session, rules),
         "event_counts": {event_type: n for event_type, n in counts.items() if n},
@@ -32,10 +39,17 @@ def build_report(
             asdict(event) | {
                 "start_offset_seconds": round(event.start - session.started_at, 3),
                 "duration_seconds": None if event.duration is None else round(event.duration, 3),
+                "start_iso": iso_local(event.start), "end_iso": iso_local(event.end),
+                "description": describe_evidence(event),
             }
             for event in events
         ],
     }
+
+
+def iso_local(epoch: float | None) -> str | None:
+    """ISO 8601 in the kiosk's time zone, with its offset: readable, and still one exact moment."""
+    return None if epoch is None else datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")
 
 
 def load_report(reader: StoreReader, session_id: str, rules: RulesConfig) -> dict | None:

@@ -19,7 +19,6 @@ _environment = Environment(
 )
 _environment.filters.update(
     label=view.label, local_time=view.local_time, clock=view.clock_offset, percent=view.percent,
-    evidence=view.evidence_text,
 )
 
 

@@ -20,6 +20,7 @@ MARGIN_MM = 12
 INK = (31, 41, 51)
 MUTED = (97, 110, 124)
 LINE = (217, 222, 227)
+WARNING = (160, 64, 0)
 
 
 def _hex_rgb(colour: str) -> tuple[int, int, int]:
@@ -86,15 +87,22 @@ def render_report_pdf(report: dict) -> bytes:
 
     doc.line("Proctoring session report", size=16, bold=True, height=8)
     doc.line(f"Session {s['id']} · kiosk {s['kiosk']} · {s['state']}", colour=MUTED)
-    doc.line(f"Integrity score {score['score']:.1f} / 100", size=13, bold=True, height=7)
+    if score["score"] is None:
+        doc.line("Not assessable: no integrity score", size=13, bold=True, height=7, colour=WARNING)
+        doc.line(f"{report['assessment']['reason']}. The events below are still the ones seen.", colour=WARNING)
+    else:
+        doc.line(f"Integrity score {score['score']:.1f} / 100", size=13, bold=True, height=7)
+    if s["not_checked"]:
+        doc.line("Not checked on this kiosk (no object detection model): "
+                 + ", ".join(view.label(t) for t in s["not_checked"]) + ".", colour=WARNING)
     candidate = s["candidate_name"] or "-"
     if s["candidate_id"]:
         candidate += f" ({s['candidate_id']})"
     doc.line(f"Candidate: {candidate}    Exam: {s['exam_id'] or '-'}    Notes: {s['notes'] or '-'}")
     doc.line(
         f"Started {view.local_time(s['started_at'])}, ended {view.local_time(s['ended_at'])}, "
-        f"{view.clock_offset(s['duration_seconds'])} ({s['duration_seconds']:.1f} s, {s['frames']} frames). "
-        f"Flagged {score['flagged_seconds']:.1f} s ({view.percent(score['share_flagged'])})."
+        f"{view.clock_offset(s['duration_seconds'])} ({s['duration_seconds']:.1f} s, {s['frames']} frames; "
+        f"analysed {view.percent(report['assessment']['analysed_share'])}). Flagged {score['flagged_seconds']:.1f} s ({view.percent(score['share_flagged'])})."
     )
 
     doc.heading("Timeline")
@@ -109,7 +117,8 @@ def render_report_pdf(report: dict) -> bytes:
         for d in score["deductions"]
     ]
     doc.table(rows, (40, 16, 22, 20, 40, 20))
-    doc.line(f"{score['formula']} = {score['score']:.1f}", size=8, colour=MUTED)
+    total = "none (not assessable)" if score["score"] is None else f"{score['score']:.1f}"
+    doc.line(f"{score['formula']} = {total}", size=8, colour=MUTED)
 
     doc.heading("Focus")
     focus = report["focus"]
@@ -130,7 +139,7 @@ def render_report_pdf(report: dict) -> bytes:
         rows += [
             [str(i), view.clock_offset(e["start_offset_seconds"]), view.label(e["type"]), e["severity"],
              "open" if e["duration_seconds"] is None else f"{e['duration_seconds']:.1f} s",
-             f"{e['peak_confidence']:.2f}", view.evidence_text(e["evidence"])]
+             f"{e['peak_confidence']:.2f}", e["description"]]
             for i, e in enumerate(report["events"], start=1)
         ]
         doc.table(rows, (7, 13, 26, 15, 15, 11, 99), size=7)

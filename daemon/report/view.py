@@ -3,7 +3,6 @@ timeline's geometry. Computed here once, so both formats draw the same picture."
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -65,16 +64,6 @@ def clock_offset(seconds: float) -> str:
 
 def percent(share: float | None) -> str:
     return "not measured" if share is None else f"{100 * share:.1f} %"
-
-
-def evidence_text(evidence: dict) -> str:
-    """The threshold crossed, then the values seen, on one line."""
-    values = ", ".join(
-        f"{key}={json.dumps(value, separators=(',', ':')) if isinstance(value, dict | list) else value}"
-        for key, value in evidence.items() if key != "threshold"
-    )
-    threshold = evidence.get("threshold", "")
-    return f"{threshold} ({values})" if threshold and values else threshold or values
 
 
 @dataclass(frozen=True, slots=True)
