@@ -146,6 +146,8 @@ def _models_fetch(args) -> int:
     mirror = args.mirror or (Path(os.environ[MIRROR_ENV]) if os.environ.get(MIRROR_ENV) else None)
     report = fetch_models(MANIFEST_PATH, config.models_dir, mirror)
     print(report)
+    if report.missing_advice:  # not a failure: the daemon starts face-only without them
+        print(f"proctord: {report.missing_advice}", file=sys.stderr)
     return 0
 
 

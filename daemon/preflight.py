@@ -66,11 +66,12 @@ def _data_dir(config: Config, for_run: bool) -> None:
 
 
 def _models(config: Config, _: bool) -> None:
-    from daemon.inference.analyzer import required_models
+    from daemon.inference.analyzer import face_only_if_missing, required_models
     from daemon.modelstore import MANIFEST_PATH, ModelError, verify_models
 
+    inference, _ = face_only_if_missing(config.inference, config.models_dir)  # no object model: face-only
     try:
-        verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
+        verify_models(MANIFEST_PATH, config.models_dir, required_models(inference))
     except ModelError as exc:
         raise Refused(f"paths.models_dir: {exc}") from exc
 

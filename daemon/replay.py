@@ -6,6 +6,7 @@ session lives in a SQLite file in the output directory and is reported like any 
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,8 +17,9 @@ from daemon.capture.quality import QualityMeter
 from daemon.capture.sources import SourceError, VideoFileSource
 from daemon.clock import SystemClock
 from daemon.config import Config
+from daemon.events.conditions import OBJECT_RULES
 from daemon.events.rules import Instant
-from daemon.inference.analyzer import FrameAnalyzer, required_models
+from daemon.inference.analyzer import FrameAnalyzer, face_only_if_missing, required_models
 from daemon.modelstore import MANIFEST_PATH, verify_models
 from daemon.pipeline import FramePipeline
 from daemon.report import build_report, write_reports
@@ -26,6 +28,8 @@ from daemon.store.db import Store, StoreReader
 from daemon.store.records import CandidateInfo
 from daemon.store.writer import StoreWriter
 from daemon.sync.contract import Topics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +41,10 @@ class ReplayResult:
 
 
 def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -> ReplayResult:
-    verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
+    inference, objects_off = face_only_if_missing(config.inference, config.models_dir)
+    if objects_off and config.inference.object_model != "off":
+        log.warning("object detection off, analysing face-only: %s", objects_off)
+    verify_models(MANIFEST_PATH, config.models_dir, required_models(inference))
     clock = SystemClock()
     source = VideoFileSource(video, realtime=False, loop=False)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -45,9 +52,10 @@ def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -
     reader = StoreReader(database)
     writer = StoreWriter(Store(database, kiosk=config.kiosk.name))
     sessions = SessionController(
-        config.rules, writer, Topics.from_config(config), min_analysed_share=config.session.min_analysed_share
+        config.rules, writer, Topics.from_config(config), min_analysed_share=config.session.min_analysed_share,
+        not_checked=OBJECT_RULES if objects_off else (),
     )
-    pipeline = FramePipeline(FrameAnalyzer(config.inference, config.models_dir), sessions)
+    pipeline = FramePipeline(FrameAnalyzer(inference, config.models_dir), sessions)
     started = clock.monotonic()
     try:
         first = source.read()

@@ -16,11 +16,13 @@ from daemon import __version__
 from daemon.capture.grabber import FrameGrabber
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import Config
+from daemon.events.conditions import OBJECT_RULES
 from daemon.events.rules import Instant
 from daemon.gpio import open_panel
 from daemon.health import HealthMonitor, Vitals
 from daemon.host import HostPart
-from daemon.inference.analyzer import FrameAnalyzer
+from daemon.inference.analyzer import FrameAnalyzer, face_only_if_missing
+from daemon.inference.object_status import ObjectDetectionStatus
 from daemon.latest_frame import LatestFrame
 from daemon.notify import SystemdNotifier
 from daemon.parts import DaemonStatus, OffPart, Part, SessionListener
@@ -57,13 +59,18 @@ class Daemon:
         self.mqtt = MqttPart(config.mqtt, self.reader, lambda: MqttPublisher.from_config(
             config.mqtt, self.topics, self.reader, self._acknowledge, self._command_actions(), clock
         ))
+        # Without its (mirror-only) model files, object detection is off and the kiosk proctors face-only.
+        inference, objects_off = face_only_if_missing(config.inference, config.models_dir)
+        if objects_off and config.inference.object_model != "off":
+            log.warning("object detection off, proctoring face-only: %s", objects_off)
         self.sessions = SessionController(
             config.rules, self.writer, self.topics, on_committed=self.mqtt.outbox_changed,
             recorder=self.recording.recorder, min_analysed_share=config.session.min_analysed_share,
+            not_checked=OBJECT_RULES if objects_off else (),
         )
         # live: object detection runs on its own thread while the analysis part runs
         self.pipeline = FramePipeline(
-            FrameAnalyzer(config.inference, config.models_dir, live=True), self.sessions, self.recording.recorder,
+            FrameAnalyzer(inference, config.models_dir, live=True), self.sessions, self.recording.recorder,
             clock, stale_after_s=config.camera.timeout_s,
         )
         # Opens (and reopens) the camera on its own thread: a camera that is absent does not stop the start.
@@ -85,6 +92,7 @@ class Daemon:
             SessionPart(self.sessions),
             self._web(),
             self.pipeline,
+            ObjectDetectionStatus(config.inference, objects_off),
             self.grabber,
             HostPart(config.data_dir),
             panel,

@@ -250,14 +250,15 @@ def test_tampered_mirror_file_is_an_error(tmp_path: Path, mirror: Path) -> None:
     assert sorted(p.name for p in dest.iterdir()) == sorted(set(load_manifest(MANIFEST)) - {tampered.name})
 
 
-def test_mirror_only_file_without_mirror(tmp_path: Path) -> None:
+def test_mirror_only_file_without_mirror_is_named_with_the_command_not_an_error(tmp_path: Path) -> None:
     manifest = sub_manifest(tmp_path / "m.toml", names_with("mirror-only"))
-    with pytest.raises(ModelError) as err:
-        fetch_models(manifest, tmp_path / "models", None)
-    message = str(err.value)
-    for entry in load_manifest(manifest).values():
-        assert entry.name in message and entry.sha256 in message
-    assert "--from DIR" in message and MIRROR_ENV in message
+    report = fetch_models(manifest, tmp_path / "models", None)
+    assert report.outcomes == {name: Outcome.MISSING for name in names_with("mirror-only")}
+    advice = report.missing_advice
+    for name in names_with("mirror-only"):
+        assert name in advice
+    assert "proctord models fetch --from DIR" in advice and MIRROR_ENV in advice and "face-only" in advice
+    assert list((tmp_path / "models").iterdir()) == []
 
 
 def test_missing_mirror_directory_is_an_error(tmp_path: Path) -> None:

@@ -316,6 +316,10 @@ def camera_moved(rule: CameraMovedRule, covered: CameraCoveredRule, analysis: Fr
     })
 
 
+# The rules that read the object detector's results: not checked on a kiosk without one (face-only).
+OBJECT_RULES: tuple[str, ...] = ("phone", "book", "extra_person")
+
+
 def build_conditions(rules: RulesConfig, attention: Attention) -> dict[str, Condition]:
     """Every frame-based rule by event type (camera_lost comes from capture, not from a frame)."""
     return {
