@@ -23,7 +23,7 @@ from daemon.inference.analysis import Box, DetectedObject, Face, FrameAnalysis, 
 from daemon.latest_frame import LatestFrame
 from webui.auth import load_password_hash, load_secret_key
 from webui.live import LiveView
-from webui.overlay import annotate
+from daemon.overlay import annotate
 from webui.throttle import FIRST_DELAY_S, FREE_FAILURES, MAX_DELAY_S, LoginThrottle
 
 

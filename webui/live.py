@@ -14,7 +14,7 @@ import cv2
 from daemon.clock import Clock
 from daemon.events.model import Event
 from daemon.latest_frame import AnalysedFrame
-from webui.overlay import annotate
+from daemon.overlay import annotate
 
 MAX_WIDTH = 640
 JPEG_QUALITY = 75

@@ -10,7 +10,8 @@ Files, under <recordings>/<session id>/:
 - clip-<event id>.mp4: from `pre_roll_s` before the event's start (from the pre-roll, to the keyframe at
   or before) to `post_roll_s` after its end, at most `clip_max_s`; a copy of the segment's packets;
 - snapshot-<event id>.jpg: the frame on which the rules confirmed the event (the newest frame the
-  recorder holds when the event's start reaches it: the condition held on it, and had for onset_s).
+  recorder holds when the event's start reaches it: the condition held on it, and had for onset_s), with
+  what the analysis saw on it drawn in (boxes, head and gaze direction) and the evidence in words below.
 
 When free space falls below the floor, or a write fails, recording is degraded: open files are closed
 with what they hold, nothing new is written, retention is woken, and the space is checked again every
@@ -33,6 +34,8 @@ from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import RecordingConfig, RulesConfig, RuleTiming
 from daemon.events.model import Event
 from daemon.files import file_sha256
+from daemon.inference.analysis import FrameAnalysis
+from daemon.overlay import evidence_picture
 from daemon.recording.disk import DiskSpace
 from daemon.recording.mp4 import EncodedFrame, H264Encoder, Mp4Writer, fit_size
 from daemon.recording.preroll import PreRoll
@@ -101,6 +104,7 @@ class Recorder:
         self._segments = 0
         self._clips: dict[str, _Clip] = {}
         self._latest: Frame | None = None
+        self._latest_analysis: FrameAnalysis | None = None  # of the newest frame analysed, for the snapshot
         self._next_due: float | None = None  # capture time the next recorded frame is due
         self._next_space_check = float("-inf")
         self._degraded: str | None = None
@@ -127,6 +131,12 @@ class Recorder:
             self._dropped += 1
             return
         self._queue.put(("frame", frame))
+
+    def analysed(self, analysis: FrameAnalysis) -> None:
+        """What the analysis saw on the frame offered last: drawn on that frame if an event's snapshot is
+        taken of it. Handed over before the rules see the analysis, so it reaches the recorder first."""
+        if self._accepting and self._queue.qsize() < self._config.queue_frames:
+            self._queue.put(("analysis", analysis))
 
     def start_session(self, session_id: str) -> None:
         self._queue.put(("start", session_id))
@@ -156,7 +166,8 @@ class Recorder:
 
     def _run(self) -> None:
         handlers = {
-            "frame": self._on_frame, "start": self._on_start, "event_start": self._on_event_start,
+            "frame": self._on_frame, "analysis": self._on_analysis, "start": self._on_start,
+            "event_start": self._on_event_start,
             "event_end": self._on_event_end, "stop": self._on_stop,
         }
         while True:
@@ -200,6 +211,9 @@ class Recorder:
             if self._degraded is None:
                 self._write(packet)
         self._recorded += 1
+
+    def _on_analysis(self, analysis: FrameAnalysis) -> None:
+        self._latest_analysis = analysis
 
     def _due(self, mono: float) -> bool:
         """At most config.fps frames a second, evenly spread; a quarter interval of slack absorbs the
@@ -262,7 +276,10 @@ class Recorder:
         if frame is None:
             return
         name = f"{self._session}/snapshot-{event.id}.jpg"
-        sha256, size = write_jpeg(frame.image, self._root / name, self._config.snapshot_quality)
+        analysis = self._latest_analysis
+        seen = analysis if analysis is not None and analysis.seq == frame.seq else None  # not a dropped frame's
+        picture = evidence_picture(frame.image, seen, event, frame.wall)
+        sha256, size = write_jpeg(picture, self._root / name, self._config.snapshot_quality)
         self._hand_over(name, "snapshot", event.id, frame.wall, frame.wall, 1, sha256, size)
 
     def _check_space(self, mono: float) -> None:

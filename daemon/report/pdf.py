@@ -6,10 +6,12 @@ prints; without it, in the PDF core font Helvetica, where characters outside Lat
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
 from daemon.report import view
+from daemon.report.thumbnails import Thumbnails
 
 # fpdf2 subsets the font through fontTools, which logs every table it touches at INFO.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
@@ -80,7 +82,8 @@ class _ReportPdf:
                     cells.cell(self.text(value))
 
 
-def render_report_pdf(report: dict) -> bytes:
+def render_report_pdf(report: dict, thumbnails: Thumbnails | None = None) -> bytes:
+    """The report; with `thumbnails`, the events' snapshots follow the event list, numbered as it is."""
     doc = _ReportPdf()
     pdf = doc.pdf
     s, score = report["session"], report["integrity"]
@@ -145,7 +148,39 @@ def render_report_pdf(report: dict) -> bytes:
         doc.table(rows, (7, 13, 26, 15, 15, 11, 99), size=7)
     else:
         doc.line("No event in this session.")
+    if thumbnails:
+        _snapshots(doc, report["events"], thumbnails)
     return bytes(pdf.output())
+
+
+SNAPSHOTS_PER_ROW = 3
+SNAPSHOT_GAP_MM = 4
+
+
+def _snapshots(doc: _ReportPdf, events: list[dict], thumbnails: Thumbnails) -> None:
+    """A grid of the events' snapshots, each captioned with its number in the event list, time and type."""
+    from PIL import Image  # fpdf2's own dependency: gives each picture's height before it is placed
+
+    doc.heading("Snapshots")
+    pdf = doc.pdf
+    width = (PAGE_WIDTH_MM - 2 * MARGIN_MM - (SNAPSHOTS_PER_ROW - 1) * SNAPSHOT_GAP_MM) / SNAPSHOTS_PER_ROW
+    shown = [(i, e) for i, e in enumerate(events, start=1) if e["id"] in thumbnails]
+    for row in range(0, len(shown), SNAPSHOTS_PER_ROW):
+        cells = []
+        for number, event in shown[row:row + SNAPSHOTS_PER_ROW]:
+            picture = Image.open(io.BytesIO(thumbnails[event["id"]]))
+            cells.append((number, event, picture, width * picture.height / picture.width))
+        tallest = max(height for *_, height in cells) + 5
+        if pdf.will_page_break(tallest):
+            pdf.add_page()
+        y = pdf.get_y()
+        for column, (number, event, picture, height) in enumerate(cells):
+            x = MARGIN_MM + column * (width + SNAPSHOT_GAP_MM)
+            pdf.image(picture, x=x, y=y, w=width, h=height)
+            doc.font(7, colour=MUTED)
+            caption = f"#{number}  {view.clock_offset(event['start_offset_seconds'])}  {view.label(event['type'])}"
+            pdf.text(x, y + height + 3.5, doc.text(caption))
+        pdf.set_y(y + tallest + 2)
 
 
 def _timeline(doc: _ReportPdf, t: view.Timeline) -> None:
