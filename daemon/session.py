@@ -46,14 +46,13 @@ class OfflineTime:
     so a camera missing for the whole session counts in full, though no frame ever marks the time)."""
 
     def __init__(self, started: Instant):
-        self._started = started.mono
         self._since: float | None = None  # offline since (monotonic), while offline
         self._total = 0.0  # of the spans already over
         self._latest = started.mono
 
     def observe(self, online: bool, at: Instant) -> None:
         if not online and self._since is None:
-            self._since = max(at.mono, self._started)  # a loss before the start counts from the start
+            self._since = at.mono
         elif online and self._since is not None:
             self._total += max(at.mono - self._since, 0.0)
             self._since = None
@@ -101,6 +100,7 @@ class SessionController:
         self._last_progress = 0.0
         self._last_seen = Instant(0.0, 0.0)  # the latest moment known: a frame's, or the capture's report's
         self._offline = OfflineTime(Instant(0.0, 0.0))
+        self._started = Instant(0.0, 0.0)
         self._last_offline_progress = 0.0
 
     @property
@@ -146,7 +146,7 @@ class SessionController:
                 self._recorder.start_session(session.id)
             self._engine = RuleEngine(self._rules, session.id, lambda: uuid.uuid4().hex)
             self._frames, self._last_progress, self._last_seen = 0, at.mono, at
-            self._offline, self._last_offline_progress = OfflineTime(at), at.mono
+            self._offline, self._last_offline_progress, self._started = OfflineTime(at), at.mono, at
             self._lock.notify_all()
         log.info("session %s started (candidate %r, exam %r)", session.id, info.candidate_id, info.exam_id)
         self._on_committed()
@@ -216,8 +216,10 @@ class SessionController:
         """Whether the camera delivers frames (fed by the capture loop, with or without frames): it measures
         the time without frames and keeps the session's progress going while no frame comes."""
         with self._lock:
-            if self._engine is None:
+            if self._engine is None or self._session is None:
                 return
+            if at.wall < self._session.started_at:  # a loss the capture saw before the session began
+                at = self._started
             self._offline.observe(online, at)
             self._seen(at)
             self._commit_changes(self._engine.update_camera(at, online))

@@ -37,6 +37,7 @@ def camera_missing(sessions: SessionController, first: int, last: int) -> None:
 def test_a_session_without_a_single_frame_lasts_its_clock_time_and_is_not_assessable(tmp_path):
     sessions, writer, reader = controller(tmp_path / "proctord.db")
     session = sessions.start(CANDIDATE, at(0))
+    sessions.observe_camera(False, at(-FPS))  # lost before the session began: counts from its start
     camera_missing(sessions, 0, 21 * FPS)
     stopped = sessions.stop()  # as the web page or MQTT stops it: no time given
     writer.close()
@@ -51,6 +52,7 @@ def test_a_session_without_a_single_frame_lasts_its_clock_time_and_is_not_assess
     assert report["session"]["duration_seconds"] == pytest.approx(21.0) and report["session"]["frames"] == 0
     [lost] = report["events"]
     assert lost["type"] == "camera_lost" and lost["duration_seconds"] == pytest.approx(21.0)
+    assert lost["start"] == session.started_at
     assert report["integrity"]["score"] is None and report["assessment"]["assessable"] is False
     assert "Not assessable" in render_report_html(report)
     assert render_report_pdf(report).startswith(b"%PDF")
