@@ -31,7 +31,7 @@ from daemon.recording.service import RecordingService
 from daemon.session import SessionController, SessionError, SessionPart
 from daemon.store.db import Store, StoreReader
 from daemon.store.part import StorePart
-from daemon.store.records import CandidateInfo
+from daemon.store.records import CandidateInfo, SessionRecord
 from daemon.store.writer import StoreWriter
 from daemon.sync.commands import CommandActions, StoreRequestLog
 from daemon.sync.contract import KioskStatus, Topics
@@ -113,7 +113,7 @@ class Daemon:
             status=self.status,
             reader=self.reader,
             rules=self.config.rules,
-            start_session=lambda info: self.sessions.start(info, self.now()),
+            start_session=self.start_session,
             stop_session=self.sessions.stop,
             open_events=lambda: self.sessions.open_events,
             latest_frame=self.latest_frame.get,
@@ -139,7 +139,12 @@ class Daemon:
 
     def _start_configured_session(self) -> None:
         s = self.config.session
-        self.sessions.start(CandidateInfo(s.candidate_name, s.candidate_id, s.exam_id), self.now())
+        self.start_session(CandidateInfo(s.candidate_name, s.candidate_id, s.exam_id))
+
+    def start_session(self, info: CandidateInfo) -> SessionRecord:
+        """Start a session now (the web form, the MQTT command, the panel, auto_start); a camera already
+        lost counts as lost from the session's first moment."""
+        return self.sessions.start(info, self.now(), camera_online=self.grabber.stats.online)
 
     def run(self) -> None:
         self._recover_interrupted_sessions()
@@ -188,7 +193,7 @@ class Daemon:
 
     def _command_actions(self) -> CommandActions:
         return CommandActions(
-            start_session=lambda info: self.sessions.start(info, self.now()),
+            start_session=self.start_session,
             stop_session=lambda: self.sessions.stop(),
             latest_frame=lambda: (latest := self.latest_frame.get()) and latest.frame,
             status=self.kiosk_status,

@@ -117,7 +117,8 @@ class SessionController:
         """Tell `listener` of every session start and stop from now on."""
         self._listeners.append(listener)
 
-    def start(self, info: CandidateInfo, at: Instant) -> SessionRecord:
+    def start(self, info: CandidateInfo, at: Instant, camera_online: bool = True) -> SessionRecord:
+        """`camera_online` False: the camera is lost already, so the session is without frames from its start."""
         with self._lock:
             if self._closed:
                 raise SessionError("the daemon is stopping")
@@ -147,6 +148,9 @@ class SessionController:
             self._engine = RuleEngine(self._rules, session.id, lambda: uuid.uuid4().hex)
             self._frames, self._last_progress, self._last_seen = 0, at.mono, at
             self._offline, self._last_offline_progress, self._started = OfflineTime(at), at.mono, at
+            if not camera_online:
+                self._offline.observe(False, at)
+                self._commit_changes(self._engine.update_camera(at, False))
             self._lock.notify_all()
         log.info("session %s started (candidate %r, exam %r)", session.id, info.candidate_id, info.exam_id)
         self._on_committed()

@@ -122,3 +122,14 @@ def test_rules_the_kiosk_cannot_check_are_named_in_the_record_and_reports(tmp_pa
     assert report["session"]["not_checked"] == ["phone", "book", "extra_person"]
     assert "Not checked on this kiosk (no object detection model): Phone, Book, Extra person." in render_report_html(report)
     assert json.loads(reader.outbox()[-1].payload)["summary"]["not_checked"] == ["phone", "book", "extra_person"]
+
+
+def test_a_session_started_with_the_camera_already_lost_is_without_frames_from_its_first_moment(tmp_path):
+    sessions, writer, reader = controller(tmp_path / "proctord.db")
+    session = sessions.start(CANDIDATE, at(0), camera_online=False)
+    camera_missing(sessions, LOOP_STEP, 10 * FPS)  # the capture loop's first report comes half a second later
+    stopped = sessions.stop()
+    writer.close()
+    assert stopped.camera_offline_s == pytest.approx(stopped.duration) == pytest.approx(10.0)
+    [lost] = reader.events(session.id)
+    assert (lost.type, lost.start) == ("camera_lost", session.started_at)
