@@ -25,8 +25,8 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Raises AlreadyRunning naming the holder's pid. A data directory that cannot be made is left to the
-        start-up checks, which say why."""
+        """Raises AlreadyRunning naming the holder's pid. A data directory that cannot be made (or a full one
+        without room for the lock file) is left to the start-up checks and the store, which say why."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -41,10 +41,14 @@ class DataDirLock:
                 f"another proctord (pid {holder}) is already running on the data directory {self.path.parent}; "
                 "stop it first (e.g. `sudo systemctl stop proctord`), or give this one another paths.data_dir"
             ) from None
-        # The file is never removed (removing a lock file races with the next daemon); its content is the pid.
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        # The file is never removed (removing a lock file races with the next daemon); its content is the pid,
+        # for the message a second daemon gives. A full disk leaves it unwritten: the lock holds all the same.
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
 
     def release(self) -> None:
         if self._fd is not None:
