@@ -588,6 +588,8 @@ def test_a_session_the_camera_missed_is_not_assessable_on_its_page(kiosk, logged
     assert "100 × high factor 1.0 × weight 1.0 × 21.0 s flagged ÷ 21.0 s" in page  # a line to recompute
     report = logged_in.get(f"/api/sessions/{session.id}/report.json").json
     assert report["integrity"]["score"] is None and report["session"]["duration_seconds"] == 21.0
+    [listed] = logged_in.get("/api/sessions").json
+    assert (listed["assessment"]["assessable"], listed["assessment"]["analysed_share"]) == (False, 0.0)
 
 
 def test_the_printable_reports_carry_the_snapshots(kiosk, logged_in, desk):

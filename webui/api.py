@@ -24,7 +24,7 @@ def status():
 
 @bp.get("/api/sessions")
 def sessions():
-    return jsonify([asdict(session) for session in backend().reader.sessions()])
+    return jsonify([asdict(session) | {"assessment": asdict(session.assessment)} for session in backend().reader.sessions()])
 
 
 @bp.get("/api/sessions/<session_id>/report.json")
