@@ -92,7 +92,7 @@ def _install_responses(app: Flask) -> None:
     def when(epoch: float | None) -> str:
         if epoch is None:
             return "—"
-        return datetime.fromtimestamp(epoch, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return datetime.fromtimestamp(epoch, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")  # as the reports
 
     # The report's own wording (daemon/report/view.py), so the page and the printable report agree.
     app.add_template_filter(report_view.label, "label")
