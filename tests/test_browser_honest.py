@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import daemon_config, free_port, start_proctord, wait_until
-from test_browser_e2e import CHROMIUM, CHROMIUM_ARGS, _answers
+from conftest import daemon_config, free_port, wait_until
+from test_browser_e2e import CHROMIUM, CHROMIUM_ARGS, serving
 from werkzeug.security import generate_password_hash
 
 PASSWORD = "exam-room-technician"
@@ -31,15 +31,8 @@ def cameraless_daemon(tmp_path, models_dir):
         session={"auto_start": True, "candidate_name": "Ada Lovelace", "candidate_id": "c-42", "exam_id": "math-101"},
         web={"port": port, "password_hash": generate_password_hash(PASSWORD)},
     ))
-    process = start_proctord(config, tmp_path / "daemon.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(f"{url}/healthz") or process.poll() is not None, 60, "the web page")
-        assert process.poll() is None, (tmp_path / "daemon.log").read_text()
+    with serving(config, tmp_path / "daemon.log", port) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_a_session_without_a_camera_is_not_assessable_in_the_browser(cameraless_daemon, tmp_path):
