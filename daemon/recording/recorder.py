@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ SPACE_CHECK_S = 5.0  # how often free space is checked while recording (capture 
 # so a disk at its limit does not flap between failing and resuming.
 RESUME_FREE_BYTES = 32_000_000
 _WRITE_ERRORS = (OSError, av.FFmpegError)
+ANALYSES_KEPT = 64  # a few seconds of analyses: the recorder may lag the pipeline by its queue
 
 
 def confirmation_delay_s(rules: RulesConfig) -> float:
@@ -104,7 +106,9 @@ class Recorder:
         self._segments = 0
         self._clips: dict[str, _Clip] = {}
         self._latest: Frame | None = None
-        self._latest_analysis: FrameAnalysis | None = None  # of the newest frame analysed, for the snapshot
+        # The newest analyses, by the pipeline's thread (an append, no wake-up of this one): an event's
+        # snapshot draws the one of its frame.
+        self._analyses: deque[FrameAnalysis] = deque(maxlen=ANALYSES_KEPT)
         self._next_due: float | None = None  # capture time the next recorded frame is due
         self._next_space_check = float("-inf")
         self._degraded: str | None = None
@@ -134,9 +138,9 @@ class Recorder:
 
     def analysed(self, analysis: FrameAnalysis) -> None:
         """What the analysis saw on the frame offered last: drawn on that frame if an event's snapshot is
-        taken of it. Handed over before the rules see the analysis, so it reaches the recorder first."""
-        if self._accepting and self._queue.qsize() < self._config.queue_frames:
-            self._queue.put(("analysis", analysis))
+        taken of it. Handed over before the rules see the analysis, so it is there before the event."""
+        if self._accepting:
+            self._analyses.append(analysis)
 
     def start_session(self, session_id: str) -> None:
         self._queue.put(("start", session_id))
@@ -166,8 +170,7 @@ class Recorder:
 
     def _run(self) -> None:
         handlers = {
-            "frame": self._on_frame, "analysis": self._on_analysis, "start": self._on_start,
-            "event_start": self._on_event_start,
+            "frame": self._on_frame, "start": self._on_start, "event_start": self._on_event_start,
             "event_end": self._on_event_end, "stop": self._on_stop,
         }
         while True:
@@ -211,9 +214,6 @@ class Recorder:
             if self._degraded is None:
                 self._write(packet)
         self._recorded += 1
-
-    def _on_analysis(self, analysis: FrameAnalysis) -> None:
-        self._latest_analysis = analysis
 
     def _due(self, mono: float) -> bool:
         """At most config.fps frames a second, evenly spread; a quarter interval of slack absorbs the
@@ -276,8 +276,7 @@ class Recorder:
         if frame is None:
             return
         name = f"{self._session}/snapshot-{event.id}.jpg"
-        analysis = self._latest_analysis
-        seen = analysis if analysis is not None and analysis.seq == frame.seq else None  # not a dropped frame's
+        seen = next((analysis for analysis in list(self._analyses) if analysis.seq == frame.seq), None)
         picture = evidence_picture(frame.image, seen, event, frame.wall)
         sha256, size = write_jpeg(picture, self._root / name, self._config.snapshot_quality)
         self._hand_over(name, "snapshot", event.id, frame.wall, frame.wall, 1, sha256, size)
