@@ -101,7 +101,8 @@ def summary(result: ReplayResult) -> str:
             f"frames     {result.frames} in {session['duration_seconds']:.1f} s of video, analysed in "
             f"{result.seconds:.1f} s ({result.frames / max(result.seconds, 1e-9):.0f} fps)"
         ),
-        f"candidate  {session['candidate_name'] or '-'} ({session['candidate_id'] or '-'}), exam {session['exam_id'] or '-'}",
+        f"candidate  {session['candidate_name'] or '-'} ({session['candidate_id'] or '-'}), exam {session['exam_id'] or '-'}"
+        + ("  (none given: --candidate, --candidate-id, --exam)" if not session["candidate_id"] else ""),
         f"recorded   {view.local_time(session['started_at'])}",
         "integrity  " + (f"{report['integrity']['score']:.1f} / 100" if report["integrity"]["score"] is not None
                          else f"not assessable: {report['assessment']['reason']}"),
