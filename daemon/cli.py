@@ -138,6 +138,12 @@ def _check_config(args) -> int:
 
     config = load_config(args.path) if args.file_only else load_checked_config(args.path)
     print(f"{args.path}: valid (camera {config.camera.kind}:{config.camera.path}, data in {config.data_dir})")
+    if not args.file_only:
+        from daemon.inference.analyzer import face_only_if_missing
+
+        _, objects_off = face_only_if_missing(config.inference, config.models_dir)
+        if objects_off and config.inference.object_model != "off":
+            print(f"{args.path}: the daemon will proctor face-only: {objects_off}")
     return 0
 
 

@@ -57,6 +57,9 @@ def test_the_daemon_starts_face_only_and_says_so(tmp_path, face_models, scenario
     config = load_config(config_file)
 
     assert startup_problems(config, for_run=True) == []
+    checked = run_proctord("check-config", str(config_file))
+    assert checked.returncode == 0, checked.stderr
+    assert "the daemon will proctor face-only: model missing (yolox_nano_coco_fp16.tflite" in checked.stdout
     daemon = Daemon(config)  # built, not run: its parts report without starting
     objects = daemon.status().part("objects")
     daemon.writer.close()
