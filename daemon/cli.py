@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the daemon (camera, analysis, store, MQTT, web page)")
     _config_option(run)
+    run.add_argument("--port", type=_port, metavar="N", help="serve the web page on this port instead of web.port")
     run.set_defaults(handler=_run)
 
     check = commands.add_parser(
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         help="validate a config file and run the start-up checks of run, without the camera or the broker "
         "(exit 2 on problems; relative credential names are looked up in $CREDENTIALS_DIRECTORY, as run does)",
     )
-    check.add_argument("path", type=Path)
+    check.add_argument("path", type=Path, help="the TOML config file to check")
     check.add_argument(
         "--file-only", action="store_true",
         help="check the file alone (keys, values, ranges), not what it names on this machine: "
@@ -61,9 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_check_config)
 
     replay = commands.add_parser("replay", help="analyse a recorded video and write its session report")
-    replay.add_argument("video", type=Path)
+    replay.add_argument("video", type=Path, help="the video file to analyse (any format FFmpeg reads)")
     _config_option(replay)
     replay.add_argument("--out", type=Path, default=Path("report-out"), help="output directory (default: %(default)s)")
+    replay.add_argument("--candidate", default="", metavar="NAME", help="the candidate's name for the report")
+    replay.add_argument("--candidate-id", default="", metavar="ID", help="the candidate's id for the report")
+    replay.add_argument("--exam", default="", metavar="ID", help="the exam id for the report")
     replay.set_defaults(handler=_replay)
 
     models = commands.add_parser("models", help="manage the model files")
@@ -93,15 +97,24 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML config file (default: the embedded demo config)")
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)")
+    return int(text)
+
+
 def _run(args) -> int:
     from daemon.preflight import load_checked_config
     from daemon.service import Daemon
+    from daemon.single_instance import DataDirLock
 
     _log_to_logs_directory()
-    daemon = Daemon(load_checked_config(args.config, for_run=True))
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: daemon.request_stop())
-    daemon.run()
+    # The lock first: a second daemon is told which one runs, not that its port is busy.
+    with DataDirLock(load_config(args.config).data_dir):
+        daemon = Daemon(load_checked_config(args.config, for_run=True, web_port=args.port))
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: daemon.request_stop())
+        daemon.run()
     return 0
 
 
@@ -128,27 +141,43 @@ def _check_config(args) -> int:
 
     config = load_config(args.path) if args.file_only else load_checked_config(args.path)
     print(f"{args.path}: valid (camera {config.camera.kind}:{config.camera.path}, data in {config.data_dir})")
+    if not args.file_only:
+        from daemon.inference.analyzer import face_only_if_missing
+
+        _, objects_off = face_only_if_missing(config.inference, config.models_dir)
+        if objects_off and config.inference.object_model != "off":
+            print(f"{args.path}: the daemon will proctor face-only: {objects_off}")
     return 0
 
 
 def _replay(args) -> int:
+    from daemon.candidate import field_problem
     from daemon.replay import replay, summary
+    from daemon.store.records import CandidateInfo
 
     if not args.video.is_file():
         raise UserError(f"{args.video}: no such video file")
+    given = {"candidate_name": args.candidate, "candidate_id": args.candidate_id, "exam_id": args.exam}
+    for (name, value), option in zip(given.items(), ("--candidate", "--candidate-id", "--exam"), strict=True):
+        if value and (problem := field_problem(name, value)):
+            raise UserError(f"{option}: {problem}")
     config = load_config(args.config)
-    result = replay(args.video, config, args.out, progress=sys.stderr.isatty())
+    result = replay(args.video, config, args.out, progress=sys.stderr.isatty(),
+                    candidate=CandidateInfo(**{name: value.strip() for name, value in given.items()}))
     print(summary(result))
     return 0
 
 
 def _models_fetch(args) -> int:
+    from daemon.inference.objects import OPTIONAL_MODEL_FILES
     from daemon.modelstore import MANIFEST_PATH, MIRROR_ENV, fetch_models
 
     config: Config = load_config(args.config)
     mirror = args.mirror or (Path(os.environ[MIRROR_ENV]) if os.environ.get(MIRROR_ENV) else None)
-    report = fetch_models(MANIFEST_PATH, config.models_dir, mirror)
+    report = fetch_models(MANIFEST_PATH, config.models_dir, mirror, optional=OPTIONAL_MODEL_FILES)
     print(report)
+    if report.missing_advice:  # not a failure: the daemon starts face-only without them
+        print(f"proctord: {report.missing_advice}", file=sys.stderr)
     return 0
 
 

@@ -648,6 +648,14 @@ class SessionConfig(_Section):
     )
     candidate_id: str = Field("", description="Their candidate id.")
     exam_id: str = Field("", description="Their exam id.")
+    min_analysed_share: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="A session whose frames covered less than this share of its duration (the rest the camera "
+        "was lost) is \"not assessable\": its report, page and MQTT summary give no integrity score. 0 = always "
+        "scored.",
+    )
 
 
 MqttCommand = Literal[COMMAND_NAMES]  # the request types of daemon/sync/contract.py

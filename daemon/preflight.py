@@ -16,13 +16,15 @@ from daemon.config import DEFAULT_CONFIG_NAME, Config, ConfigError, load_config
 from daemon.errors import UserError
 
 
-def load_checked_config(path: Path | None, *, for_run: bool = False) -> Config:
+def load_checked_config(path: Path | None, *, for_run: bool = False, web_port: int | None = None) -> Config:
     """The config at `path` (None: the embedded default), refused with every start-up problem at once.
 
     `for_run` also checks that the web port is free (`check-config` may run beside a daemon that holds
-    it) and keeps the data directory it creates.
+    it) and keeps the data directory it creates. `web_port` overrides web.port (`proctord run --port`).
     """
     config = load_config(path)
+    if web_port is not None:
+        config = config.model_copy(update={"web": config.web.model_copy(update={"port": web_port})})
     problems = startup_problems(config, for_run=for_run)
     if problems:
         raise ConfigError(str(path) if path else f"<embedded {DEFAULT_CONFIG_NAME}>", problems)
@@ -66,13 +68,14 @@ def _data_dir(config: Config, for_run: bool) -> None:
 
 
 def _models(config: Config, _: bool) -> None:
-    from daemon.inference.analyzer import required_models
+    from daemon.inference.analyzer import face_only_if_missing, required_models
     from daemon.inference.voice import VAD_MODEL_FILE
     from daemon.modelstore import MANIFEST_PATH, ModelError, verify_models
 
+    inference, _ = face_only_if_missing(config.inference, config.models_dir)  # no object model: face-only
     voice = [VAD_MODEL_FILE] if config.audio.enabled else []
     try:
-        verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference) + voice)
+        verify_models(MANIFEST_PATH, config.models_dir, required_models(inference) + voice)
     except ModelError as exc:
         raise Refused(f"paths.models_dir: {exc}") from exc
 
@@ -117,5 +120,12 @@ def _web_port(config: Config, _: bool) -> None:
     except socket.gaierror as exc:
         raise Refused(f"web.host: {web.host!r} is not an address of this machine: {exc.strerror}") from exc
     except OSError as exc:
-        why = "another program listens there" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise Refused(f"web.port: cannot listen on {web.host}:{web.port}: {why}") from exc
+        raise Refused(busy_port_message(web.host, web.port, exc)) from exc
+
+
+def busy_port_message(host: str, port: int, exc: OSError) -> str:
+    """One line for a port the web page cannot listen on, with the way round it."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"web.port: cannot listen on {host}:{port}: another program listens there "
+                "(another proctord? `proctord run --port N` picks another port)")
+    return f"web.port: cannot listen on {host}:{port}: {exc.strerror}"

@@ -16,11 +16,13 @@ from daemon import __version__
 from daemon.capture.grabber import FrameGrabber
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import Config
+from daemon.events.conditions import OBJECT_RULES
 from daemon.events.rules import Instant
 from daemon.gpio import open_panel
 from daemon.health import HealthMonitor, Vitals
 from daemon.host import HostPart
-from daemon.inference.analyzer import FrameAnalyzer
+from daemon.inference.analyzer import FrameAnalyzer, face_only_if_missing
+from daemon.inference.object_status import ObjectDetectionStatus
 from daemon.latest_frame import LatestFrame
 from daemon.notify import SystemdNotifier
 from daemon.parts import DaemonStatus, OffPart, Part, SessionListener
@@ -29,7 +31,7 @@ from daemon.recording.service import RecordingService
 from daemon.session import SessionController, SessionError, SessionPart
 from daemon.store.db import Store, StoreReader
 from daemon.store.part import StorePart
-from daemon.store.records import CandidateInfo, ReviewEntry
+from daemon.store.records import CandidateInfo, ReviewEntry, SessionRecord
 from daemon.store.writer import StoreWriter
 from daemon.sync.commands import CommandActions, StoreRequestLog
 from daemon.sync.contract import KioskStatus, Topics
@@ -57,13 +59,18 @@ class Daemon:
         self.mqtt = MqttPart(config.mqtt, self.reader, lambda: MqttPublisher.from_config(
             config.mqtt, self.topics, self.reader, self._acknowledge, self._command_actions(), clock
         ))
+        # Without its (mirror-only) model files, object detection is off and the kiosk proctors face-only.
+        inference, objects_off = face_only_if_missing(config.inference, config.models_dir)
+        if objects_off and config.inference.object_model != "off":
+            log.warning("object detection off, proctoring face-only: %s", objects_off)
         self.sessions = SessionController(
             config.rules, self.writer, self.topics, on_committed=self.mqtt.outbox_changed,
-            recorder=self.recording.recorder,
+            recorder=self.recording.recorder, min_analysed_share=config.session.min_analysed_share,
+            not_checked=OBJECT_RULES if objects_off else (),
         )
         # live: object detection runs on its own thread while the analysis part runs
         self.pipeline = FramePipeline(
-            FrameAnalyzer(config.inference, config.models_dir, live=True), self.sessions, self.recording.recorder,
+            FrameAnalyzer(inference, config.models_dir, live=True), self.sessions, self.recording.recorder,
             clock, stale_after_s=config.camera.timeout_s,
         )
         # Opens (and reopens) the camera on its own thread: a camera that is absent does not stop the start.
@@ -86,6 +93,7 @@ class Daemon:
             SessionPart(self.sessions),
             self._web(),
             self.pipeline,
+            ObjectDetectionStatus(config.inference, objects_off),
             self.grabber,
             self._audio(),
             HostPart(config.data_dir),
@@ -114,7 +122,7 @@ class Daemon:
             status=self.status,
             reader=self.reader,
             rules=self.config.rules,
-            start_session=lambda info: self.sessions.start(info, self.now()),
+            start_session=self.start_session,
             stop_session=self.sessions.stop,
             open_events=lambda: self.sessions.open_events,
             record_review=self.record_review,
@@ -146,7 +154,12 @@ class Daemon:
 
     def _start_configured_session(self) -> None:
         s = self.config.session
-        self.sessions.start(CandidateInfo(s.candidate_name, s.candidate_id, s.exam_id), self.now())
+        self.start_session(CandidateInfo(s.candidate_name, s.candidate_id, s.exam_id))
+
+    def start_session(self, info: CandidateInfo) -> SessionRecord:
+        """Start a session now (the web form, the MQTT command, the panel, auto_start); a camera already
+        lost counts as lost from the session's first moment."""
+        return self.sessions.start(info, self.now(), camera_online=self.grabber.stats.online)
 
     def run(self) -> None:
         self._recover_interrupted_sessions()
@@ -196,7 +209,7 @@ class Daemon:
 
     def _command_actions(self) -> CommandActions:
         return CommandActions(
-            start_session=lambda info: self.sessions.start(info, self.now()),
+            start_session=self.start_session,
             stop_session=lambda: self.sessions.stop(),
             latest_frame=lambda: (latest := self.latest_frame.get()) and latest.frame,
             status=self.kiosk_status,

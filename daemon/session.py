@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 
-from daemon.config import RulesConfig
+from daemon.config import RulesConfig, SessionConfig
 from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.events.rules import Instant, RuleEngine
 from daemon.events.voice import TIMELINE_ONLY
@@ -42,6 +42,37 @@ class SessionError(Exception):
     """A request that does not fit the current state, e.g. starting while a session runs."""
 
 
+class OfflineTime:
+    """How long a session went without frames, from the capture's online/offline reports (on the clock,
+    so a camera missing for the whole session counts in full, though no frame ever marks the time)."""
+
+    def __init__(self, started: Instant):
+        self._since: float | None = None  # offline since (monotonic), while offline
+        self._total = 0.0  # of the spans already over
+        self._latest = started.mono
+
+    def observe(self, online: bool, at: Instant) -> None:
+        if not online and self._since is None:
+            self._since = at.mono
+        elif online and self._since is not None:
+            self._total += max(at.mono - self._since, 0.0)
+            self._since = None
+        self._latest = max(self._latest, at.mono)
+
+    @property
+    def offline(self) -> bool:
+        return self._since is not None
+
+    @property
+    def seconds(self) -> float:
+        """Up to the latest report; a span still going counts so far."""
+        return self.until(self._latest)
+
+    def until(self, mono: float) -> float:
+        """Up to `mono` (the session's end): a span still going runs up to it."""
+        return self._total + (max(mono - self._since, 0.0) if self._since is not None else 0.0)
+
+
 class SessionController:
     def __init__(
         self,
@@ -50,8 +81,12 @@ class SessionController:
         topics: Topics,
         on_committed: Callable[[], None] = lambda: None,
         recorder: Recorder | None = None,
+        min_analysed_share: float = SessionConfig.model_fields["min_analysed_share"].default,
+        not_checked: tuple[str, ...] = (),
     ):
         self._rules = rules
+        self._min_analysed_share = min_analysed_share
+        self._not_checked = not_checked  # event types this kiosk cannot check (face-only: no object model)
         self._recorder = recorder  # records the session and each event's clip and snapshot
         self._writer = writer
         self._topics = topics
@@ -64,7 +99,10 @@ class SessionController:
         self._engine: RuleEngine | None = None
         self._frames = 0
         self._last_progress = 0.0
-        self._last_seen = Instant(0.0, 0.0)
+        self._last_seen = Instant(0.0, 0.0)  # the latest moment known: a frame's, or the capture's report's
+        self._offline = OfflineTime(Instant(0.0, 0.0))
+        self._started = Instant(0.0, 0.0)
+        self._last_offline_progress = 0.0
 
     @property
     def active(self) -> SessionRecord | None:
@@ -80,7 +118,8 @@ class SessionController:
         """Tell `listener` of every session start and stop from now on."""
         self._listeners.append(listener)
 
-    def start(self, info: CandidateInfo, at: Instant) -> SessionRecord:
+    def start(self, info: CandidateInfo, at: Instant, camera_online: bool = True) -> SessionRecord:
+        """`camera_online` False: the camera is lost already, so the session is without frames from its start."""
         with self._lock:
             if self._closed:
                 raise SessionError("the daemon is stopping")
@@ -93,7 +132,10 @@ class SessionController:
         # frames analysed before the commit find no session, as they would a moment earlier.
         try:
             session = self._writer.submit(
-                lambda store: store.start_session(info, at.wall, self._start_message), retry=False
+                lambda store: store.start_session(
+                    info, at.wall, self._start_message, self._min_analysed_share, self._not_checked
+                ),
+                retry=False,
             ).result()
         except BaseException:  # a full disk (StoreUnavailable) reaches the caller as the OSError it is
             with self._lock:
@@ -106,6 +148,10 @@ class SessionController:
                 self._recorder.start_session(session.id)
             self._engine = RuleEngine(self._rules, session.id, lambda: uuid.uuid4().hex)
             self._frames, self._last_progress, self._last_seen = 0, at.mono, at
+            self._offline, self._last_offline_progress, self._started = OfflineTime(at), at.mono, at
+            if not camera_online:
+                self._offline.observe(False, at)
+                self._commit_changes(self._engine.update_camera(at, False))
             self._lock.notify_all()
         log.info("session %s started (candidate %r, exam %r)", session.id, info.candidate_id, info.exam_id)
         self._on_committed()
@@ -114,7 +160,8 @@ class SessionController:
         return session
 
     def stop(self, at: Instant | None = None, state: str = "completed") -> SessionRecord:
-        """End the running session at `at` (default: the last analysed frame) and close its open events."""
+        """End the running session at `at` (default: the latest moment known, the last analysed frame's or,
+        without frames, the capture's last report's) and close its open events."""
         with self._lock:
             if self._session is None or self._engine is None:
                 raise SessionError("no session is running")
@@ -123,7 +170,8 @@ class SessionController:
             closing = [replace(change, reason=reason) for change in self._engine.close(at)]
             for change in closing:
                 log.info("event %s end (%s): %s", change.event.type, change.event.id, reason)
-            stop = (self._session.id, closing, at.wall, self._frames, state, self._engine.metrics)
+            stop = (self._session.id, closing, at.wall, self._frames, state, self._engine.metrics,
+                    self._offline.until(at.mono))
             recorded = self._recorder.stop_session() if self._recorder else None
             self._session, self._engine = None, None
         if recorded is not None:
@@ -163,12 +211,11 @@ class SessionController:
             if self._engine is None or self._session is None:
                 return
             self._frames += 1
-            self._last_seen = Instant(analysis.mono, analysis.wall)
+            self._seen(Instant(analysis.mono, analysis.wall))
             self._commit_changes(self._engine.update(analysis))
             if analysis.mono - self._last_progress >= PROGRESS_EVERY_S:
                 self._last_progress = analysis.mono
-                progress = (self._session.id, analysis.wall, self._frames, self._engine.metrics)
-                self._writer.submit(lambda store: self._write_progress(store, *progress))
+                self._save_progress()
 
     def observe_audio(self, audio: list[AudioAnalysis]) -> None:
         """Feed windows of sound to the running session's rules, in order (no-op without a session)."""
@@ -186,11 +233,29 @@ class SessionController:
             self._commit_changes(self._engine.update_microphone(at, online))
 
     def observe_camera(self, online: bool, at: Instant) -> None:
-        """Whether the camera delivers frames (fed by the capture loop, with or without frames)."""
+        """Whether the camera delivers frames (fed by the capture loop, with or without frames): it measures
+        the time without frames and keeps the session's progress going while no frame comes."""
         with self._lock:
-            if self._engine is None:
+            if self._engine is None or self._session is None:
                 return
+            if at.wall < self._session.started_at:  # a loss the capture saw before the session began
+                at = self._started
+            self._offline.observe(online, at)
+            self._seen(at)
             self._commit_changes(self._engine.update_camera(at, online))
+            if self._offline.offline and at.mono - self._last_offline_progress >= PROGRESS_EVERY_S:
+                self._last_offline_progress = at.mono
+                self._save_progress()
+
+    def _seen(self, at: Instant) -> None:
+        # A file read faster than real time stamps its frames ahead of the clock: the later moment wins.
+        if at.wall >= self._last_seen.wall:
+            self._last_seen = at
+
+    def _save_progress(self) -> None:
+        assert self._session is not None and self._engine is not None
+        progress = (self._session.id, self._last_seen.wall, self._frames, self._engine.metrics, self._offline.seconds)
+        self._writer.submit(lambda store: self._write_progress(store, *progress))
 
     def _commit_changes(self, changes: list[EventChange]) -> None:
         for change in changes:
@@ -208,18 +273,20 @@ class SessionController:
     def _write_change(self, store: Store, change: EventChange) -> None:
         store.record_event(change, self.alert_messages(change))
 
-    def _write_progress(self, store: Store, session_id: str, at: float, frames: int, metrics: SessionMetrics) -> None:
+    def _write_progress(
+        self, store: Store, session_id: str, at: float, frames: int, metrics: SessionMetrics, offline_s: float
+    ) -> None:
         store.save_metrics(session_id, metrics)
-        store.touch_session(session_id, at, frames)
+        store.touch_session(session_id, at, frames, offline_s)
 
     def _write_stop(
         self, store: Store, session_id: str, closing: list[EventChange], at: float, frames: int, state: str,
-        metrics: SessionMetrics,
+        metrics: SessionMetrics, offline_s: float,
     ) -> SessionRecord:
         for change in closing:
             self._write_change(store, change)
         store.save_metrics(session_id, metrics)
-        return store.finish_session(session_id, at, frames, state, self.stop_message)
+        return store.finish_session(session_id, at, frames, state, self.stop_message, offline_s)
 
     def alert_messages(self, change: EventChange) -> list[OutboxMessage]:
         if change.event.type in TIMELINE_ONLY:
@@ -233,6 +300,9 @@ class SessionController:
         summary = {
             "integrity_score": report["integrity"]["score"], "event_counts": report["event_counts"],
             "evidence_chain": store.chain_head(session.id),
+            "assessable": report["assessment"]["assessable"],
+            "analysed_share": report["assessment"]["analysed_share"],
+            "not_checked": report["session"]["not_checked"],
         }
         return [self._topics.session_message(session, "stop", summary)]
 

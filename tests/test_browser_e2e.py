@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,11 +39,18 @@ def daemon(tmp_path, scenario_video, models_dir):
         kiosk={"site": "exam-hall-b", "name": "kiosk-12"},
         web={"port": port, "password_hash": generate_password_hash(PASSWORD)},
     ))
-    process = start_proctord(config, tmp_path / "daemon.log")
+    with serving(config, tmp_path / "daemon.log", port) as url:
+        yield url
+
+
+@contextmanager
+def serving(config: Path, log: Path, port: int) -> Iterator[str]:
+    """`proctord run` with this config, once its web page answers on `port`; stopped at the end."""
+    process = start_proctord(config, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _answers(f"{url}/healthz") or process.poll() is not None, 60, "the web page")
-        assert process.poll() is None, (tmp_path / "daemon.log").read_text()
+        assert process.poll() is None, log.read_text()
         yield url
     finally:
         process.terminate()

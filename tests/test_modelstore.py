@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from daemon.compat import tomllib
+from daemon.inference.objects import OPTIONAL_MODEL_FILES
 from daemon.modelstore import (
     CACHE_DIR,
     MIRROR_ENV,
@@ -261,6 +262,22 @@ def test_mirror_only_file_without_mirror(tmp_path: Path) -> None:
     for entry in load_manifest(manifest).values():
         assert entry.name in message and entry.sha256 in message
     assert "--from DIR" in message and MIRROR_ENV in message
+
+
+def test_optional_files_that_cannot_be_installed_are_named_with_the_command_not_an_error(
+    tmp_path: Path, http_mirror: str
+) -> None:
+    raw = raw_manifest()["files"]
+    unreachable = {**raw["coco_labelmap.txt"], "url": f"{http_mirror}/not-there.txt"}
+    manifest = write_manifest(tmp_path / "m.toml", {}, {name: raw[name] for name in names_with("mirror-only")}
+                              | {"coco_labelmap.txt": unreachable})
+    report = fetch_models(manifest, tmp_path / "models", None, optional=OPTIONAL_MODEL_FILES)
+    assert report.outcomes == dict.fromkeys([*names_with("mirror-only"), "coco_labelmap.txt"], Outcome.MISSING)
+    advice = report.missing_advice
+    assert "yolox_nano_coco_fp16.tflite (mirror-only file (no public source) and no mirror given)" in advice
+    assert "coco_labelmap.txt (cannot download" in advice and "404" in advice
+    assert "proctord models fetch --from DIR" in advice and MIRROR_ENV in advice and "face-only" in advice
+    assert list((tmp_path / "models").iterdir()) == []
 
 
 def test_missing_mirror_directory_is_an_error(tmp_path: Path) -> None:

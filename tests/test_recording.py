@@ -14,11 +14,13 @@ import cv2
 import numpy as np
 import pytest
 from conftest import SCENARIO_FPS, wait_until
+from synthetic import face
 
 from daemon.capture.frame import Frame
 from daemon.config import RecordingConfig
 from daemon.events.model import Event
 from daemon.files import file_sha256
+from daemon.inference.analysis import Box, FrameAnalysis
 from daemon.recording.disk import DiskSpace
 from daemon.recording.mp4 import finalize, probe
 from daemon.recording.recorder import Recorder
@@ -127,9 +129,31 @@ def test_an_event_gets_a_clip_with_pre_and_post_roll_and_a_snapshot_of_its_confi
     assert (snapshot.event_id, snapshot.start, snapshot.frames) == ("ev-1", T0 + 5.0, 1)
     picture = cv2.imread(str(tmp_path / snapshot.name))
     confirmed = scenario_frames[50]
-    assert picture.shape == confirmed.shape
-    difference = np.abs(picture.astype(int) - confirmed.astype(int)).mean()
-    assert difference < np.abs(picture.astype(int) - scenario_frames[20].astype(int)).mean() / 4
+    height, width = confirmed.shape[:2]
+    assert picture.shape[1] == width and picture.shape[0] > height  # the caption strip below the frame
+    seen = picture[:height]
+    difference = np.abs(seen.astype(int) - confirmed.astype(int)).mean()
+    assert difference < np.abs(seen.astype(int) - scenario_frames[20].astype(int)).mean() / 4
+
+
+def test_a_snapshot_shows_what_the_analysis_saw_and_says_the_event_in_words(tmp_path, scenario_frames):
+    run = Run(tmp_path)
+    run.feed(scenario_frames, range(51))
+    box = Box(300.0, 200.0, 240.0, 260.0)
+    run.recorder.analysed(FrameAnalysis(seq=50, mono=50 / SCENARIO_FPS, wall=T0 + 50 / SCENARIO_FPS, width=960,
+                                        height=848, faces=(face(box=box), face(box=Box(40.0, 40.0, 80.0, 90.0)))))
+    run.recorder.event_started(Event("ev-2", SESSION, "multiple_faces", "high", T0 + 4.0, None, 0.9,
+                                     {"faces": 2, "scores": [0.9, 0.9], "threshold": "faces > 1"}))
+    run.stop()
+
+    [snapshot] = run.of_kind("snapshot")
+    picture = cv2.imread(str(tmp_path / snapshot.name)).astype(int)
+    raw = scenario_frames[50].astype(int)
+    left_edge = (slice(200, 460), slice(299, 302))  # the face box, drawn in
+    assert np.abs(picture[left_edge] - raw[left_edge]).mean() > 40
+    caption = picture[raw.shape[0]:]
+    assert caption.shape[0] >= 20 and (caption > 200).any()  # white words on the dark strip
+    assert caption.mean() < 80
 
 
 def test_a_full_queue_drops_frames_and_counts_them_instead_of_blocking(tmp_path, scenario_frames):

@@ -42,7 +42,8 @@ def test_export_writes_report_media_chain_and_a_manifest_that_checks_out(setup):
         names = sorted(archive.namelist())
         content = {name.removeprefix(f"{session_id}/"): archive.read(name) for name in names}
     assert sorted(content) == [
-        "chain.json", "clips/clip-ev-1.mp4", "manifest.json", "recordings/segment-0002.mp4", "report.json",
+        "chain.json", "clips/clip-ev-1.mp4", "manifest.json", "recordings/segment-0002.mp4", "report.csv",
+        "report.html", "report.json", "report.pdf",
     ]
     manifest = json.loads(content["manifest.json"])
     assert manifest["verification"] == {"ok": True, "problems": []}
@@ -60,6 +61,7 @@ def test_export_writes_report_media_chain_and_a_manifest_that_checks_out(setup):
     assert manifest["chain"] == {"length": 9, "head": previous}
     report = json.loads(content["report.json"])
     assert report["session"]["id"] == session_id and len(report["events"]) == 2
+    assert session_id.encode() in content["report.html"] and content["report.pdf"].startswith(b"%PDF")
 
 
 def test_export_of_tampered_evidence_is_written_and_says_so(setup):

@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import re
+import time
 import zlib
+from datetime import datetime
 from pathlib import Path
 
 import jsonschema
@@ -138,18 +140,33 @@ def test_schema_refuses_what_the_report_never_holds(report):
 # --- CSV -------------------------------------------------------------------------------------------
 
 
-def test_csv_has_one_row_per_event_with_utc_times_and_offsets(report):
+def test_csv_has_one_row_per_event_with_local_times_offsets_and_plain_evidence(report):
     rows = list(csv.DictReader(io.StringIO(events_csv(report))))
 
     assert [row["id"] for row in rows] == ["e1", "e2", "e3", "e4"]
     first = rows[0]
-    assert (first["type"], first["severity"], first["start_utc"], first["end_utc"]) == (
-        "no_face", "high", "2023-11-14T22:13:30.000+00:00", "2023-11-14T22:13:40.000+00:00",
-    )
+    assert (first["type"], first["event"], first["severity"]) == ("no_face", "No face", "high")
+    assert datetime.fromisoformat(first["start"]).timestamp() == T0 + 10  # local, with its UTC offset
+    assert datetime.fromisoformat(first["end"]).utcoffset() is not None
     assert (first["start_offset_s"], first["end_offset_s"], first["duration_s"]) == ("10.000", "20.000", "10.000")
-    assert json.loads(rows[2]["evidence"])["offsets_deg"]["head_yaw"] == 35.2
-    assert rows[2]["threshold"] == "|head_yaw - neutral| > 30 deg"
-    assert (rows[3]["end_utc"], rows[3]["duration_s"]) == ("", "")
+    assert first["evidence"] == "no face in view for 10.0 s"
+    assert "{" not in "".join(row["evidence"] for row in rows)  # words, not JSON
+    assert (rows[3]["end"], rows[3]["duration_s"]) == ("", "")
+
+
+def test_report_times_are_in_the_kiosk_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        report = build_report(session(), EVENTS, RulesConfig(), METRICS)
+        html, pdf_text = render_report_html(report), render_report_pdf(report)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert report["session"]["started_at_iso"] == "2023-11-14T23:13:20.000+01:00"
+    assert report["events"][0]["start_iso"] == "2023-11-14T23:13:30.000+01:00"
+    assert "2023-11-14 23:13:20 CET" in html
+    assert pdf_text.startswith(b"%PDF")
 
 
 # --- HTML ------------------------------------------------------------------------------------------

@@ -299,7 +299,7 @@ def test_eyes_closed_below_the_openness_threshold_only():
     assert not observe("eyes_closed", scene(0, faces=(face(eyes=CLOSED_EYE_OPENNESS),))).active
     closed = observe("eyes_closed", scene(0, faces=(face(eyes=0.03),)))
     threshold = f"eye_openness < {CLOSED_EYE_OPENNESS:g}"
-    assert closed.active and closed.evidence == {"eye_openness": 0.03, "threshold": threshold}
+    assert closed.active and closed.evidence == {"eye_openness": 0.03, "limit": CLOSED_EYE_OPENNESS, "threshold": threshold}
     assert not observe("eyes_closed", scene(0, faces=(face(eyes=None),))).active
 
 
@@ -343,7 +343,7 @@ def test_object_rules_need_their_label_at_the_minimum_score(rule, label):
     observation = observe(rule, scene(0, objects=(seen(label, minimum), seen(label, 0.7))))
     assert observation.active and observation.confidence == 0.7
     assert observation.evidence == {
-        "label": label, "score": 0.7, "box": [400.0, 200.0, 60.0, 90.0], "detections": 2,
+        "label": label, "score": 0.7, "box": [400.0, 200.0, 60.0, 90.0], "detections": 2, "limit": minimum,
         "threshold": f"{label} score >= {minimum:g}",
     }
 
@@ -402,11 +402,13 @@ def test_camera_rules_thresholds(changes, active):
 
 def test_camera_rules_name_their_measure_and_threshold():
     covered = observe("camera_covered", picture(brightness=5.0))
-    assert covered.evidence == {"brightness": 5.0, "contrast": 45.0, "threshold": "brightness < 20 or contrast < 7"}
+    assert covered.evidence == {"brightness": 5.0, "contrast": 45.0, "brightness_limit": 20.0, "contrast_limit": 7.0,
+                                "threshold": "brightness < 20 or contrast < 7"}
     assert covered.confidence == pytest.approx(0.875)
-    assert observe("camera_frozen", picture(change=0.0)).evidence == {"change": 0.0, "threshold": "change <= 0.005"}
+    assert observe("camera_frozen", picture(change=0.0)).evidence == {"change": 0.0, "limit": 0.005,
+                                                                     "threshold": "change <= 0.005"}
     blurred = observe("camera_blurred", picture(sharpness=20.25))
-    assert blurred.evidence == {"sharpness": 20.25, "contrast": 45.0, "relative_sharpness": 0.01,
+    assert blurred.evidence == {"sharpness": 20.25, "contrast": 45.0, "relative_sharpness": 0.01, "limit": 0.02,
                                 "threshold": "sharpness / contrast^2 < 0.02"}
     assert blurred.confidence == pytest.approx(0.75)
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import kill_process, wait_until
 from mqtt_helpers import KIOSK, SITE, Kiosk, Supervisor
 
-from daemon.sync.watch import Fleet, describe, render
+from daemon.sync.watch import Fleet, line_of, render
 
 
 class Watch:
@@ -148,12 +148,12 @@ ONLINE = {"state": "online", "at": 1.0, "session_id": None, "session": None, "ca
 def test_item4_watch_shows_a_bad_message_as_a_line_and_carries_on(leaf, payload, reason):
     fleet = Fleet("proctor")
     records = fleet.receive(f"proctor/s/k/{leaf}", payload.encode(), 100.0)
-    lines = [describe(record) for record in records]
+    lines = [line_of(record) for record in records]
     if reason is None:
         assert [r["received_at"] for r in records] == [100.0]
     else:
         assert [r["type"] for r in records] == ["invalid"] and reason in records[0]["reason"]
-        assert "BAD MESSAGE on proctor/s/k/" in lines[0] and "\n" not in lines[0]
+        assert "BAD MESSAGE on proctor/s/k/" in lines[0].text and "\n" not in lines[0].text
     render(fleet, deque(lines), "broker", True, 120, 40)  # the table draws too
     assert fleet.receive("proctor/s/k/status", json.dumps(ONLINE).encode(), 101.0)[0]["state"] == "online"
 
@@ -162,10 +162,12 @@ def test_item4_text_from_a_message_cannot_drive_the_terminal():
     fleet = Fleet("proctor")
     hostile = ALERT | {"event": ALERT["event"] | {"type": "no_face\x1b[2J\u202e"}}
     [record] = fleet.receive("proctor/s/k/alert", json.dumps(hostile).encode(), 1.0)
-    line = describe(record)
-    assert "\x1b" not in line and "\u202e" not in line and "no_face\\x1b[2J\\u202e" in line
+    line = line_of(record)
+    assert "\x1b" not in line.text and "\u202e" not in line.text and "no_face\\x1b[2J\\u202e" in line.text
     screen = render(fleet, deque([line]), "broker", True, 200, 40)
     assert "\x1b" not in screen
+    coloured = render(fleet, deque([line]), "broker", True, 200, 40, colour=True)
+    assert "\x1b[2J" not in coloured and coloured.count("\x1b[") == 2  # only the emphasis, on and off
 
 
 def test_item4_watch_process_survives_malformed_messages(tmp_path, mosquitto, watch):
@@ -182,3 +184,30 @@ def test_item4_watch_process_survives_malformed_messages(tmp_path, mosquitto, wa
         sender.close()
     assert [line["type"] for line in watch.lines] == ["status", "invalid", "alert", "invalid", "invalid"]
     assert watch.process.poll() is None
+
+
+SESSION = {"id": "s1", "candidate_name": "Ada Lovelace", "candidate_id": "c-42", "exam_id": "math-101",
+           "started_at": 1.0}
+
+
+def test_watch_names_candidates_emphasises_high_severity_and_wraps_instead_of_cutting():
+    fleet = Fleet("proctor")
+    fleet.receive("proctor/s/k/status", json.dumps(ONLINE | {"session_id": "s1", "session": SESSION}).encode(), 1.0)
+    [alert] = fleet.receive("proctor/s/k/alert", json.dumps(ALERT).encode(), 2.0)
+    line = line_of(alert)
+    assert "ALERT HIGH no_face start  Ada Lovelace (c-42)  session s1  event e1" in line.text and line.high
+    medium = ALERT | {"id": "e2:start", "event": ALERT["event"] | {"id": "e2", "severity": "medium"}}
+    assert not line_of(fleet.receive("proctor/s/k/alert", json.dumps(medium).encode(), 3.0)[0]).high
+
+    narrow = render(fleet, deque([line]), "broker", True, 40, 40, colour=True)
+    assert "Ada Lovelace (c-42) s1" in narrow.replace("\n    ", " ")  # the table's session cell, wrapped whole
+    assert all(len(row) <= 40 for row in narrow.splitlines() if "\x1b" not in row)
+    emphasised = [row for row in narrow.splitlines() if row.startswith("\x1b[1;31m")]
+    assert "".join(emphasised).count("event e1") == 1  # every wrapped part of the line, nothing cut off
+
+
+def test_watch_says_lost_without_a_frame_rate():
+    fleet = Fleet("proctor")
+    fleet.receive("proctor/s/k/status", json.dumps(ONLINE | {"camera_ok": False, "fps": 25.0}).encode(), 1.0)
+    screen = render(fleet, deque(), "broker", True, 120, 40)
+    assert "LOST" in screen and "LOST 25 fps" not in screen and "25 fps" not in screen

@@ -599,3 +599,32 @@ def test_item2_the_start_form_on_a_full_disk_says_so_instead_of_a_500(small_disk
         assert response.status_code == 503 and "could not store the session" in response.text
     finally:
         kiosk.close()
+
+
+def test_a_session_the_camera_missed_is_not_assessable_on_its_page(kiosk, logged_in):
+    session = kiosk.sessions.start(CandidateInfo("Ada", "c-1"), kiosk.now(), camera_online=False)
+    for _ in range(42):  # 21 s of the capture loop saying the camera is offline, no frame at all
+        kiosk.clock.advance(0.5)
+        kiosk.sessions.observe_camera(False, kiosk.now())
+    kiosk.sessions.stop()
+
+    page = logged_in.get(f"/sessions/{session.id}").text
+    assert 'id="score">Not assessable' in page
+    assert "Only 0 % of the session (0.0 s of 21.0 s) was analysed (camera offline 21.0 s)" in page
+    assert "no frame from the camera for 21.0 s" in page  # the evidence in words
+    assert "100 × high factor 1.0 × weight 1.0 × 21.0 s flagged ÷ 21.0 s" in page  # a line to recompute
+    report = logged_in.get(f"/api/sessions/{session.id}/report.json").json
+    assert report["integrity"]["score"] is None and report["session"]["duration_seconds"] == 21.0
+    [listed] = logged_in.get("/api/sessions").json
+    assert (listed["assessment"]["assessable"], listed["assessment"]["analysed_share"]) == (False, 0.0)
+
+
+def test_the_printable_reports_carry_the_snapshots(kiosk, logged_in, desk):
+    session = kiosk.sessions.start(CandidateInfo("Ada", "c-1"), kiosk.now())
+    kiosk.frames(seconds=3, faces=0)
+    [event] = kiosk.reader.events(session.id)
+    _record_evidence(kiosk, session.id, event.id, desk)
+
+    printable = logged_in.get(f"/sessions/{session.id}/report.html").text
+    assert printable.count('<img class="thumb" src="data:image/jpeg;base64,') == 1  # the CSP allows data: images
+    assert b"/Subtype /Image" in logged_in.get(f"/sessions/{session.id}/report.pdf").data

@@ -21,9 +21,9 @@ from daemon.events.model import Event
 from daemon.host import cpu_temperature, host_figures
 from daemon.inference.analysis import Box, DetectedObject, Face, FrameAnalysis, Gaze, HeadPose
 from daemon.latest_frame import LatestFrame
+from daemon.overlay import annotate
 from webui.auth import load_password_hash, load_secret_key
 from webui.live import LiveView
-from webui.overlay import annotate
 from webui.throttle import FIRST_DELAY_S, FREE_FAILURES, MAX_DELAY_S, LoginThrottle
 
 

@@ -9,8 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from daemon.accounts import Role
 from daemon.report import view as report_view
-from webui.auth import public, requires
 from daemon.review import ReviewState
+from webui.auth import public, requires
 from webui.pages import backend, report_for
 
 bp = Blueprint("api", __name__)
@@ -34,10 +34,11 @@ def status():
 @bp.get("/api/sessions")
 @requires(Role.TECHNICIAN, Role.REVIEWER)
 def sessions():
-    """The newest 100 sessions, each with its review state (not_reviewed, in_review, reviewed)."""
+    """The newest 100 sessions, each with its assessment and review state (not_reviewed, in_review, reviewed)."""
     reviewed = backend().reader.review_states()
     return jsonify([
-        asdict(session) | {"review_state": reviewed.get(session.id, ReviewState.NOT_REVIEWED).value}
+        asdict(session) | {"assessment": asdict(session.assessment),
+                           "review_state": reviewed.get(session.id, ReviewState.NOT_REVIEWED).value}
         for session in backend().reader.sessions()
     ])
 

@@ -97,11 +97,10 @@ def _install_responses(app: Flask) -> None:
     def when(epoch: float | None) -> str:
         if epoch is None:
             return "—"
-        return datetime.fromtimestamp(epoch, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return datetime.fromtimestamp(epoch, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")  # as the reports
 
     # The report's own wording (daemon/report/view.py), so the page and the printable report agree.
     app.add_template_filter(report_view.label, "label")
-    app.add_template_filter(report_view.evidence_text, "evidence")
     app.add_template_filter(report_view.clock_offset, "clock")
     app.add_template_filter(report_view.review_state, "review_state")
 

@@ -17,8 +17,8 @@ import cv2
 from daemon.clock import Clock
 from daemon.events.model import Event
 from daemon.latest_frame import AnalysedFrame
+from daemon.overlay import annotate
 from daemon.parts import PartStatus, age_text
-from webui.overlay import annotate
 
 MAX_WIDTH = 640
 JPEG_QUALITY = 75

@@ -34,6 +34,7 @@ from daemon.report import (
 )
 from daemon.report import view as report_view
 from daemon.report.overview import SORTS, SessionQuery, overviews, select
+from daemon.report.thumbnails import load_thumbnails
 from daemon.session import SessionError
 from daemon.store.records import CandidateInfo, MediaRecord
 from webui.auth import requires
@@ -57,6 +58,10 @@ def report_for(session_id: str) -> dict:
     if report is None:
         abort(404, description=f"No session {session_id!r}.")
     return report
+
+
+def thumbnails_for(session_id: str) -> dict[str, bytes]:
+    return load_thumbnails(backend().reader, backend().recordings_dir, session_id)
 
 
 @bp.get("/")
@@ -214,7 +219,8 @@ def media_url(file_name: str, session_id: str) -> str:
 @requires(Role.REVIEWER)
 def report_html(session_id: str):
     """The printable report (daemon/report), its stylesheet linked so the page's CSP allows it."""
-    html = render_report_html(report_for(session_id), stylesheet_url=url_for("pages.report_stylesheet"))
+    html = render_report_html(report_for(session_id), stylesheet_url=url_for("pages.report_stylesheet"),
+                              thumbnails=thumbnails_for(session_id))
     return Response(html, mimetype="text/html")
 
 
@@ -233,7 +239,8 @@ def report_csv(session_id: str):
 @bp.get("/sessions/<session_id>/report.pdf")
 @requires(Role.REVIEWER)
 def report_pdf(session_id: str):
-    return _download(render_report_pdf(report_for(session_id)), "application/pdf", f"report-{session_id}.pdf")
+    pdf = render_report_pdf(report_for(session_id), thumbnails_for(session_id))
+    return _download(pdf, "application/pdf", f"report-{session_id}.pdf")
 
 
 def _download(body: str | bytes, mimetype: str, filename: str) -> Response:

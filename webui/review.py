@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
+from daemon.accounts import Role
 from daemon.report import render_timeline_svg
 from daemon.report import view as report_view
 from daemon.review import ReviewKind, ReviewRefused, ReviewState, SessionReview
 from daemon.store.records import MediaRecord, ReviewEntry
-from daemon.accounts import Role
 from webui.auth import current_account, requires
 from webui.forms import NoteForm, RemarksForm, VerdictForm
 from webui.pages import backend, evidence_for, media_url, report_for

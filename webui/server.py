@@ -21,7 +21,9 @@ from waitress.server import MultiSocketServer, TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from daemon.config import WebConfig
+from daemon.errors import UserError
 from daemon.parts import Figure, PartStatus
+from daemon.preflight import busy_port_message
 from webui.app import WebBackend, create_app
 from webui.auth import NO_ACCOUNT
 
@@ -76,8 +78,11 @@ class WebServer:
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(THREADS)
         sockets: dict = {}
-        servers = [_RoomMakingServer(app, sockets, dispatcher=dispatcher, adj=adjustments, sockinfo=info)
-                   for info in adjustments.listen]
+        try:
+            servers = [_RoomMakingServer(app, sockets, dispatcher=dispatcher, adj=adjustments, sockinfo=info)
+                       for info in adjustments.listen]
+        except OSError as exc:  # taken since the start-up check: one line, not a traceback
+            raise UserError(busy_port_message(host, port, exc)) from exc
         listening = [(server.effective_host, server.effective_port) for server in servers]
         self._server = MultiSocketServer(sockets, adjustments, listening, dispatcher, servers[0].log_info)
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)

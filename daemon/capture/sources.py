@@ -12,6 +12,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +21,7 @@ import cv2
 
 from daemon.capture.frame import Frame
 from daemon.clock import SYSTEM_CLOCK, Clock
+from daemon.compat import UTC
 from daemon.config import CameraConfig
 from daemon.errors import UserError
 
@@ -48,7 +50,10 @@ class VideoFileSource:
     timeline, so a replay gives the same events on any machine.
     """
 
-    def __init__(self, path: Path, *, realtime: bool, loop: bool = False, clock: Clock = SYSTEM_CLOCK):
+    def __init__(
+        self, path: Path, *, realtime: bool, loop: bool = False, clock: Clock = SYSTEM_CLOCK,
+        start_wall: float | None = None,
+    ):
         self.name = str(path)
         self._realtime = realtime
         self._loop = loop
@@ -58,7 +63,8 @@ class VideoFileSource:
         self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self._seq = 0
         self._start_mono = clock.monotonic()
-        self.start_wall = clock.time()
+        # Not realtime: frames are stamped from here (the video's own recording time, when it has one).
+        self.start_wall = clock.time() if start_wall is None else start_wall
 
     def read(self) -> Frame | None:
         ok, image = self._capture.read()
@@ -147,6 +153,25 @@ class LiveCaptureSource:
 
     def close(self) -> None:
         self._capture.release()
+
+
+def recorded_at(path: Path) -> float | None:
+    """When the video was recorded, from its container's creation_time (MP4, MOV, MKV), as epoch seconds;
+    None when the file does not say."""
+    import av  # PyAV: the container's metadata, which OpenCV does not expose
+
+    try:
+        with av.open(str(path)) as container:
+            stamp = container.metadata.get("creation_time")
+    except (av.FFmpegError, OSError):
+        return None
+    if not stamp:
+        return None
+    try:  # e.g. "2024-05-06T07:08:09.000000Z"; Python 3.10 does not read the Z
+        moment = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def check_source(camera: CameraConfig) -> None:

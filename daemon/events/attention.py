@@ -82,7 +82,7 @@ class Look:
 
     side: str | None
     beyond_deg: float  # how far past the limit that decided it
-    cause: str  # "gaze", "head turn", "head and gaze down"
+    cause: str  # "gaze", "head turn", "head raised", "head and gaze down"
     head_deg: tuple[float, float]  # head yaw and pitch from the neutral
     gaze_deg: tuple[float, float] | None  # gaze yaw and pitch (None: eyes closed or not measured)
 
@@ -95,6 +95,7 @@ class Look:
             "description": f"attention off the screen {SIDE_WORDS[self.side]} "
                            f"({self.cause}, {self.beyond_deg:.0f} deg past the limit)",
             "cause": self.cause,
+            "beyond_deg": round(self.beyond_deg, 1),
             "head_from_neutral_deg": {"yaw": round(head_yaw, 1), "pitch": round(head_pitch, 1)},
             "screen_region_deg": region.rounded(),
             "margin_deg": margin,

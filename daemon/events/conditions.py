@@ -100,13 +100,17 @@ class LookingDown:
 
     def __init__(self, attention: Attention, rule: LookingDownRule):
         self._attention = attention
+        self._head_limit = rule.head_down_deg
         self._limit = f"gaze below the screen's region plus margin and head down > {rule.head_down_deg:g} deg"
 
     def __call__(self, analysis: FrameAnalysis) -> Observation:
         look = self._attention.read(analysis)
         if look is None or look.side != DOWN:
             return CLEAR
-        return _off_screen(self._attention, look, self._limit)
+        observation = _off_screen(self._attention, look, self._limit)
+        assert observation.evidence is not None
+        observation.evidence["head_limit_deg"] = self._head_limit
+        return observation
 
 
 def _off_screen(attention: Attention, look: Look, limit: str) -> Observation:
@@ -158,6 +162,7 @@ class RepeatedGlances:
                            f"{now.mono - first.mono:.0f} s",
             "glances": len(glances),
             "glance_s": [round(duration, 2) for _, duration in glances],
+            "limit": self._rule.count, "window_s": self._rule.window_s,
             "threshold": f">= {self._rule.count} glances ({self._rule.min_glance_s:g} s or longer, each shorter "
                          f"than an event) to one side within {self._rule.window_s:g} s",
         }
@@ -170,7 +175,8 @@ def eyes_closed(rule: EyesClosedRule, analysis: FrameAnalysis) -> Observation:
     if face is None or face.eye_openness is None or face.eye_openness >= rule.max_openness:
         return CLEAR
     return Observation(True, past_lower(face.eye_openness, rule.max_openness), {
-        "eye_openness": _r(face.eye_openness), "threshold": f"eye_openness < {rule.max_openness:g}",
+        "eye_openness": _r(face.eye_openness), "limit": rule.max_openness,
+        "threshold": f"eye_openness < {rule.max_openness:g}",
     })
 
 
@@ -203,6 +209,7 @@ class Talking:
             return CLEAR
         return Observation(True, past_upper(spread, self._rule.min_mouth_std), {
             "mouth_std": _r(spread), "samples": len(values), "window_s": self._rule.window_s,
+            "limit": self._rule.min_mouth_std,
             "threshold": f"std(mouth_openness over {self._rule.window_s:g} s) >= {self._rule.min_mouth_std:g}",
         })
 
@@ -228,7 +235,7 @@ def object_seen(rule: ObjectRule, label: str, analysis: FrameAnalysis) -> Observ
         return CLEAR
     best = found[0]
     return Observation(True, best.score, {
-        "label": label, "score": _r(best.score), "box": _box(best), "detections": len(found),
+        "label": label, "score": _r(best.score), "box": _box(best), "detections": len(found), "limit": rule.min_score,
         "threshold": f"{label} score >= {rule.min_score:g}",
     })
 
@@ -247,7 +254,7 @@ def extra_person(rule: ObjectRule, analysis: FrameAnalysis) -> Observation:
         return CLEAR
     best = others[0]
     return Observation(True, best.score, {
-        "persons": len(persons), "score": _r(best.score), "box": _box(best),
+        "persons": len(persons), "score": _r(best.score), "box": _box(best), "limit": rule.min_score,
         "threshold": f"a person (score >= {rule.min_score:g}) who is not the candidate",
     })
 
@@ -271,6 +278,7 @@ def camera_covered(rule: CameraCoveredRule, analysis: FrameAnalysis) -> Observat
     )
     return Observation(True, confidence, {
         "brightness": _r(q.brightness), "contrast": _r(q.contrast),
+        "brightness_limit": rule.max_brightness, "contrast_limit": rule.max_contrast,
         "threshold": f"brightness < {rule.max_brightness:g} or contrast < {rule.max_contrast:g}",
     })
 
@@ -284,6 +292,7 @@ def camera_blurred(rule: CameraBlurredRule, covered: CameraCoveredRule, analysis
         return CLEAR
     return Observation(True, past_lower(relative, rule.max_relative_sharpness), {
         "sharpness": _r(q.sharpness), "contrast": _r(q.contrast), "relative_sharpness": round(relative, 4),
+        "limit": rule.max_relative_sharpness,
         "threshold": f"sharpness / contrast^2 < {rule.max_relative_sharpness:g}",
     })
 
@@ -293,7 +302,7 @@ def camera_frozen(rule: CameraFrozenRule, covered: CameraCoveredRule, analysis: 
     if q is None or q.change > rule.max_change or _is_covered(covered, q):
         return CLEAR
     return Observation(True, past_lower(q.change, rule.max_change), {
-        "change": _r(q.change), "threshold": f"change <= {rule.max_change:g}",
+        "change": _r(q.change), "limit": rule.max_change, "threshold": f"change <= {rule.max_change:g}",
     })
 
 
@@ -302,8 +311,13 @@ def camera_moved(rule: CameraMovedRule, covered: CameraCoveredRule, analysis: Fr
     if q is None or q.view_shift is None or q.view_shift < rule.min_view_shift or _is_covered(covered, q):
         return CLEAR
     return Observation(True, past_upper(q.view_shift, rule.min_view_shift), {
-        "view_shift": _r(q.view_shift), "threshold": f"view_shift >= {rule.min_view_shift:g}",
+        "view_shift": _r(q.view_shift), "limit": rule.min_view_shift,
+        "threshold": f"view_shift >= {rule.min_view_shift:g}",
     })
+
+
+# The rules that read the object detector's results: not checked on a kiosk without one (face-only).
+OBJECT_RULES: tuple[str, ...] = ("phone", "book", "extra_person")
 
 
 def build_conditions(rules: RulesConfig, attention: Attention) -> dict[str, Condition]:

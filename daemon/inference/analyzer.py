@@ -26,6 +26,24 @@ def required_models(config: InferenceConfig) -> list[str]:
     return files + object_model_files(config)
 
 
+def face_only_if_missing(config: InferenceConfig, models_dir: Path) -> tuple[InferenceConfig, str | None]:
+    """The inference config to run, and why object detection is off (None: it runs).
+
+    A bundled object model whose files are not in the models directory (the COCO models are mirror-only)
+    turns object detection off instead of stopping the start: the kiosk proctors face-only. A file that is
+    there but corrupt is still refused by the start-up model check."""
+    if config.object_model == "off":
+        return config, "inference.object_model is off"
+    if config.object_model == "custom":  # the user's own files: a missing one is an error to fix
+        return config, None
+    missing = [name for name in object_model_files(config) if not (models_dir / name).exists()]
+    if not missing:
+        return config, None
+    return config.model_copy(update={"object_model": "off"}), (
+        f"model missing ({', '.join(missing)}); install with `proctord models fetch --from DIR` (DIR holding them)"
+    )
+
+
 class FrameAnalyzer:
     """`analyze(frame)` runs the face path on every frame and the object detector at its own rate.
 

@@ -25,14 +25,14 @@ def add_evidence_commands(commands, config_option) -> None:
     verify.set_defaults(handler=_verify)
 
     export = commands.add_parser("export", help="write a session's report, clips, snapshots and manifest as a zip")
-    export.add_argument("session")
+    export.add_argument("session", help="the session id (as on the sessions page or in `proctord verify`)")
     export.add_argument("--out", type=Path, help="the zip to write (default: ./<session>.zip)")
     export.add_argument("--with-recordings", action="store_true", help="include the full session video too")
     config_option(export)
     export.set_defaults(handler=_export)
 
     review = commands.add_parser("review", help="put a session under review: retention keeps all its files")
-    review.add_argument("session")
+    review.add_argument("session", help="the session id")
     review.add_argument("--clear", action="store_true", help="end the review")
     config_option(review)
     review.set_defaults(handler=_review)
@@ -40,7 +40,7 @@ def add_evidence_commands(commands, config_option) -> None:
     synced = commands.add_parser(
         "mark-synced", help="mark a session's clips and snapshots as safe elsewhere: retention may then delete them"
     )
-    synced.add_argument("session")
+    synced.add_argument("session", help="the session id")
     config_option(synced)
     synced.set_defaults(handler=_mark_synced)
 

@@ -1,6 +1,7 @@
 """`proctord export`: one session's evidence as a zip an exam board can check on its own.
 
-<session id>/report.json      the session report (daemon.report)
+<session id>/report.json      the session report (daemon.report), and the same as report.html and
+                              report.pdf (with the events' snapshots) and report.csv (the events)
 <session id>/chain.json       the session's tamper-evidence chain, to recompute every hash
 <session id>/clips/, snapshots/ (and recordings/ with --with-recordings) the media files
 <session id>/manifest.json    every other file of the bundle with its sha256 and size, the sha256 the
@@ -22,6 +23,8 @@ from daemon import __version__
 from daemon.config import RulesConfig
 from daemon.files import PARTIAL_SUFFIX, file_sha256
 from daemon.report import load_report
+from daemon.report.files import REPORT_FILES
+from daemon.report.thumbnails import load_thumbnails
 from daemon.store import chain
 from daemon.store.db import StoreReader, connect_reader
 from daemon.store.verify import UnknownSession, verify
@@ -57,12 +60,16 @@ def export_session(
     partial = out.with_name(out.name + PARTIAL_SUFFIX)
     with zipfile.ZipFile(partial, "w") as bundle:
 
-        def add_json(name: str, content) -> None:
-            data = json.dumps(content, indent=2, sort_keys=True).encode()
+        def add(name: str, data: bytes) -> None:
             bundle.writestr(f"{session_id}/{name}", data, compress_type=zipfile.ZIP_DEFLATED)
             files.append({"path": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
 
-        add_json("report.json", report)
+        def add_json(name: str, content) -> None:
+            add(name, json.dumps(content, indent=2, sort_keys=True).encode())
+
+        thumbnails = load_thumbnails(reader, media_root, session_id)
+        for name, render in REPORT_FILES.values():
+            add(name, render(report, thumbnails))
         add_json("chain.json", entries)
         for item in media:
             source = media_root / item.name

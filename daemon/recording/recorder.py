@@ -12,7 +12,8 @@ Files, under <recordings>/<session id>/:
 - clip-<event id>.mp4: from `pre_roll_s` before the event's start (from the pre-roll, to the keyframe at
   or before) to `post_roll_s` after its end, at most `clip_max_s`; a copy of the segment's packets;
 - snapshot-<event id>.jpg: the frame on which the rules confirmed the event (the newest frame the
-  recorder holds when the event's start reaches it: the condition held on it, and had for onset_s).
+  recorder holds when the event's start reaches it: the condition held on it, and had for onset_s), with
+  what the analysis saw on it drawn in (boxes, head and gaze direction) and the evidence in words below.
 
 When free space falls below the floor, or a write fails, recording is degraded: open files are closed
 with what they hold, nothing new is written, retention is woken, and the space is checked again every
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,8 @@ from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import RecordingConfig, RulesConfig, RuleTiming
 from daemon.events.model import Event
 from daemon.files import file_sha256
+from daemon.inference.analysis import FrameAnalysis
+from daemon.overlay import evidence_picture
 from daemon.recording.disk import DiskSpace
 from daemon.recording.mp4 import MAX_INTERLEAVE_S, AacEncoder, EncodedFrame, H264Encoder, Mp4Writer, fit_size
 from daemon.recording.preroll import PreRoll
@@ -51,6 +55,7 @@ RESUME_FREE_BYTES = 32_000_000
 # Sound chunks (about 30 a second) may wait this many times queue_frames before they are dropped too.
 SOUND_QUEUE_FACTOR = 4
 _WRITE_ERRORS = (OSError, av.FFmpegError)
+ANALYSES_KEPT = 64  # a few seconds of analyses: the recorder may lag the pipeline by its queue
 
 
 def confirmation_delay_s(rules: RulesConfig) -> float:
@@ -112,6 +117,9 @@ class Recorder:
         self._segments = 0
         self._clips: dict[str, _Clip] = {}
         self._latest: Frame | None = None
+        # The newest analyses, by the pipeline's thread (an append, no wake-up of this one): an event's
+        # snapshot draws the one of its frame.
+        self._analyses: deque[FrameAnalysis] = deque(maxlen=ANALYSES_KEPT)
         self._next_due: float | None = None  # capture time the next recorded frame is due
         self._next_space_check = float("-inf")
         self._degraded: str | None = None
@@ -146,6 +154,12 @@ class Recorder:
             self._dropped_sound += 1
             return
         self._queue.put(("audio", chunk))
+
+    def analysed(self, analysis: FrameAnalysis) -> None:
+        """What the analysis saw on the frame offered last: drawn on that frame if an event's snapshot is
+        taken of it. Handed over before the rules see the analysis, so it is there before the event."""
+        if self._accepting:
+            self._analyses.append(analysis)
 
     def start_session(self, session_id: str) -> None:
         self._queue.put(("start", session_id))
@@ -314,7 +328,9 @@ class Recorder:
         if frame is None:
             return
         name = f"{self._session}/snapshot-{event.id}.jpg"
-        sha256, size = write_jpeg(frame.image, self._root / name, self._config.snapshot_quality)
+        seen = next((analysis for analysis in list(self._analyses) if analysis.seq == frame.seq), None)
+        picture = evidence_picture(frame.image, seen, event, frame.wall)
+        sha256, size = write_jpeg(picture, self._root / name, self._config.snapshot_quality)
         self._hand_over(name, "snapshot", event.id, frame.wall, frame.wall, 1, sha256, size)
 
     def _check_space(self, mono: float) -> None:

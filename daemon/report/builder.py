@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
+from datetime import datetime
 
 from daemon.config import RulesConfig
 from daemon.events.model import Event, FocusCounts, Neutral, SessionMetrics
 from daemon.events.rules import EVENT_TYPES
 from daemon.report.score import integrity
+from daemon.report.wording import describe_evidence
 from daemon.review import ReviewState, SessionReview, Verdict
 from daemon.store.db import StoreReader
 from daemon.store.records import ReviewEntry, SessionRecord
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 
 
 REVIEWED_BASIS = (
@@ -30,12 +32,17 @@ def build_report(
 ) -> dict:
     metrics = metrics or SessionMetrics()
     review = review or SessionReview.of([])
-    duration = max(session.duration, 0.0)
+    duration = session.duration
+    assessment = session.assessment
     counts = {event_type: sum(e.type == event_type for e in events) for event_type in EVENT_TYPES}
     return {
         "report_version": REPORT_VERSION,
-        "session": asdict(session) | {"duration_seconds": round(duration, 3)},
-        "integrity": integrity(events, rules, session.started_at, duration),
+        "session": asdict(session) | {
+            "duration_seconds": round(duration, 3), "not_checked": list(session.not_checked),
+            "started_at_iso": iso_local(session.started_at), "ended_at_iso": iso_local(session.ended_at),
+        },
+        "assessment": asdict(assessment),
+        "integrity": integrity(events, rules, session.started_at, duration, scored=assessment.assessable),
         "focus": focus_figures(metrics.focus),
         "calibration": calibration(metrics.neutral, session, rules),
         "event_counts": {event_type: n for event_type, n in counts.items() if n},
@@ -44,15 +51,17 @@ def build_report(
                 "start_offset_seconds": round(event.start - session.started_at, 3),
                 "duration_seconds": None if event.duration is None else round(event.duration, 3),
                 "review": _verdict(review, event.id),
+                "start_iso": iso_local(event.start), "end_iso": iso_local(event.end),
+                "description": describe_evidence(event),
             }
             for event in events
         ],
-        "review": review_section(review, events, rules, session.started_at, duration),
+        "review": review_section(review, events, rules, session.started_at, duration, assessment.assessable),
     }
 
 
 def review_section(review: SessionReview, events: list[Event], rules: RulesConfig, started_at: float,
-                   duration: float) -> dict:
+                   duration: float, assessable: bool = True) -> dict:
     """The review as it stands; the reviewed score once anything was reviewed (provisional while flags wait)."""
     confirmed = review.confirmed(events)
     reviewed = review.state is not ReviewState.NOT_REVIEWED
@@ -65,7 +74,7 @@ def review_section(review: SessionReview, events: list[Event], rules: RulesConfi
             "dismissed": sum(review.verdict(e.id) is Verdict.DISMISSED for e in events),
             "pending": len(review.pending(events)),
         },
-        "reviewed_integrity": integrity(confirmed, rules, started_at, duration) if reviewed else None,
+        "reviewed_integrity": integrity(confirmed, rules, started_at, duration, scored=assessable) if reviewed else None,
         "reviewed_basis": REVIEWED_BASIS,
         "remarks": _said(review.remarks) if review.remarks else None,
         "notes": [_said(note) for note in review.notes],
@@ -84,6 +93,11 @@ def _verdict(review: SessionReview, event_id: str) -> dict | None:
         return None
     return {"verdict": entry.value, "note": entry.text, "reviewer": entry.reviewer, "at": entry.at,
             "changes": len(review.history_of(event_id)) - 1}
+
+
+def iso_local(epoch: float | None) -> str | None:
+    """ISO 8601 in the kiosk's time zone, with its offset: readable, and still one exact moment."""
+    return None if epoch is None else datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")
 
 
 def load_report(reader: StoreReader, session_id: str, rules: RulesConfig) -> dict | None:

@@ -10,6 +10,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from daemon.report import view
+from daemon.report.thumbnails import Thumbnails, data_uri
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -19,7 +20,7 @@ _environment = Environment(
 )
 _environment.filters.update(
     label=view.label, local_time=view.local_time, clock=view.clock_offset, percent=view.percent,
-    evidence=view.evidence_text, review_state=view.review_state,
+    review_state=view.review_state,
 )
 
 
@@ -33,10 +34,12 @@ def render_timeline_svg(timeline: view.Timeline) -> Markup:
     return Markup(_environment.get_template("timeline.svg").render(t=timeline))
 
 
-def render_report_html(report: dict, stylesheet_url: str | None = None) -> str:
-    """The report page. Its CSS is inlined, unless `stylesheet_url` says where the page links it from."""
+def render_report_html(report: dict, stylesheet_url: str | None = None, thumbnails: Thumbnails | None = None) -> str:
+    """The report page. Its CSS is inlined, unless `stylesheet_url` says where the page links it from; the
+    events' snapshots (`thumbnails`) are inside it, so it stays one file."""
     timeline = view.timeline(report)
     return _environment.get_template("report.html").render(
+        pictures={event_id: data_uri(jpeg) for event_id, jpeg in (thumbnails or {}).items()},
         r=report,
         timeline=timeline,
         timeline_svg=render_timeline_svg(timeline),

@@ -6,10 +6,12 @@ prints; without it, in the PDF core font Helvetica, where characters outside Lat
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
 from daemon.report import view
+from daemon.report.thumbnails import Thumbnails
 
 # fpdf2 subsets the font through fontTools, which logs every table it touches at INFO.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
@@ -20,6 +22,7 @@ MARGIN_MM = 12
 INK = (31, 41, 51)
 MUTED = (97, 110, 124)
 LINE = (217, 222, 227)
+WARNING = (160, 64, 0)
 
 
 def _hex_rgb(colour: str) -> tuple[int, int, int]:
@@ -79,29 +82,37 @@ class _ReportPdf:
                     cells.cell(self.text(value))
 
 
-def render_report_pdf(report: dict) -> bytes:
+def render_report_pdf(report: dict, thumbnails: Thumbnails | None = None) -> bytes:
+    """The report; with `thumbnails`, the events' snapshots follow the event list, numbered as it is."""
     doc = _ReportPdf()
     pdf = doc.pdf
     s, score = report["session"], report["integrity"]
 
     doc.line("Proctoring session report", size=16, bold=True, height=8)
     doc.line(f"Session {s['id']} · kiosk {s['kiosk']} · {s['state']}", colour=MUTED)
-    doc.line(f"Integrity score {score['score']:.1f} / 100 (automatic)", size=13, bold=True, height=7)
-    review = report["review"]
-    reviewed = review["reviewed_integrity"]
-    if reviewed is None:
-        doc.line("Reviewed score: not reviewed yet", size=11, bold=True, height=6)
+    if score["score"] is None:
+        doc.line("Not assessable: no integrity score", size=13, bold=True, height=7, colour=WARNING)
+        doc.line(f"{report['assessment']['reason']}. The events below are still the ones seen.", colour=WARNING)
     else:
-        provisional = "" if review["state"] == "reviewed" else " (provisional)"
-        doc.line(f"Reviewed score {reviewed['score']:.1f} / 100{provisional}", size=11, bold=True, height=6)
+        doc.line(f"Integrity score {score['score']:.1f} / 100 (automatic)", size=13, bold=True, height=7)
+        review = report["review"]
+        reviewed = review["reviewed_integrity"]
+        if reviewed is None:
+            doc.line("Reviewed score: not reviewed yet", size=11, bold=True, height=6)
+        else:
+            provisional = "" if review["state"] == "reviewed" else " (provisional)"
+            doc.line(f"Reviewed score {reviewed['score']:.1f} / 100{provisional}", size=11, bold=True, height=6)
+    if s["not_checked"]:
+        doc.line("Not checked on this kiosk (no object detection model): "
+                 + ", ".join(view.label(t) for t in s["not_checked"]) + ".", colour=WARNING)
     candidate = s["candidate_name"] or "-"
     if s["candidate_id"]:
         candidate += f" ({s['candidate_id']})"
     doc.line(f"Candidate: {candidate}    Exam: {s['exam_id'] or '-'}    Notes: {s['notes'] or '-'}")
     doc.line(
         f"Started {view.local_time(s['started_at'])}, ended {view.local_time(s['ended_at'])}, "
-        f"{view.clock_offset(s['duration_seconds'])} ({s['duration_seconds']:.1f} s, {s['frames']} frames). "
-        f"Flagged {score['flagged_seconds']:.1f} s ({view.percent(score['share_flagged'])})."
+        f"{view.clock_offset(s['duration_seconds'])} ({s['duration_seconds']:.1f} s, {s['frames']} frames; "
+        f"analysed {view.percent(report['assessment']['analysed_share'])}). Flagged {score['flagged_seconds']:.1f} s ({view.percent(score['share_flagged'])})."
     )
 
     _review(doc, review)
@@ -118,7 +129,8 @@ def render_report_pdf(report: dict) -> bytes:
         for d in score["deductions"]
     ]
     doc.table(rows, (40, 16, 22, 20, 40, 20))
-    doc.line(f"{score['formula']} = {score['score']:.1f}", size=8, colour=MUTED)
+    total = "none (not assessable)" if score["score"] is None else f"{score['score']:.1f}"
+    doc.line(f"{score['formula']} = {total}", size=8, colour=MUTED)
 
     doc.heading("Focus")
     focus = report["focus"]
@@ -141,12 +153,14 @@ def render_report_pdf(report: dict) -> bytes:
         rows += [
             [str(i), view.clock_offset(e["start_offset_seconds"]), view.label(e["type"]), e["severity"],
              "open" if e["duration_seconds"] is None else f"{e['duration_seconds']:.1f} s",
-             f"{e['peak_confidence']:.2f}", view.evidence_text(e["evidence"]), _verdict_text(e["review"])]
+             f"{e['peak_confidence']:.2f}", e["description"], _verdict_text(e["review"])]
             for i, e in enumerate(report["events"], start=1)
         ]
         doc.table(rows, (7, 13, 24, 14, 13, 10, 75, 30), size=7)
     else:
         doc.line("No event in this session.")
+    if thumbnails:
+        _snapshots(doc, report["events"], thumbnails)
     return bytes(pdf.output())
 
 
@@ -175,6 +189,36 @@ def _verdict_text(verdict: dict | None) -> str:
         return "no verdict"
     note = f": {verdict['note']}" if verdict["note"] else ""
     return f"{verdict['verdict']}{note} ({verdict['reviewer']})"
+
+
+SNAPSHOTS_PER_ROW = 3
+SNAPSHOT_GAP_MM = 4
+
+
+def _snapshots(doc: _ReportPdf, events: list[dict], thumbnails: Thumbnails) -> None:
+    """A grid of the events' snapshots, each captioned with its number in the event list, time and type."""
+    from PIL import Image  # fpdf2's own dependency: gives each picture's height before it is placed
+
+    doc.heading("Snapshots")
+    pdf = doc.pdf
+    width = (PAGE_WIDTH_MM - 2 * MARGIN_MM - (SNAPSHOTS_PER_ROW - 1) * SNAPSHOT_GAP_MM) / SNAPSHOTS_PER_ROW
+    shown = [(i, e) for i, e in enumerate(events, start=1) if e["id"] in thumbnails]
+    for row in range(0, len(shown), SNAPSHOTS_PER_ROW):
+        cells = []
+        for number, event in shown[row:row + SNAPSHOTS_PER_ROW]:
+            picture = Image.open(io.BytesIO(thumbnails[event["id"]]))
+            cells.append((number, event, picture, width * picture.height / picture.width))
+        tallest = max(height for *_, height in cells) + 5
+        if pdf.will_page_break(tallest):
+            pdf.add_page()
+        y = pdf.get_y()
+        for column, (number, event, picture, height) in enumerate(cells):
+            x = MARGIN_MM + column * (width + SNAPSHOT_GAP_MM)
+            pdf.image(picture, x=x, y=y, w=width, h=height)
+            doc.font(7, colour=MUTED)
+            caption = f"#{number}  {view.clock_offset(event['start_offset_seconds'])}  {view.label(event['type'])}"
+            pdf.text(x, y + height + 3.5, doc.text(caption))
+        pdf.set_y(y + tallest + 2)
 
 
 def _timeline(doc: _ReportPdf, t: view.Timeline) -> None:

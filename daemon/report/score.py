@@ -33,8 +33,11 @@ def union_seconds(intervals: list[tuple[float, float]], low: float, high: float)
     return total
 
 
-def integrity(events: list[Event], rules: RulesConfig, started_at: float, duration: float) -> dict:
-    """The score and its breakdown: one deduction per event type, with the events behind it."""
+def integrity(
+    events: list[Event], rules: RulesConfig, started_at: float, duration: float, scored: bool = True
+) -> dict:
+    """The score and its breakdown: one deduction per event type, with the events behind it. A session
+    not `scored` (not assessable: too little of it was analysed) keeps its breakdown but gets no score."""
     session_end = started_at + duration
 
     def span(event: Event) -> tuple[float, float]:
@@ -63,7 +66,7 @@ def integrity(events: list[Event], rules: RulesConfig, started_at: float, durati
     deductions.sort(key=lambda d: (-d["points"], d["type"]))
     flagged_any = union_seconds([span(e) for e in events], started_at, session_end)
     return {
-        "score": round(max(0.0, 100.0 - sum(d["points"] for d in deductions)), 1),
+        "score": round(max(0.0, 100.0 - sum(d["points"] for d in deductions)), 1) if scored else None,
         "formula": FORMULA,
         "severity_factors": factors,
         "flagged_seconds": round(flagged_any, 3),

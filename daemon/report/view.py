@@ -3,7 +3,6 @@ timeline's geometry. Computed here once, so both formats draw the same picture."
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -83,16 +82,6 @@ def sound_text(focus: dict) -> str | None:
     heard_s = focus["counts"]["sound_windows"] * WINDOW_S
     return (f"Speech {percent(focus['speech'])} of the {heard_s:.0f} s of sound heard; "
             f"mean sound level {focus['sound_level_dbfs']:.0f} dBFS.")
-
-
-def evidence_text(evidence: dict) -> str:
-    """The threshold crossed, then the values seen, on one line."""
-    values = ", ".join(
-        f"{key}={json.dumps(value, separators=(',', ':')) if isinstance(value, dict | list) else value}"
-        for key, value in evidence.items() if key != "threshold"
-    )
-    threshold = evidence.get("threshold", "")
-    return f"{threshold} ({values})" if threshold and values else threshold or values
 
 
 @dataclass(frozen=True, slots=True)

@@ -209,23 +209,28 @@ class Store:
             finally:
                 self._depth = 0
 
-    def start_session(self, info: CandidateInfo, at: float, announce: Announce | None = None) -> SessionRecord:
+    def start_session(
+        self, info: CandidateInfo, at: float, announce: Announce | None = None, min_analysed_share: float = 0.0,
+        not_checked: tuple[str, ...] = (),
+    ) -> SessionRecord:
         session = SessionRecord(
             id=time.strftime("%Y%m%dT%H%M%S", time.gmtime(at)) + "-" + uuid.uuid4().hex[:6],
             kiosk=self.kiosk, state="running", started_at=at, ended_at=None, last_seen_at=at, frames=0,
-            **asdict(info),
+            min_analysed_share=min_analysed_share, not_checked=not_checked, **asdict(info),
         )
         with self.atomic():
-            self._db["sessions"].insert(asdict(session))
+            self._db["sessions"].insert(asdict(session) | {"not_checked": json.dumps(list(not_checked))})
             evidence.append_session_start(self._conn, asdict(session), time.time())
             if announce:
                 self._insert_outbox(announce(self, session))
         return session
 
-    def touch_session(self, session_id: str, at: float, frames: int) -> None:
+    def touch_session(self, session_id: str, at: float, frames: int, camera_offline_s: float = 0.0) -> None:
         """Record progress, so a crash leaves the last known time for the interrupted session."""
         with self.atomic():
-            self._db["sessions"].update(session_id, {"last_seen_at": at, "frames": frames})
+            self._db["sessions"].update(
+                session_id, {"last_seen_at": at, "frames": frames, "camera_offline_s": camera_offline_s}
+            )
 
     def save_metrics(self, session_id: str, metrics: SessionMetrics) -> None:
         """Replace the session's focus tallies and calibration (committed with its progress)."""
@@ -237,13 +242,15 @@ class Store:
             self._db["session_metrics"].upsert(row, pk="session_id")
 
     def finish_session(
-        self, session_id: str, at: float, frames: int, state: str = "completed", announce: Announce | None = None
+        self, session_id: str, at: float, frames: int, state: str = "completed", announce: Announce | None = None,
+        camera_offline_s: float = 0.0,
     ) -> SessionRecord:
         """End the session; `announce` makes its stop message, which commits with the stop."""
         with self.atomic():
-            self._db["sessions"].update(
-                session_id, {"state": state, "ended_at": at, "last_seen_at": at, "frames": frames}
-            )
+            self._db["sessions"].update(session_id, {
+                "state": state, "ended_at": at, "last_seen_at": at, "frames": frames,
+                "camera_offline_s": camera_offline_s,
+            })
             evidence.append_session_stop(self._conn, self._db["sessions"].get(session_id), time.time())
             finished = self.session(session_id)
             if announce:
@@ -265,7 +272,8 @@ class Store:
                     change = EventChange("end", closed, "interrupted")
                     self.record_event(change, announce_end(change) if announce_end else [])
                 finished.append(self.finish_session(
-                    session.id, session.last_seen_at, session.frames, "interrupted", announce_stop
+                    session.id, session.last_seen_at, session.frames, "interrupted", announce_stop,
+                    session.camera_offline_s,
                 ))
         for session in running:
             log.warning("session %s was left open; closed as interrupted at its last known time", session.id)

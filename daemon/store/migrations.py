@@ -165,7 +165,16 @@ def m008_audio_focus(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE session_metrics ADD COLUMN {column} {kind} NOT NULL DEFAULT 0")
 
 
+def m009_honest_session_analysed_time(db: sqlite_utils.Database) -> None:
+    """How long each session went without frames (measured on the clock, not from frames), the share of
+    analysed time it needed to be scored ([session] min_analysed_share when it started; 0 before), and the
+    rules it could not check (a JSON list of event types: the object rules on a face-only kiosk)."""
+    db["sessions"].add_column("camera_offline_s", float, not_null_default=0.0)
+    db["sessions"].add_column("min_analysed_share", float, not_null_default=0.0)
+    db["sessions"].add_column("not_checked", str, not_null_default="[]")
+
+
 MIGRATIONS = [
     m001_sessions_events_outbox, m002_session_metrics, m003_evidence_chain, m004_command_requests,
-    m005_upload_queue, m006_users, m007_reviews, m008_audio_focus,
+    m005_upload_queue, m006_users, m007_reviews, m008_audio_focus, m009_honest_session_analysed_time,
 ]

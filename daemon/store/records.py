@@ -27,12 +27,47 @@ class SessionRecord:
     state: str  # running | completed | interrupted
     started_at: float
     ended_at: float | None
-    last_seen_at: float  # the last time the pipeline was known to be analysing this session
+    last_seen_at: float  # the last time the daemon was known to be running this session (frames or not)
     frames: int
+    camera_offline_s: float = 0.0  # of the session without frames, on the clock (the camera was lost)
+    min_analysed_share: float = 0.0  # [session] min_analysed_share when it started: below it, no score
+    not_checked: tuple[str, ...] = ()  # event types its kiosk could not check (no object model: phone, book…)
 
     @property
     def duration(self) -> float:
-        return (self.ended_at or self.last_seen_at) - self.started_at
+        return max((self.ended_at or self.last_seen_at) - self.started_at, 0.0)
+
+    @property
+    def assessment(self) -> Assessment:
+        """Whether the session was analysed for long enough to be scored (the pages, reports and the MQTT
+        stop summary all show this)."""
+        duration = self.duration
+        analysed = max(duration - self.camera_offline_s, 0.0) if self.frames else 0.0
+        share = analysed / duration if duration > 0 else 0.0
+        assessable = share >= self.min_analysed_share
+        reason = None
+        if not assessable:
+            reason = (
+                f"only {100 * share:.0f} % of the session ({analysed:.1f} s of {duration:.1f} s) was analysed"
+                f"{f' (camera offline {self.camera_offline_s:.1f} s)' if self.camera_offline_s >= 0.05 else ''}"
+                f"{'' if self.frames else ', no frame at all'}; at least "
+                f"{100 * self.min_analysed_share:.0f} % is needed for a score"
+            )
+        return Assessment(assessable, round(analysed, 3), round(share, 4), round(self.camera_offline_s, 3),
+                          self.min_analysed_share, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """Whether a session can be scored: a session the camera missed for most of its time gets no score
+    ("not assessable"), however few events it has."""
+
+    assessable: bool
+    analysed_seconds: float  # the duration less the time without frames (0 without any frame)
+    analysed_share: float  # of the duration, 0..1 (0 for a session of no duration)
+    camera_offline_seconds: float
+    min_analysed_share: float  # needed for a score
+    reason: str | None  # why it is not assessable, in plain words (None when it is)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +141,9 @@ class StoredMedia:
 
 
 def session_from_row(row: dict) -> SessionRecord:
-    return SessionRecord(**{f.name: row[f.name] for f in fields(SessionRecord)})
+    return SessionRecord(**{f.name: row[f.name] for f in fields(SessionRecord)} | {
+        "not_checked": tuple(json.loads(row["not_checked"])),
+    })
 
 
 def event_from_row(row: dict) -> Event:

@@ -36,6 +36,7 @@ from daemon.files import file_sha256, write_durably
 from daemon.parts import Figure, PartStatus
 from daemon.report.builder import load_report
 from daemon.report.files import REPORT_FILES
+from daemon.report.thumbnails import load_thumbnails
 from daemon.store.db import StoreReader
 from daemon.store.records import SessionRecord
 from daemon.store.writer import StoreWriter
@@ -357,9 +358,10 @@ class Uploader:
         folder = self._place.reports_dir / session_id
         files = []
         try:
+            thumbnails = load_thumbnails(self._reader, self._place.recordings_dir, session_id)
             for kind in UPLOADED_REPORTS:
                 name, render = REPORT_FILES[kind]
-                files.append(self._report_file(folder / name, session_id, "report", render(report)))
+                files.append(self._report_file(folder / name, session_id, "report", render(report, thumbnails)))
             manifest = {
                 "session_id": session_id, "site": self._topics.site, "kiosk": self._topics.kiosk,
                 "evidence_chain": self._reader.read(queue.chain_head, session_id),

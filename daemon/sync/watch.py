@@ -21,6 +21,7 @@ import re
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 import uuid
 import webbrowser
@@ -28,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal, TextIO
+from typing import Annotated, Literal, NamedTuple, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -72,6 +73,7 @@ class _Alert(_Seen):
 
 class _SessionShown(_Seen):
     id: Shown
+    candidate_name: Shown = ""
     candidate_id: Shown = ""
     exam_id: Shown = ""
 
@@ -144,13 +146,16 @@ class KioskView:
 
 
 class Fleet:
-    """Every kiosk as the messages so far describe it. `receive` returns the records worth a line."""
+    """Every kiosk as the messages so far describe it. `receive` returns the records worth a line; an
+    alert's record gets its candidate ("candidate", the console's own field) when a session or status
+    message named them."""
 
     def __init__(self, prefix: str):
         self.prefix = prefix
         self.kiosks: dict[tuple[str, str], KioskView] = {}
         self.duplicates = 0
         self._seen_ids: dict[str, None] = {}  # insertion-ordered, trimmed to REMEMBERED_IDS
+        self._candidates: dict[str, str] = {}  # session id -> "name (id)", as insertion-ordered as the ids
 
     def receive(self, topic: str, payload: bytes, received_at: float) -> list[dict]:
         where = split_topic(self.prefix, topic)
@@ -165,6 +170,8 @@ class Fleet:
         view = self.kiosks.setdefault((site, kiosk), KioskView(site, kiosk))
         # The topic says which kiosk spoke; "type" and "received_at" are the console's own.
         record = message | {"site": site, "kiosk": kiosk, "type": leaf, "received_at": round(received_at, 3)}
+        if leaf in ("status", "session") and message.get("session"):
+            self._remember(message["session"])
         if leaf == "status":
             return [record] if self._status(view, message, received_at) else []
         if self._seen(message["id"]):
@@ -172,7 +179,14 @@ class Fleet:
             return []
         if leaf == "alert":
             view.alerts.append(message)
+            if candidate := self._candidates.get(message.get("session_id") or ""):
+                record["candidate"] = candidate
         return [record]
+
+    def _remember(self, session: dict) -> None:
+        self._candidates[session["id"]] = candidate_words(session)
+        if len(self._candidates) > REMEMBERED_IDS:
+            del self._candidates[next(iter(self._candidates))]
 
     def _status(self, view: KioskView, message: dict, received_at: float) -> bool:
         """Whether availability or the session changed (heartbeats only refresh the table)."""
@@ -212,6 +226,24 @@ def _check(leaf: str, payload: bytes) -> dict:
         )) from None
 
 
+def candidate_words(session: dict) -> str:
+    """"Ada Lovelace (c-42)": the name a supervisor knows, with the id that tells two Adas apart."""
+    name, candidate_id = session.get("candidate_name") or "", session.get("candidate_id") or ""
+    if name and candidate_id:
+        return f"{name} ({candidate_id})"
+    return name or candidate_id or "no candidate named"
+
+
+class ConsoleLine(NamedTuple):
+    text: str
+    high: bool  # a high-severity alert: emphasised on a terminal
+
+
+def line_of(record: dict) -> ConsoleLine:
+    high = record["type"] == "alert" and record["event"]["severity"] == "high"
+    return ConsoleLine(describe(record), high)
+
+
 def describe(record: dict) -> str:
     """One line of text for a record `Fleet.receive` returned; text from the kiosk made printable."""
     who = printable(f"{record['site']}/{record['kiosk']}")
@@ -220,13 +252,18 @@ def describe(record: dict) -> str:
         return f"{when}  {who}  BAD MESSAGE on {printable(record['topic'])}: {printable(record['reason'])}"
     if record["type"] == "alert":
         event = record["event"]
-        return printable(f"{when}  {who}  ALERT {event['type']} {record['kind']}  {event['severity']}"
-                         f"  session {record['session_id']}  event {event['id']}", limit=1000)
+        candidate = f"  {record['candidate']}" if "candidate" in record else ""
+        return printable(f"{when}  {who}  ALERT {event['severity'].upper()} {event['type']} {record['kind']}"
+                         f"{candidate}  session {record['session_id']}  event {event['id']}", limit=1000)
     if record["type"] == "session":
         session, summary = record["session"], record["summary"] or {}
-        score = f"  score {summary['integrity_score']}" if summary.get("integrity_score") is not None else ""
+        score = ""
+        if summary.get("assessable") is False:
+            score = "  NOT ASSESSABLE (too little analysed)"
+        elif summary.get("integrity_score") is not None:
+            score = f"  score {summary['integrity_score']}"
         return printable(f"{when}  {who}  session {session['id']} {record['kind']}"
-                         f"  candidate {session['candidate_id']!r} exam {session['exam_id']!r}{score}", limit=1000)
+                         f"  {candidate_words(session)}  exam {session['exam_id'] or '-'}{score}", limit=1000)
     if record["type"] == "snapshot":
         where = f"  saved to {record['saved_to']}" if "saved_to" in record else ""
         return printable(f"{when}  {who}  SNAPSHOT of alert {record['alert_id']}  {record['size']} bytes{where}",
@@ -239,8 +276,12 @@ def describe(record: dict) -> str:
                      limit=1000)
 
 
-def render(fleet: Fleet, lines: deque, broker: str, connected: bool, width: int, height: int) -> str:
-    """The full screen: a table of kiosks, then the newest lines that fit."""
+def render(
+    fleet: Fleet, lines: deque[ConsoleLine], broker: str, connected: bool, width: int, height: int,
+    colour: bool = False,
+) -> str:
+    """The full screen: a table of kiosks, then the newest lines that fit. A line wider than the terminal
+    wraps (nothing is cut off); with `colour`, high-severity alerts are bold red."""
     header = f"proctord watch  {broker}  {'connected' if connected else 'NOT CONNECTED'}  " \
              f"{len(fleet.kiosks)} kiosk(s)  {_clock(time.time())}"
     rows = [("KIOSK", "STATE", "SESSION", "CAMERA", "BACKLOG", "UPLOADS", "LATEST ALERTS")]
@@ -249,20 +290,32 @@ def render(fleet: Fleet, lines: deque, broker: str, connected: bool, width: int,
         session = status.get("session") or {}
         since = f" {_clock(view.since)}" if view.since else ""
         camera = "-" if status.get("camera_ok") is None else \
-            f"{'ok' if status['camera_ok'] else 'LOST'} {status.get('fps') or 0:.0f} fps"
+            f"ok {status.get('fps') or 0:.0f} fps" if status["camera_ok"] else "LOST"
         alerts = ", ".join(f"{a['event']['type']} {a['kind']}" for a in reversed(view.alerts))
         rows.append(tuple(printable(cell) for cell in (
             view.name, f"{view.state}{since}",
-            f"{session['id']} {session['candidate_id']!r}" if session else "-",
+            f"{candidate_words(session)} {session['id']}" if session else "-",
             camera, "-" if status.get("outbox_backlog") is None else str(status["outbox_backlog"]),
             uploads_cell(status.get("upload")), alerts or "-",
         )))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    room = max(0, height - len(table) - 4)
-    recent = list(lines)[-room:] if room else []
-    screen = [header, "", *table, "", *recent]
-    return "\n".join(line[:width] for line in screen)
+    top = [part for line in (header, "", *table, "") for part in _wrapped(line, width)]
+    recent: list[str] = []
+    for line in reversed(lines):  # the newest that fit, oldest first
+        parts = _wrapped(line.text, width)
+        if len(top) + len(recent) + len(parts) > height - 1:
+            break
+        recent[:0] = [_emphasised(part) if colour and line.high else part for part in parts]
+    return "\n".join(top + recent)
+
+
+def _wrapped(line: str, width: int) -> list[str]:
+    return textwrap.wrap(line, max(width, 20), subsequent_indent="    ", break_on_hyphens=False) or [""]
+
+
+def _emphasised(text: str) -> str:
+    return f"\x1b[1;31m{text}\x1b[0m"  # bold red; the text itself is printable() (no escapes of its own)
 
 
 def uploads_cell(upload: dict | None) -> str:
@@ -293,7 +346,7 @@ class Console:
         self._out = out
         self._live = out.isatty() and not as_json
         self._received: queue.SimpleQueue = queue.SimpleQueue()
-        self._lines: deque[str] = deque(maxlen=500)
+        self._lines: deque[ConsoleLine] = deque(maxlen=500)
         self._connected = False
         self._client = new_client(settings, f"proctord-watch-{uuid.uuid4().hex[:8]}")
         self._client.on_connect = self._on_connect
@@ -345,13 +398,14 @@ class Console:
         if self._as_json:
             print(json.dumps(record, sort_keys=True), file=self._out, flush=True)
         elif self._live:
-            self._lines.append(describe(record))
-        else:
+            self._lines.append(line_of(record))
+        else:  # piped: plain lines
             print(describe(record), file=self._out, flush=True)
 
     def _draw(self) -> None:
         size = shutil.get_terminal_size()
-        screen = render(self._fleet, self._lines, self._settings.address, self._connected, size.columns, size.lines)
+        screen = render(self._fleet, self._lines, self._settings.address, self._connected, size.columns, size.lines,
+                        colour=True)
         self._out.write("\x1b[H\x1b[2J" + screen)  # home, clear, redraw
         self._out.flush()
 
@@ -399,7 +453,7 @@ def add_watch_command(commands) -> None:
     watch.add_argument("--broker", required=True, metavar="HOST[:PORT]", help="the supervisors' MQTT broker")
     watch.add_argument("--json", action="store_true", help="print JSON lines (for piping) instead of the live view")
     watch.add_argument("--prefix", default="proctor", help="the kiosks' mqtt.topic_prefix (default: %(default)s)")
-    watch.add_argument("--username", default="")
+    watch.add_argument("--username", default="", help="the broker user name (default: none, anonymous)")
     watch.add_argument("--password-file", default="", metavar="PATH",
                        help="file holding the password (a relative name is looked up in $CREDENTIALS_DIRECTORY)")
     watch.add_argument("--tls", action="store_true", help="connect with TLS (port 8883 unless given)")

@@ -1,16 +1,21 @@
 """Draws what the analysis saw onto a copy of the frame: faces, landmarks, head pose, gaze, objects and
-the session's open events. Runs in a web request, never on the per-frame path."""
+the session's open events. For the live view (in a web request) and an event's evidence snapshot (on the
+recorder's thread, with the event in words as a caption); never on the per-frame path."""
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
 from daemon.events.model import Event
 from daemon.inference.analysis import Face, FrameAnalysis
+from daemon.report.view import label as event_label
+from daemon.report.wording import describe_evidence
 
 # BGR
 GREEN, ORANGE, RED = (80, 200, 80), (0, 160, 255), (40, 40, 220)
@@ -36,6 +41,25 @@ def annotate(
         _label(canvas, f"{found.label} {found.score:.2f}", top_left, BLUE)
     _banner(canvas, open_events)
     return canvas
+
+
+def evidence_picture(image: np.ndarray, analysis: FrameAnalysis | None, event: Event, at: float) -> np.ndarray:
+    """The frame an event was confirmed on (at wall-clock `at`), as its snapshot: what the analysis saw
+    drawn on it (when known), the event's type above, and below, on a strip that covers none of it, its
+    evidence in words with how long it had lasted then."""
+    seen = image.copy() if analysis is None else annotate(image, analysis, (event,), image.shape[1])
+    width = seen.shape[1]
+    so_far = describe_evidence(replace(event, end=max(at, event.start)))
+    # The Hershey fonts have no degree sign.
+    words = f"{event_label(event.type)}: {so_far}".replace("°", " deg")
+    lines = textwrap.wrap(words, max(20, width // 8))
+    strip = np.full((CAPTION_LINE * len(lines) + 8, width, 3), 30, np.uint8)
+    for i, line in enumerate(lines):
+        cv2.putText(strip, line, (6, CAPTION_LINE * (i + 1)), FONT, 0.5, WHITE, 1, cv2.LINE_AA)
+    return np.vstack((seen, strip))
+
+
+CAPTION_LINE = 20  # pixels per caption line
 
 
 def _draw_face(canvas: np.ndarray, face: Face, scale: float, colour: tuple[int, int, int]) -> None:
@@ -68,7 +92,7 @@ def _draw_face(canvas: np.ndarray, face: Face, scale: float, colour: tuple[int, 
 def _banner(canvas: np.ndarray, open_events: Sequence[Event]) -> None:
     if not open_events:
         return
-    text = "  ".join(sorted({event.type for event in open_events}))
+    text = "  ".join(sorted({event_label(event.type) for event in open_events}))
     cv2.rectangle(canvas, (0, 0), (canvas.shape[1], 26), RED, -1)
     cv2.putText(canvas, text, (6, 19), FONT, 0.6, WHITE, 1, cv2.LINE_AA)
 
