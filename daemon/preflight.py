@@ -70,7 +70,7 @@ def _models(config: Config, _: bool) -> None:
     from daemon.modelstore import MANIFEST_PATH, ModelError, verify_models
 
     try:
-        verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
+        verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference, config.identity))
     except ModelError as exc:
         raise Refused(f"paths.models_dir: {exc}") from exc
 

@@ -37,15 +37,15 @@ class ReplayResult:
 
 
 def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -> ReplayResult:
-    verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference))
+    verify_models(MANIFEST_PATH, config.models_dir, required_models(config.inference, config.identity))
     clock = SystemClock()
     source = VideoFileSource(video, realtime=False, loop=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     database = out_dir / "replay.db"
     reader = StoreReader(database)
     writer = StoreWriter(Store(database, kiosk=config.kiosk.name))
-    sessions = SessionController(config.rules, writer, Topics.from_config(config))
-    pipeline = FramePipeline(FrameAnalyzer(config.inference, config.models_dir), sessions)
+    sessions = SessionController(config.rules, writer, Topics.from_config(config), identity=config.identity)
+    pipeline = FramePipeline(FrameAnalyzer(config.inference, config.models_dir, identity=config.identity), sessions)
     started = clock.monotonic()
     try:
         first = source.read()
