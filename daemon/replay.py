@@ -20,6 +20,7 @@ from daemon.events.rules import Instant
 from daemon.inference.analyzer import FrameAnalyzer, required_models
 from daemon.modelstore import MANIFEST_PATH, verify_models
 from daemon.pipeline import FramePipeline
+from daemon.recording.identity_reference import ReferenceKeeper
 from daemon.report import build_report, write_reports
 from daemon.session import SessionController
 from daemon.store.db import Store, StoreReader
@@ -44,7 +45,9 @@ def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -
     database = out_dir / "replay.db"
     reader = StoreReader(database)
     writer = StoreWriter(Store(database, kiosk=config.kiosk.name))
-    sessions = SessionController(config.rules, writer, Topics.from_config(config), identity=config.identity)
+    # Identity references are kept as their embedding only: a replay records no files.
+    sessions = SessionController(config.rules, writer, Topics.from_config(config), identity=config.identity,
+                                 reference_keeper=ReferenceKeeper(config.identity, None, 0))
     pipeline = FramePipeline(FrameAnalyzer(config.inference, config.models_dir, identity=config.identity), sessions)
     started = clock.monotonic()
     try:

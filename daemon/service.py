@@ -25,6 +25,7 @@ from daemon.latest_frame import LatestFrame
 from daemon.notify import SystemdNotifier
 from daemon.parts import DaemonStatus, OffPart, Part, SessionListener
 from daemon.pipeline import FramePipeline
+from daemon.recording.identity_reference import ReferenceKeeper
 from daemon.recording.service import RecordingService
 from daemon.session import SessionController, SessionError, SessionPart
 from daemon.store.db import Store, StoreReader
@@ -59,11 +60,15 @@ class Daemon:
         ))
         self.sessions = SessionController(
             config.rules, self.writer, self.topics, on_committed=self.mqtt.outbox_changed,
-            recorder=self.recording.recorder,
+            recorder=self.recording.recorder, identity=config.identity,
+            reference_keeper=ReferenceKeeper(
+                config.identity, config.recordings_dir if config.recording.enabled else None,
+                config.recording.snapshot_quality,
+            ),
         )
         # live: object detection runs on its own thread while the analysis part runs
         self.pipeline = FramePipeline(
-            FrameAnalyzer(config.inference, config.models_dir, live=True), self.sessions, self.recording.recorder,
+            FrameAnalyzer(config.inference, config.models_dir, live=True, identity=config.identity), self.sessions, self.recording.recorder,
             clock, stale_after_s=config.camera.timeout_s,
         )
         # Opens (and reopens) the camera on its own thread: a camera that is absent does not stop the start.

@@ -14,13 +14,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 
-from daemon.config import RulesConfig
+from daemon.config import IdentityConfig, RulesConfig
+from daemon.events.identity import IdentityReference, SimilaritySample
 from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.events.rules import Instant, RuleEngine
 from daemon.inference.analysis import FrameAnalysis
 from daemon.parts import Figure, PartStatus, SessionListener
+from daemon.recording.identity_reference import ReferenceKeeper
 from daemon.recording.recorder import Recorder
 from daemon.report import build_report
+from daemon.store import identity as identity_store
 from daemon.store.db import Store
 from daemon.store.records import CandidateInfo, OutboxMessage, SessionRecord
 from daemon.store.writer import StoreWriter
@@ -49,8 +52,12 @@ class SessionController:
         topics: Topics,
         on_committed: Callable[[], None] = lambda: None,
         recorder: Recorder | None = None,
+        identity: IdentityConfig | None = None,
+        reference_keeper: ReferenceKeeper | None = None,
     ):
         self._rules = rules
+        self._identity = identity if identity is not None and identity.enabled else None
+        self._reference_keeper = reference_keeper  # stores a session's identity reference once taken
         self._recorder = recorder  # records the session and each event's clip and snapshot
         self._writer = writer
         self._topics = topics
@@ -79,7 +86,8 @@ class SessionController:
         """Tell `listener` of every session start and stop from now on."""
         self._listeners.append(listener)
 
-    def start(self, info: CandidateInfo, at: Instant) -> SessionRecord:
+    def start(self, info: CandidateInfo, at: Instant, reference: IdentityReference | None = None) -> SessionRecord:
+        """Open a session; `reference` (a reference photo's embedding) replaces the check-in's."""
         with self._lock:
             if self._closed:
                 raise SessionError("the daemon is stopping")
@@ -103,9 +111,12 @@ class SessionController:
             self._session, self._starting = session, False
             if self._recorder:
                 self._recorder.start_session(session.id)
-            self._engine = RuleEngine(self._rules, session.id, lambda: uuid.uuid4().hex)
+            self._engine = RuleEngine(self._rules, session.id, lambda: uuid.uuid4().hex, self._identity,
+                                      reference if self._identity else None)
             self._frames, self._last_progress, self._last_seen = 0, at.mono, at
             self._lock.notify_all()
+        if reference is not None and self._identity:
+            self._keep_reference(session.id, reference)
         log.info("session %s started (candidate %r, exam %r)", session.id, info.candidate_id, info.exam_id)
         self._on_committed()
         for listener in self._listeners:
@@ -122,7 +133,8 @@ class SessionController:
             closing = [replace(change, reason=reason) for change in self._engine.close(at)]
             for change in closing:
                 log.info("event %s end (%s): %s", change.event.type, change.event.id, reason)
-            stop = (self._session.id, closing, at.wall, self._frames, state, self._engine.metrics)
+            stop = (self._session.id, closing, at.wall, self._frames, state, self._engine.metrics,
+                    self._engine.identity.take_similarities())
             recorded = self._recorder.stop_session() if self._recorder else None
             self._session, self._engine = None, None
         if recorded is not None:
@@ -164,10 +176,20 @@ class SessionController:
             self._frames += 1
             self._last_seen = Instant(analysis.mono, analysis.wall)
             self._commit_changes(self._engine.update(analysis))
+            if (reference := self._engine.identity.take_reference()) is not None:
+                self._keep_reference(self._session.id, reference)
             if analysis.mono - self._last_progress >= PROGRESS_EVERY_S:
                 self._last_progress = analysis.mono
-                progress = (self._session.id, analysis.wall, self._frames, self._engine.metrics)
+                progress = (self._session.id, analysis.wall, self._frames, self._engine.metrics,
+                            self._engine.identity.take_similarities())
                 self._writer.submit(lambda store: self._write_progress(store, *progress))
+
+    def _keep_reference(self, session_id: str, reference: IdentityReference) -> None:
+        if self._reference_keeper is not None:
+            keeper = self._reference_keeper
+            self._writer.submit(lambda store: keeper.keep(store, session_id, reference))
+            log.info("session %s: identity reference taken (%s, %d embeddings)", session_id, reference.source,
+                     reference.samples)
 
     def observe_camera(self, online: bool, at: Instant) -> None:
         """Whether the camera delivers frames (fed by the capture loop, with or without frames)."""
@@ -192,18 +214,28 @@ class SessionController:
     def _write_change(self, store: Store, change: EventChange) -> None:
         store.record_event(change, self.alert_messages(change))
 
-    def _write_progress(self, store: Store, session_id: str, at: float, frames: int, metrics: SessionMetrics) -> None:
+    def _write_progress(
+        self, store: Store, session_id: str, at: float, frames: int, metrics: SessionMetrics,
+        similarities: list[SimilaritySample],
+    ) -> None:
         store.save_metrics(session_id, metrics)
         store.touch_session(session_id, at, frames)
+        self._write_similarities(store, session_id, similarities)
 
     def _write_stop(
         self, store: Store, session_id: str, closing: list[EventChange], at: float, frames: int, state: str,
-        metrics: SessionMetrics,
+        metrics: SessionMetrics, similarities: list[SimilaritySample],
     ) -> SessionRecord:
         for change in closing:
             self._write_change(store, change)
         store.save_metrics(session_id, metrics)
+        self._write_similarities(store, session_id, similarities)
         return store.finish_session(session_id, at, frames, state, self.stop_message)
+
+    @staticmethod
+    def _write_similarities(store: Store, session_id: str, similarities: list[SimilaritySample]) -> None:
+        if similarities:
+            store.transact(identity_store.add_similarities, session_id, [(s.at, s.similarity) for s in similarities])
 
     def alert_messages(self, change: EventChange) -> list[OutboxMessage]:
         return [self._topics.alert_message(change)]

