@@ -227,7 +227,7 @@ def test_identity_data_is_deleted_after_its_retention_and_the_chain_still_verifi
         store.close()
     store = Store(database, "kiosk-1")
     try:
-        purge = lambda session_id, reason: store.transact(identity_store.purge, session_id, reason, NOW)  # noqa: E731
+        purge = lambda session_id, reason: store.transact(identity_store.purge, session_id, reason, NOW)
         deletions = Retention(RetentionConfig(), StoreReader(database), store.record_deletion,
                               DiskSpace(root, 0, free_bytes=lambda _: 10**12), FixedClock(),
                               IdentityRetention(30.0, purge)).run_once()
