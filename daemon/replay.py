@@ -21,7 +21,7 @@ from daemon.inference.analyzer import FrameAnalyzer, required_models
 from daemon.modelstore import MANIFEST_PATH, verify_models
 from daemon.pipeline import FramePipeline
 from daemon.recording.identity_reference import ReferenceKeeper
-from daemon.report import build_report, write_reports
+from daemon.report import load_report, write_reports
 from daemon.session import SessionController
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import CandidateInfo
@@ -71,7 +71,7 @@ def replay(video: Path, config: Config, out_dir: Path, progress: bool = False) -
     finally:
         source.close()
         writer.close()
-    report = build_report(session, reader.events(session.id), config.rules, reader.metrics(session.id))
+    report = load_report(reader, session.id, config.rules)
     report["source"] = {"video": str(video), "fps": source.nominal_fps, "frames": pipeline.stats.frames}
     return ReplayResult(report, write_reports(report, out_dir), pipeline.stats.frames, clock.monotonic() - started)
 

@@ -5,6 +5,7 @@ raise none, and what a session keeps (reference embedding chained, similarity fi
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from synthetic import FPS, mono, scene, wall
 
 from daemon.capture.sources import VideoFileSource
 from daemon.config import (
@@ -24,7 +26,9 @@ from daemon.config import (
     RulesConfig,
     parse_config,
 )
-from daemon.events.identity import CHECK_IN, IdentityReference
+from daemon.events.identity import CHECK_IN, PHOTO, IdentityReference
+from daemon.events.rules import RuleEngine
+from daemon.inference.analysis import IdentitySample
 from daemon.inference.analyzer import FrameAnalyzer, load_identity_stage
 from daemon.inference.face_pipeline import FacePipeline
 from daemon.recording.disk import DiskSpace
@@ -250,3 +254,76 @@ def test_identity_checks_are_off_by_default_and_need_a_retention_period():
     with pytest.raises(ConfigError, match="identity.retention_days"):
         parse_config("[identity]\nenabled = true\n")
     assert parse_config("[identity]\nenabled = true\nretention_days = 30\n").identity.enabled
+
+
+# --- the rule on synthetic embeddings ----------------------------------------------------------------
+
+
+def _unit(*values: float) -> np.ndarray:
+    vector = np.array(values, np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+PERSON_A, PERSON_B = _unit(1, 0.1, 0), _unit(0.1, 1, 0)  # similarity 0.2
+
+
+def _stream(people: str, every: int = FPS) -> list:
+    """One frame per character ('A', 'B': that person's embedding was taken on this frame; '.': none new,
+    the last one ages; '-': the candidate cannot be judged, no embedding since)."""
+    frames, last = [], None
+    for i, who in enumerate(people):
+        if who in "AB":
+            sample = IdentitySample(PERSON_A if who == "A" else PERSON_B, 40.0, 3.0, np.zeros((4, 4, 3), np.uint8))
+            last = (sample, mono(i))
+        elif who == "-":
+            last = None
+        frames.append(replace(scene(i), identity=last and last[0], identity_mono=last and last[1]))
+    return frames
+
+
+def _run(config: IdentityConfig, people: str, rules: RulesConfig | None = None):
+    rule_engine = RuleEngine(rules or RulesConfig(), "s-1", lambda: "ev-1", config)
+    changes = [(f.seq, c) for f in _stream(people) for c in rule_engine.update(f)]
+    return rule_engine, changes
+
+
+def test_check_in_then_a_sustained_mismatch_raises_one_event_and_a_judged_match_ends_it():
+    # 8 frames a second, an embedding every 8 frames: check-in from three of A, then B for 5 s, then A again.
+    people = "A......." * 3 + "A......." * 2 + "B......." * 5 + "A......." * 6
+    rule_engine, changes = _run(ON, people)
+    assert rule_engine.identity.reference is not None and rule_engine.identity.reference.source == CHECK_IN
+    assert [(seq, c.kind, c.event.type) for seq, c in changes] == [
+        (40 + 16, "start", "identity_mismatch"),  # B from frame 40, held onset_s (2 s = 16 frames)
+        (80 + 24, "end", "identity_mismatch"),  # A again from frame 80, gone release_s (3 s)
+    ]
+    event = changes[0][1].event
+    assert event.start == wall(40) and event.severity == "high"
+    assert event.evidence["similarity"] == pytest.approx(0.2, abs=0.01) and event.evidence["reference"] == CHECK_IN
+    figures = rule_engine.identity.take_similarities()
+    assert len(figures) == 13 and [round(f.similarity, 1) for f in figures[2:7]] == [0.2] * 5
+    assert rule_engine.identity.take_reference() is rule_engine.identity.reference
+    assert rule_engine.identity.take_reference() is None  # handed over once
+
+
+def test_a_face_that_cannot_be_judged_or_a_short_mismatch_raises_nothing():
+    check_in = "A......." * 5
+    # B once, then nobody judged (turned away) for a long time: the stale embedding stops counting.
+    _, changes = _run(ON, check_in + "B......." + "-" * 80)
+    assert changes == []
+    # B for 1 s between matches: under onset.
+    _, changes = _run(ON, check_in + "B......." + "A......." * 4)
+    assert changes == []
+
+
+def test_check_in_starts_again_when_two_people_take_turns():
+    rule_engine, _ = _run(ON, "A.......B.......B.......B.......")
+    assert rule_engine.identity.reference is not None
+    assert float(rule_engine.identity.reference.embedding @ PERSON_B) == pytest.approx(1.0)
+
+
+def test_a_reference_photo_given_at_the_start_is_the_reference():
+    given = IdentityReference(PERSON_B, PHOTO, 1, 0.0)
+    rule_engine = RuleEngine(RulesConfig(), "s-1", lambda: "ev-1", ON, given)
+    changes = [c for f in _stream("A......." * 4) for c in rule_engine.update(f)]
+    assert [c.event.evidence["reference"] for c in changes] == [PHOTO]
+    assert rule_engine.identity.take_reference() is None  # the session stored it at its start

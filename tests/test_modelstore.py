@@ -123,8 +123,10 @@ def test_real_manifest_loads() -> None:
         "coco80_labels.txt",
         "LICENSE-Apache-2.0.txt",
         "palm_detection_lite.tflite",
+        "faceres_float16.tflite",
     }
-    assert set(names_with("mirror-only")) == {"yolox_nano_coco_fp16.tflite", "coco80_labels.txt"}
+    assert set(names_with("mirror-only")) == {"yolox_nano_coco_fp16.tflite", "coco80_labels.txt", "faceres_float16.tflite"}
+    assert [name for name, entry in entries.items() if entry.optional] == ["faceres_float16.tflite"]
     lic = entries["LICENSE-Apache-2.0.txt"]
     assert lic.wheel is not None and lic.wheel.file.startswith("mediapipe-0.10.14-cp311-cp311-manylinux")
     assert lic.member == "mediapipe-0.10.14.dist-info/LICENSE"
@@ -251,13 +253,23 @@ def test_tampered_mirror_file_is_an_error(tmp_path: Path, mirror: Path) -> None:
 
 
 def test_mirror_only_file_without_mirror(tmp_path: Path) -> None:
-    manifest = sub_manifest(tmp_path / "m.toml", names_with("mirror-only"))
+    required = [name for name in names_with("mirror-only") if not load_manifest(MANIFEST)[name].optional]
+    manifest = sub_manifest(tmp_path / "m.toml", required)
     with pytest.raises(ModelError) as err:
         fetch_models(manifest, tmp_path / "models", None)
     message = str(err.value)
     for entry in load_manifest(manifest).values():
         assert entry.name in message and entry.sha256 in message
     assert "--from DIR" in message and MIRROR_ENV in message
+
+
+def test_an_optional_model_no_source_has_is_skipped_not_an_error(tmp_path: Path, caplog) -> None:
+    """The identity embedding model is mirror-only and optional: a kiosk without it still installs the rest."""
+    manifest = sub_manifest(tmp_path / "m.toml", ["faceres_float16.tflite"])
+    report = fetch_models(manifest, tmp_path / "models", None)
+    assert report.names(Outcome.SKIPPED) == ["faceres_float16.tflite"]
+    assert not (tmp_path / "models" / "faceres_float16.tflite").exists()
+    assert "optional model skipped" in caplog.text and "faceres_float16.tflite" in caplog.text
 
 
 def test_missing_mirror_directory_is_an_error(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ PHOTO_NAME = "identity-reference.jpg"
 class ReferenceKeeper:
     def __init__(self, config: IdentityConfig, recordings_dir: Path | None, quality: int):
         self._model = Path(config.model_file).name
+        self._threshold = config.threshold
         self._root = recordings_dir if config.keep_photo else None  # None: the embedding only
         self._quality = quality
 
@@ -32,4 +33,4 @@ class ReferenceKeeper:
             store.add_media(MediaRecord(photo, session_id, identity_store.REFERENCE_PHOTO, None, sha256, size,
                                         reference.at, reference.at, 1))
         store.transact(identity_store.save_reference, session_id, reference.source, self._model, reference.embedding,
-                       reference.samples, reference.at, photo, time.time())
+                       self._threshold, reference.samples, reference.at, photo, time.time())

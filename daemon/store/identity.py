@@ -18,7 +18,9 @@ import numpy as np
 from daemon.store import chain
 
 # What the chain keeps of a reference row (its embedding only by hash).
-REFERENCE_FIELDS = ("session_id", "source", "model", "dimensions", "embedding_sha256", "samples", "taken_at", "photo")
+REFERENCE_FIELDS = (
+    "session_id", "source", "model", "dimensions", "embedding_sha256", "threshold", "samples", "taken_at", "photo",
+)
 REFERENCE_PHOTO = "reference"  # the media kind of a kept reference photo
 
 
@@ -30,25 +32,26 @@ class StoredReference:
     dimensions: int
     embedding: np.ndarray | None  # None once deleted
     embedding_sha256: str
+    threshold: float  # the similarity under which the session counted a mismatch
     samples: int
     taken_at: float
     photo: str | None  # the reference photo's media name, when kept
     deleted_at: float | None
 
 
-def embedding_bytes(embedding: np.ndarray) -> bytes:
+def _embedding_bytes(embedding: np.ndarray) -> bytes:
     return np.asarray(embedding, dtype="<f4").tobytes()
 
 
 def save_reference(
-    conn: sqlite3.Connection, session_id: str, source: str, model: str, embedding: np.ndarray, samples: int,
-    taken_at: float, photo: str | None, at: float,
+    conn: sqlite3.Connection, session_id: str, source: str, model: str, embedding: np.ndarray, threshold: float,
+    samples: int, taken_at: float, photo: str | None, at: float,
 ) -> None:
-    blob = embedding_bytes(embedding)
+    blob = _embedding_bytes(embedding)
     row = {
         "session_id": session_id, "source": source, "model": model, "dimensions": len(blob) // 4,
-        "embedding_sha256": hashlib.sha256(blob).hexdigest(), "samples": samples, "taken_at": taken_at,
-        "photo": photo,
+        "embedding_sha256": hashlib.sha256(blob).hexdigest(), "threshold": threshold, "samples": samples,
+        "taken_at": taken_at, "photo": photo,
     }
     conn.execute(
         f"INSERT INTO identity_references ({', '.join(row)}, embedding) VALUES ({', '.join('?' * len(row))}, ?)",

@@ -138,7 +138,7 @@ def m006_identity_checks(db: sqlite_utils.Database) -> None:
         "CREATE TABLE identity_references (session_id TEXT PRIMARY KEY REFERENCES sessions (id),"
         " source TEXT NOT NULL, model TEXT NOT NULL, dimensions INTEGER NOT NULL,"
         " embedding BLOB,"  # float32 little-endian; NULL once deleted (retention)
-        " embedding_sha256 TEXT NOT NULL, samples INTEGER NOT NULL, taken_at REAL NOT NULL,"
+        " embedding_sha256 TEXT NOT NULL, threshold REAL NOT NULL, samples INTEGER NOT NULL, taken_at REAL NOT NULL,"
         " photo TEXT,"  # the reference photo's media name, when kept
         " deleted_at REAL)"
     )
