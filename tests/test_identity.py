@@ -4,6 +4,7 @@ raise none, and what a session keeps (reference embedding chained, similarity fi
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import replace
 from fractions import Fraction
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import av
 import cv2
+import jsonschema
 import numpy as np
 import pytest
 from synthetic import FPS, mono, scene, wall
@@ -176,6 +178,11 @@ def test_a_swap_of_candidates_raises_identity_mismatch_within_seconds(shared, id
     # Published once the mismatch held onset_s; it lasts to the end of the clip (the stop closes it).
     assert event["severity"] == "high" and event["duration_seconds"] >= 10.5 - 3.0 - rules.identity_mismatch.onset_s
     assert event["evidence"]["similarity"] < ON.threshold and event["evidence"]["reference"] == CHECK_IN
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs/report.schema.json").read_text())
+    jsonschema.validate(result.report, schema)
+    identity = result.report["identity"]
+    assert identity["reference"]["source"] == CHECK_IN and identity["reference"]["threshold"] == ON.threshold
+    assert "<polyline class=\"similarity\"" in (tmp_path / "out" / "report.html").read_text()
 
     database = tmp_path / "out" / "replay.db"
     session_id = result.report["session"]["id"]

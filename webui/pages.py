@@ -28,6 +28,7 @@ from daemon.report import (
 )
 from daemon.report import view as report_view
 from daemon.session import SessionError
+from daemon.store.identity import REFERENCE_PHOTO
 from daemon.store.records import CandidateInfo, MediaRecord
 from webui.forms import StartSessionForm
 
@@ -102,17 +103,20 @@ def stop_session():
 
 @dataclass(frozen=True, slots=True)
 class SessionEvidence:
-    """The session's files still on disk: its recording segments, and each event's clip and snapshot."""
+    """The session's files still on disk: its recording segments, each event's clip and snapshot, and the
+    identity reference photo (when kept)."""
 
     segments: list[MediaRecord]
     clips: dict[str, MediaRecord]  # by event id
     snapshots: dict[str, MediaRecord]
+    reference_photo: MediaRecord | None
 
 
 def evidence_for(session_id: str) -> SessionEvidence:
     on_disk = [m for m in backend().reader.media(session_id) if (backend().recordings_dir / m.name).is_file()]
     by_event = {kind: {m.event_id: m for m in on_disk if m.kind == kind} for kind in ("clip", "snapshot")}
-    return SessionEvidence([m for m in on_disk if m.kind == "segment"], by_event["clip"], by_event["snapshot"])
+    photo = next((m for m in on_disk if m.kind == REFERENCE_PHOTO), None)
+    return SessionEvidence([m for m in on_disk if m.kind == "segment"], by_event["clip"], by_event["snapshot"], photo)
 
 
 @bp.get("/sessions/<session_id>")
