@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 
 from daemon import __version__
 from daemon.capture.grabber import FrameGrabber
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import Config
+from daemon.events.identity import IdentityReference
 from daemon.events.rules import Instant
 from daemon.gpio import open_panel
 from daemon.health import HealthMonitor, Vitals
 from daemon.host import HostPart
 from daemon.inference.analyzer import FrameAnalyzer
+from daemon.inference.reference_photo import ReferencePhotos
 from daemon.latest_frame import LatestFrame
 from daemon.notify import SystemdNotifier
 from daemon.parts import DaemonStatus, OffPart, Part, SessionListener
@@ -30,7 +32,7 @@ from daemon.recording.service import RecordingService
 from daemon.session import SessionController, SessionError, SessionPart
 from daemon.store.db import Store, StoreReader
 from daemon.store.part import StorePart
-from daemon.store.records import CandidateInfo
+from daemon.store.records import CandidateInfo, SessionRecord
 from daemon.store.writer import StoreWriter
 from daemon.sync.commands import CommandActions, StoreRequestLog
 from daemon.sync.contract import KioskStatus, Topics
@@ -110,13 +112,25 @@ class Daemon:
             status=self.status,
             reader=self.reader,
             rules=self.config.rules,
-            start_session=lambda info: self.sessions.start(info, self.now()),
+            start_session=self._start_session,
             stop_session=self.sessions.stop,
             open_events=lambda: self.sessions.open_events,
             latest_frame=self.latest_frame.get,
             data_dir=self.config.data_dir,
             recordings_dir=self.config.recordings_dir,
+            read_reference_photo=self._read_reference_photo(),
         ))
+
+    def _start_session(self, info: CandidateInfo, reference: IdentityReference | None = None) -> SessionRecord:
+        """A start from the web page or an MQTT command, with the reference a photo gave, if any."""
+        return self.sessions.start(info, self.now(), reference)
+
+    def _read_reference_photo(self) -> Callable[[bytes], IdentityReference] | None:
+        """Identity checks on: reads a reference photo given at a start (None: no photo is taken)."""
+        if not self.config.identity.enabled:
+            return None
+        photos = ReferencePhotos(self.config.inference, self.config.identity, self.config.models_dir)
+        return lambda data: photos.read(data, self.clock.time())
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -185,12 +199,13 @@ class Daemon:
 
     def _command_actions(self) -> CommandActions:
         return CommandActions(
-            start_session=lambda info: self.sessions.start(info, self.now()),
+            start_session=self._start_session,
             stop_session=lambda: self.sessions.stop(),
             latest_frame=lambda: (latest := self.latest_frame.get()) and latest.frame,
             status=self.kiosk_status,
             save_snapshot=lambda frame: self.recording.take_snapshot(frame, self.sessions.active),
             requests=StoreRequestLog(self.writer, self.reader, self.config.mqtt.command_ids_kept_s, self.clock),
+            read_reference_photo=self._read_reference_photo(),
         )
 
     def _analyse_until_stopped(self) -> None:

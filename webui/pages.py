@@ -18,6 +18,8 @@ from flask import (
     url_for,
 )
 
+from daemon.events.identity import IdentityReference
+from daemon.inference.reference_photo import MAX_REFERENCE_PHOTO_BYTES, ReferencePhotoError
 from daemon.report import (
     events_csv,
     load_report,
@@ -78,17 +80,36 @@ def sessions():
 def start_session():
     form = StartSessionForm()
     if not form.validate_on_submit():
-        return render_template("start.html", form=form, error=None), 400 if form.errors else 200
+        return _start_form(form, None), 400 if form.errors else 200
     info = CandidateInfo(form.candidate_name.data, form.candidate_id.data, form.exam_id.data, form.notes.data)
+    upload = form.reference_photo.data
     try:
-        started = backend().start_session(info)
+        if upload:
+            reference = _reference(upload.read(MAX_REFERENCE_PHOTO_BYTES + 1))
+            started = backend().start_session(info, reference)
+        else:
+            started = backend().start_session(info)
+    except ReferencePhotoError as exc:
+        return _start_form(form, f"Reference photo refused: {exc}."), 400
     except SessionError as exc:
-        return render_template("start.html", form=form, error=f"{exc}: stop it first."), 409
+        return _start_form(form, f"{exc}: stop it first."), 409
     except (OSError, sqlite3.Error) as exc:  # a full disk, a failing SD card: said, not a 500
         log.error("the session could not be started: %s", exc)
-        return render_template("start.html", form=form, error=f"The kiosk could not store the session: {exc}"), 503
+        return _start_form(form, f"The kiosk could not store the session: {exc}"), 503
     flash(f"Session {started.id} started.")
     return redirect(url_for("pages.session", session_id=started.id))
+
+
+def _start_form(form: StartSessionForm, error: str | None) -> str:
+    identity_checks = backend().read_reference_photo is not None
+    return render_template("start.html", form=form, error=error, identity_checks=identity_checks)
+
+
+def _reference(photo: bytes) -> IdentityReference:
+    read = backend().read_reference_photo
+    if read is None:
+        raise ReferencePhotoError("identity checks are off on this kiosk (identity.enabled)")
+    return read(photo)
 
 
 @bp.post("/sessions/stop")
