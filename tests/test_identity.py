@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from synthetic import FPS, mono, scene, wall
 from test_mqtt_commands import CANDIDATE, TOPICS, CommandedStore
+from test_retention import NOW, FixedClock
 from test_webui import PASSWORD_HASH, FakeClock, Kiosk, login, start_form
 
 from daemon.capture.sources import VideoFileSource
@@ -40,9 +41,10 @@ from daemon.inference.analysis import IdentitySample
 from daemon.inference.analyzer import FrameAnalyzer, load_identity_stage
 from daemon.inference.face_pipeline import FacePipeline
 from daemon.inference.reference_photo import MAX_REFERENCE_PHOTO_BYTES, ReferencePhotoError, ReferencePhotos
+from daemon.preflight import startup_problems
 from daemon.recording.disk import DiskSpace
 from daemon.recording.identity_reference import PHOTO_NAME, ReferenceKeeper
-from daemon.recording.retention import IdentityRetention, Retention
+from daemon.recording.retention import DAY_S, IdentityRetention, Retention
 from daemon.replay import replay
 from daemon.session import SessionController
 from daemon.store import identity as identity_store
@@ -216,18 +218,6 @@ def test_unspliced_clips_raise_no_identity_mismatch(shared, identity_models, tmp
 
 # --- what a session keeps, and when it goes ----------------------------------------------------------
 
-NOW = 1_800_000_000.0
-DAY_S = 86400.0
-
-
-class FixedClock:
-    def monotonic(self) -> float:
-        return 0.0
-
-    def time(self) -> float:
-        return NOW
-
-
 def _session_with_identity(store: Store, keeper: ReferenceKeeper, ended_days_ago: float, crop: np.ndarray) -> str:
     session = store.start_session(CandidateInfo("A", "a-1", "exam"), NOW - ended_days_ago * DAY_S - 3600)
     unit = np.ones(8, np.float32) / np.sqrt(8)
@@ -265,6 +255,13 @@ def test_identity_data_is_deleted_after_its_retention_and_the_chain_still_verifi
             assert [value for _, value in identity_store.similarities(conn, kept)] == [0.93]
             assert (root / kept / PHOTO_NAME).is_file()
     assert verify(database, root).ok
+
+
+def test_an_identity_model_that_is_missing_stops_the_start_with_its_key(tmp_path, identity_models):
+    own = ON.model_copy(update={"model_file": str(tmp_path / "centre-arcface.tflite")})
+    config = Config(paths=PathsConfig(data_dir=str(tmp_path), models_dir=str(identity_models)), identity=own)
+    assert f"identity.model_file: {tmp_path / 'centre-arcface.tflite'} not found" in startup_problems(config)
+    assert not any("identity" in problem for problem in startup_problems(config.model_copy(update={"identity": ON})))
 
 
 def test_identity_checks_are_off_by_default_and_need_a_retention_period():

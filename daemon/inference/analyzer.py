@@ -7,7 +7,7 @@ from pathlib import Path
 from daemon.capture.frame import Frame
 from daemon.config import IdentityConfig, InferenceConfig
 from daemon.inference.analysis import FrameAnalysis
-from daemon.inference.face_embedding import CandidateEmbedding, FaceEmbedder
+from daemon.inference.face_embedding import BUNDLED_EMBEDDING_MODEL, CandidateEmbedding, FaceEmbedder
 from daemon.inference.face_pipeline import (
     FACE_DETECTOR_FILES,
     FACE_MESH_FILE,
@@ -21,12 +21,12 @@ from daemon.inference.objects import load_object_detector, object_model_files
 
 
 def required_models(config: InferenceConfig, identity: IdentityConfig | None = None) -> list[str]:
-    """The model files this config uses (the daemon checks their hashes at start-up). An identity model
-    named by a path is the exam centre's own, not pinned."""
+    """The model files this config uses (the daemon checks their hashes at start-up). Another identity model
+    than the bundled one is the exam centre's own, not pinned."""
     files = [FACE_DETECTOR_FILES[variant] for variant in FACE_MODEL_VARIANTS[config.face_model]]
     files += [FACE_MESH_FILE, IRIS_FILE]
-    if identity is not None and identity.enabled and Path(identity.model_file).name == identity.model_file:
-        files.append(identity.model_file)
+    if identity is not None and identity.enabled and identity.model_file == BUNDLED_EMBEDDING_MODEL:
+        files.append(BUNDLED_EMBEDDING_MODEL)
     return files + object_model_files(config)
 
 

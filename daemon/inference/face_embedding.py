@@ -19,9 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from daemon.config import IdentityConfig
 from daemon.inference.analysis import Face, IdentitySample, largest_face
 from daemon.inference.runtime import TFLiteModel
 
+BUNDLED_EMBEDDING_MODEL = IdentityConfig.model_fields["model_file"].default  # pinned in models/manifest.toml
 # Mesh points averaged into each eye's centre (image-left eye, then image-right eye), then the nose tip
 # and the two mouth corners: the five points of the ArcFace template, in its order.
 _LEFT_EYE = [33, 133, 159, 145, 160, 144, 158, 153]
