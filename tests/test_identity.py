@@ -9,6 +9,7 @@ import io
 import json
 import re
 import sqlite3
+import threading
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +19,7 @@ import cv2
 import jsonschema
 import numpy as np
 import pytest
+from conftest import daemon_config, wait_until
 from synthetic import FPS, mono, scene, wall
 from test_mqtt_commands import CANDIDATE, TOPICS, CommandedStore
 from test_retention import NOW, FixedClock
@@ -113,12 +115,12 @@ def test_different_people_do_not_match(clip_embeddings, shared, identity_models)
     assert max(float(man_b @ e) for clip in (CAP12, CAPTURE4) for e in clip_embeddings[clip]) < ON.threshold
     # The faces of group photos big and frontal enough to judge (3 per photo): all different people, and
     # none of them either man.
-    stage = load_identity_stage(ON, identity_models)
+    stage = load_identity_stage(ON, identity_models, FAST)
     group = []
     for photo in GROUP_PHOTOS:
         image = cv2.imread(str(shared / "media" / photo))
         faces = FacePipeline(InferenceConfig(max_faces=16), identity_models).process(image, 0.0).faces
-        group += [stage.embedder.embed(image, face.landmarks) for face in faces if stage.wanted((face,))]
+        group += [stage.embedder.embed(image, face.landmarks) for face in faces if stage.judgeable(face)]
     assert len(group) == 9
     similarities = [float(a @ b) for i, a in enumerate(group) for b in group[i + 1:]]
     similarities += [float(man @ face) for man in (man_a, man_b) for face in group]
@@ -126,18 +128,18 @@ def test_different_people_do_not_match(clip_embeddings, shared, identity_models)
 
 
 def test_a_face_too_small_or_turned_away_is_not_judged(clip_embeddings, shared, identity_models):
-    stage = load_identity_stage(ON, identity_models)
+    stage = load_identity_stage(ON, identity_models, FAST)
     source = VideoFileSource(shared / "media" / CAP12, realtime=False, loop=False)
     frame = source.read()
     source.close()
     pipeline = FacePipeline(FAST, identity_models)
     face = pipeline.process(frame.image, 0.0).faces[0]
-    assert stage.wanted((face,))
+    assert stage.judgeable(face) and stage.wanted((face,))
     small = cv2.resize(frame.image, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)  # eyes ~12 px apart
     small_faces = FacePipeline(FAST, identity_models).process(small, 0.0).faces
-    assert small_faces and not stage.wanted(small_faces) and stage(small, small_faces) is None
-    strict = load_identity_stage(ON.model_copy(update={"max_yaw_deg": 0.1}), identity_models)
-    assert not strict.wanted((face,))  # nobody faces the camera to a tenth of a degree
+    assert small_faces and not stage.judgeable(small_faces[0]) and stage(small, small_faces) is None
+    strict = load_identity_stage(ON.model_copy(update={"max_yaw_deg": 0.1}), identity_models, FAST)
+    assert not strict.judgeable(face)  # nobody faces the camera to a tenth of a degree
 
 
 def _splice(first: Path, second: Path, out: Path, swap_at_s: float, size=(400, 300), fps: int = 25) -> Path:
@@ -445,3 +447,32 @@ def test_start_session_over_mqtt_takes_a_base64_reference_photo(tmp_path, photos
         assert reference.source == PHOTO
     finally:
         commanded.close()
+
+
+def test_a_live_daemon_takes_the_check_in_reference_off_the_frame_path_and_keeps_its_photo(
+    tmp_path, shared, identity_models
+):
+    from daemon.service import Daemon
+
+    config = parse_config(daemon_config(
+        tmp_path, identity_models, shared / "media" / CAPTURE4, camera={"realtime": True},
+        session={"auto_start": True}, inference={"face_model": "short", "object_model": "off"},
+        identity={"enabled": True, "retention_days": 30.0, "keep_photo": True},
+    ))
+    daemon = Daemon(config)
+    runner = threading.Thread(target=daemon.run, name="daemon-under-test")
+    runner.start()
+    try:
+        wait_until(lambda: daemon.status().state == "source_ended", 120, "the video to end")
+    finally:
+        daemon.request_stop()
+        runner.join(timeout=60)
+    with sqlite3.connect(config.database_path) as conn:
+        session_id = conn.execute("SELECT id FROM sessions").fetchone()[0]
+        reference = identity_store.reference(conn, session_id)
+        figures = identity_store.similarities(conn, session_id)
+        mismatches = conn.execute("SELECT count(*) FROM events WHERE type = 'identity_mismatch'").fetchone()[0]
+    assert reference.source == CHECK_IN and reference.photo == f"{session_id}/{PHOTO_NAME}"
+    assert (config.recordings_dir / reference.photo).is_file()
+    assert len(figures) >= 5 and min(value for _, value in figures) >= ON.threshold and mismatches == 0
+    assert verify(config.database_path, config.recordings_dir).ok

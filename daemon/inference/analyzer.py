@@ -8,6 +8,7 @@ from daemon.capture.frame import Frame
 from daemon.config import IdentityConfig, InferenceConfig
 from daemon.inference.analysis import FrameAnalysis
 from daemon.inference.face_embedding import BUNDLED_EMBEDDING_MODEL, CandidateEmbedding, FaceEmbedder
+from daemon.inference.face_landmarks import FaceMeshModel
 from daemon.inference.face_pipeline import (
     FACE_DETECTOR_FILES,
     FACE_MESH_FILE,
@@ -30,9 +31,11 @@ def required_models(config: InferenceConfig, identity: IdentityConfig | None = N
     return files + object_model_files(config)
 
 
-def load_identity_stage(identity: IdentityConfig, models_dir: Path, threads: int = 1) -> CandidateEmbedding:
-    embedder = FaceEmbedder(models_dir / identity.model_file, identity.input_format, threads)
-    return CandidateEmbedding(embedder, identity.min_eye_distance_px, identity.max_yaw_deg)
+def load_identity_stage(identity: IdentityConfig, models_dir: Path, inference: InferenceConfig) -> CandidateEmbedding:
+    embedder = FaceEmbedder(models_dir / identity.model_file, identity.input_format, inference.threads)
+    mesh = FaceMeshModel(models_dir / FACE_MESH_FILE, inference.threads)
+    return CandidateEmbedding(embedder, mesh, identity.min_eye_distance_px, identity.max_yaw_deg,
+                              inference.landmark_min_score)
 
 
 class FrameAnalyzer:
@@ -59,7 +62,7 @@ class FrameAnalyzer:
         self._identity_stage = None
         self._identity = None
         if identity is not None and identity.enabled:
-            self._identity_stage = load_identity_stage(identity, models_dir, config.threads)
+            self._identity_stage = load_identity_stage(identity, models_dir, config)
             self._identity = runner(self._identity_stage, 1 / identity.interval_s, "identity")
         self._reported: dict[str, float] = {}  # side job -> the frame time of its last run reported
 

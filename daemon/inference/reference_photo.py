@@ -47,7 +47,7 @@ class ReferencePhotos:
                  if f.landmarks is not None]
         face = _the_one_face(faces)
         self._check_view(face)
-        stage = load_identity_stage(self._identity, self._models, self._inference.threads)
+        stage = load_identity_stage(self._identity, self._models, self._inference)
         crop = stage.embedder.crop(image, face.landmarks)
         if crop is None:
             raise ReferencePhotoError("the face's landmarks could not be aligned")
