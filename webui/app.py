@@ -36,7 +36,7 @@ from webui.metrics import DaemonCollector, metrics_registry
 
 log = logging.getLogger(__name__)
 
-MAX_FORM_BYTES = 64 * 1024 + MAX_REFERENCE_PHOTO_BYTES  # the fields, and the start form's reference photo
+MAX_FORM_BYTES = 64 * 1024  # a form's text fields, together (the start form may add a reference photo)
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
@@ -61,6 +61,12 @@ class WebBackend:
     read_reference_photo: Callable[[bytes], IdentityReference] | None = None
 
 
+def _room_for_a_reference_photo() -> None:
+    """The start form sent with a file may hold a reference photo besides its text fields."""
+    if request.endpoint == "pages.start_session" and request.mimetype == "multipart/form-data":
+        request.max_content_length = MAX_FORM_BYTES + MAX_REFERENCE_PHOTO_BYTES
+
+
 def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK) -> Flask:
     """Raises UserError naming the config key when the password setting cannot be used."""
     app = Flask(__name__)
@@ -73,6 +79,7 @@ def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK)
         SESSION_REFRESH_EACH_REQUEST=False,  # the lifetime counts from the login, not the last click
         WTF_CSRF_TIME_LIMIT=web.session_lifetime_s,  # a form open as long as the login stays usable
         MAX_CONTENT_LENGTH=MAX_FORM_BYTES,
+        MAX_FORM_MEMORY_SIZE=MAX_FORM_BYTES,  # each text field of a multipart form (the start form)
     )
     if web.proxy_hops:
         hops = web.proxy_hops
@@ -82,6 +89,7 @@ def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK)
     app.extensions["proctord_metrics"] = metrics_registry(
         DaemonCollector(backend.status, backend.reader.event_counts)
     )
+    app.before_request(_room_for_a_reference_photo)  # before CSRFProtect's check reads the body
     CSRFProtect(app)
     auth.install(app, auth.Authenticator(auth.load_password_hash(web), web.session_lifetime_s, clock,
                                          backend.data_dir / auth.LOGINS_FILE))
