@@ -10,6 +10,7 @@ import json
 import re
 import sqlite3
 import threading
+import zipfile
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -45,6 +46,7 @@ from daemon.inference.face_pipeline import FacePipeline
 from daemon.inference.reference_photo import MAX_REFERENCE_PHOTO_BYTES, ReferencePhotoError, ReferencePhotos
 from daemon.preflight import startup_problems
 from daemon.recording.disk import DiskSpace
+from daemon.recording.export import export_session
 from daemon.recording.identity_reference import PHOTO_NAME, ReferenceKeeper
 from daemon.recording.retention import DAY_S, IdentityRetention, Retention
 from daemon.replay import replay
@@ -476,3 +478,7 @@ def test_a_live_daemon_takes_the_check_in_reference_off_the_frame_path_and_keeps
     assert (config.recordings_dir / reference.photo).is_file()
     assert len(figures) >= 5 and min(value for _, value in figures) >= ON.threshold and mismatches == 0
     assert verify(config.database_path, config.recordings_dir).ok
+    bundle = export_session(config.database_path, config.recordings_dir, session_id, config.rules, tmp_path / "b.zip")
+    assert bundle.verified
+    with zipfile.ZipFile(tmp_path / "b.zip") as archive:
+        assert f"{session_id}/identity/{PHOTO_NAME}" in archive.namelist()

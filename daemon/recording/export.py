@@ -24,10 +24,11 @@ from daemon.files import PARTIAL_SUFFIX, file_sha256
 from daemon.report import load_report
 from daemon.store import chain
 from daemon.store.db import StoreReader, connect_reader
+from daemon.store.identity import REFERENCE_PHOTO
 from daemon.store.verify import UnknownSession, verify
 
 FORMAT = "proctord-session-export/1"
-_FOLDERS = {"clip": "clips", "snapshot": "snapshots", "segment": "recordings"}
+_FOLDERS = {"clip": "clips", "snapshot": "snapshots", "segment": "recordings", REFERENCE_PHOTO: "identity"}
 
 
 @dataclass(frozen=True, slots=True)
