@@ -541,8 +541,8 @@ class IdentityConfig(_Section):
         gt=-1,
         lt=1,
         description="Cosine similarity to the reference below this is a mismatch. Set for the bundled model in the "
-        "gap of the tune part of the shared media (same person 0.824 and up, different people 0.592 and down; "
-        "middle 0.708, rounded down in the same person's favour) and checked on the other part "
+        "gap of the tune part of the shared media (same person 0.820 and up, different people 0.592 and down; "
+        "middle 0.706, rounded down in the same person's favour) and checked on the other part "
         "(bench/eval_identity.py). Another model needs its own.",
     )
     interval_s: float = Field(
@@ -557,15 +557,15 @@ class IdentityConfig(_Section):
         ge=0,
         le=1000,
         description="A face whose eye centres are closer than this many frame pixels is too small to judge. "
-        "Measured (same person, clips scaled down): similarity 0.79 and up at 16-30 px as at 30+, but different "
-        "people were not measured below 20 px.",
+        "Measured (same person, clips scaled down): similarity 0.79 and up at 16-30 px, 0.77 and up at 30+, but "
+        "different people were not measured below 20 px.",
     )
     max_yaw_deg: float = Field(
         25.0,
         gt=0,
         le=90,
         description="A face turned further than this from the camera is not judged. Measured (same person): "
-        "similarity 0.78 and up at 20-25 deg, 0.73 at 30-40 deg (too close to the threshold).",
+        "similarity 0.77 and up at 20-25 deg, 0.73 at 30-40 deg (too close to the threshold).",
     )
     reference_samples: int = Field(
         3,
