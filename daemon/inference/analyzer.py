@@ -39,7 +39,8 @@ def load_identity_stage(identity: IdentityConfig, models_dir: Path, inference: I
 
 
 class FrameAnalyzer:
-    """`analyze(frame)` runs the face path on every frame and the object detector at its own rate.
+    """`analyze(frame)` runs the face path on every frame, the object detector and the identity stage at their
+    own rates.
 
     With `live=False` (replay, tests) the object detector and the identity stage (when enabled) run inline on
     the frames due by frame time, so results depend only on the video. With `live=True` each runs on its own

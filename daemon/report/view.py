@@ -98,6 +98,7 @@ class SimilarityPlot:
     points: list[tuple[float, float]]  # (x, y) per embedding
     threshold_y: float
     label: str
+    threshold: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,5 +173,5 @@ def _similarity_plot(identity: dict | None, top: float, x_at) -> SimilarityPlot 
     return SimilarityPlot(
         top=top, height=SIMILARITY_HEIGHT,
         points=[(round(x_at(offset), 2), y_at(value)) for offset, value in identity["similarity"]],
-        threshold_y=y_at(threshold), label=f"Identity (< {threshold:g}: mismatch)",
+        threshold_y=y_at(threshold), label="Identity", threshold=threshold,
     )
