@@ -583,8 +583,8 @@ class IdentityConfig(_Section):
     )
     keep_photo: bool = Field(
         False,
-        description="Keep the reference photo (the aligned face crop, a JPEG in the session's evidence) beside "
-        "its embedding; false = the embedding only.",
+        description="Keep the reference photo (the aligned face crop, a JPEG in the session's recordings folder, "
+        "so with recording.enabled; never uploaded) beside its embedding; false = the embedding only.",
     )
     retention_days: Annotated[float, Field(gt=0, le=3650)] | None = Field(
         None,
