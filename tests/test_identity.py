@@ -49,11 +49,12 @@ from daemon.recording.disk import DiskSpace
 from daemon.recording.export import export_session
 from daemon.recording.identity_reference import PHOTO_NAME, ReferenceKeeper
 from daemon.recording.retention import DAY_S, IdentityRetention, Retention
+from daemon.recording.snapshot import write_jpeg
 from daemon.replay import replay
 from daemon.session import SessionController
 from daemon.store import identity as identity_store
 from daemon.store.db import Store, StoreReader
-from daemon.store.records import CandidateInfo
+from daemon.store.records import CandidateInfo, MediaRecord
 from daemon.store.verify import verify
 from daemon.sync.commands import CommandProcessor
 from daemon.sync.contract import MAX_MQTT_REFERENCE_PHOTO_BYTES, Topics
@@ -231,29 +232,44 @@ def _session_with_identity(store: Store, keeper: ReferenceKeeper, ended_days_ago
     return session.id
 
 
-def test_identity_data_is_deleted_after_its_retention_and_the_chain_still_verifies(tmp_path, shared):
+def test_identity_data_is_deleted_after_its_retention_or_with_the_evidence_and_the_chain_still_verifies(
+    tmp_path, shared
+):
     root, database = tmp_path / "recordings", tmp_path / "proctord.db"
     crop = cv2.imread(str(shared / "media/images/skimage/astronaut.png"))[:224, :224]
     keeper = ReferenceKeeper(ON.model_copy(update={"keep_photo": True}), root, 90)
     store = Store(database, "kiosk-1")
     try:
-        old, recent, reviewed = (_session_with_identity(store, keeper, days, crop) for days in (40, 10, 40))
+        old, recent, reviewed, synced = (_session_with_identity(store, keeper, days, crop) for days in (40, 10, 40, 10))
         store.set_under_review(reviewed, True)
+        snapshot = f"{synced}/snapshot-e1.jpg"  # an event's evidence, synced: retention may delete it by age
+        sha256, size = write_jpeg(crop, root / snapshot, 90)
+        store.add_media(MediaRecord(snapshot, synced, "snapshot", "e1", sha256, size, NOW - 11 * DAY_S,
+                                    NOW - 11 * DAY_S, 1))
+        store.mark_synced(synced)
     finally:
         store.close()
     store = Store(database, "kiosk-1")
     try:
         purge = lambda session_id, reason: store.transact(identity_store.purge, session_id, reason, NOW)
-        deletions = Retention(RetentionConfig(), StoreReader(database), store.record_deletion,
+        deletions = Retention(RetentionConfig(evidence_max_age_days=5), StoreReader(database), store.record_deletion,
                               DiskSpace(root, 0, free_bytes=lambda _: 10**12), FixedClock(),
                               IdentityRetention(30.0, purge)).run_once()
     finally:
         store.close()
-    assert [(d.name, d.reason) for d in deletions] == [(f"{old}/{PHOTO_NAME}", "identity data kept 30 days")]
-    assert not (root / old / PHOTO_NAME).exists()
+    # The synced session's evidence goes by age (its reference photo is evidence too), the old session's photo
+    # by the identity retention; the first's embedding goes with its evidence, the second's with its photo.
+    assert sorted(d.name for d in deletions) == sorted([f"{old}/{PHOTO_NAME}", f"{synced}/{PHOTO_NAME}", snapshot])
+    assert {d.reason for d in deletions if d.session_id == old} == {"identity data kept 30 days"}
     with sqlite3.connect(database) as conn:
-        gone = identity_store.reference(conn, old)
-        assert gone.embedding is None and gone.deleted_at == NOW and identity_store.similarities(conn, old) == []
+        for gone, reason in ((old, "identity data kept 30 days"), (synced, "with the session's evidence")):
+            reference = identity_store.reference(conn, gone)
+            assert reference.embedding is None and reference.deleted_at == NOW
+            assert identity_store.similarities(conn, gone) == []
+            assert not (root / gone / PHOTO_NAME).exists()
+            chained = conn.execute("SELECT body FROM chain WHERE session_id = ? AND kind = 'identity_deleted'",
+                                   (gone,)).fetchone()
+            assert json.loads(chained[0]) == {"reason": reason}
         for kept in (recent, reviewed):  # within its retention; under review
             assert identity_store.reference(conn, kept).embedding is not None
             assert [value for _, value in identity_store.similarities(conn, kept)] == [0.93]
