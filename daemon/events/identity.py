@@ -47,7 +47,7 @@ class IdentityCheck:
     def __init__(self, config: IdentityConfig, reference: IdentityReference | None = None):
         self._config = config
         self.reference = reference
-        self._check_in: list[tuple[float, IdentitySample]] = []
+        self._check_in: list[IdentitySample] = []
         self._last_mono: float | None = None  # the frame time of the last embedding read
         self._latest: SimilaritySample | None = None
         self._sample: IdentitySample | None = None
@@ -81,13 +81,13 @@ class IdentityCheck:
 
     def _check_in_with(self, sample: IdentitySample, at: float) -> None:
         threshold = self._config.threshold
-        if any(similarity(sample.embedding, earlier.embedding) < threshold for _, earlier in self._check_in):
+        if any(similarity(sample.embedding, earlier.embedding) < threshold for earlier in self._check_in):
             self._check_in.clear()  # two people: start again from the one in view now
-        self._check_in.append((at, sample))
+        self._check_in.append(sample)
         if len(self._check_in) < self._config.reference_samples:
             return
-        mean = np.mean([s.embedding for _, s in self._check_in], axis=0).astype(np.float32)
-        best = max((s for _, s in self._check_in), key=lambda s: s.eye_distance_px)
+        mean = np.mean([s.embedding for s in self._check_in], axis=0).astype(np.float32)
+        best = max(self._check_in, key=lambda s: s.eye_distance_px)
         self.reference = IdentityReference(mean / np.linalg.norm(mean), CHECK_IN, len(self._check_in), at, best.crop)
         self._untaken_reference = True
         self._check_in.clear()
