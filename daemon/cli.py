@@ -169,14 +169,13 @@ def _replay(args) -> int:
 
 
 def _models_fetch(args) -> int:
-    from daemon.inference.objects import OPTIONAL_MODEL_FILES
     from daemon.modelstore import MANIFEST_PATH, MIRROR_ENV, fetch_models
 
     config: Config = load_config(args.config)
     mirror = args.mirror or (Path(os.environ[MIRROR_ENV]) if os.environ.get(MIRROR_ENV) else None)
-    report = fetch_models(MANIFEST_PATH, config.models_dir, mirror, optional=OPTIONAL_MODEL_FILES)
+    report = fetch_models(MANIFEST_PATH, config.models_dir, mirror)
     print(report)
-    if report.missing_advice:  # not a failure: the daemon starts face-only without them
+    if report.missing_advice:  # not a failure: only what needs them is off
         print(f"proctord: {report.missing_advice}", file=sys.stderr)
     return 0
 

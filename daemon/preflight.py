@@ -75,9 +75,13 @@ def _models(config: Config, _: bool) -> None:
     inference, _ = face_only_if_missing(config.inference, config.models_dir)  # no object model: face-only
     voice = [VAD_MODEL_FILE] if config.audio.enabled else []
     try:
-        verify_models(MANIFEST_PATH, config.models_dir, required_models(inference) + voice)
+        verify_models(MANIFEST_PATH, config.models_dir, required_models(inference, config.identity) + voice)
     except ModelError as exc:
         raise Refused(f"paths.models_dir: {exc}") from exc
+    # The bundled embedding model is verified above; an exam centre's own is not pinned, but must be there.
+    own_model = config.models_dir / config.identity.model_file
+    if config.identity.enabled and not own_model.is_file():
+        raise Refused(f"identity.model_file: {own_model} not found")
 
 
 def _camera(config: Config, _: bool) -> None:

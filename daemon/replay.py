@@ -27,7 +27,8 @@ from daemon.inference.analyzer import FrameAnalyzer, face_only_if_missing, requi
 from daemon.inference.voice import VAD_MODEL_FILE, VoiceAnalyzer
 from daemon.modelstore import MANIFEST_PATH, verify_models
 from daemon.pipeline import FramePipeline
-from daemon.report import build_report, view, write_reports
+from daemon.recording.identity_reference import ReferenceKeeper
+from daemon.report import load_report, view, write_reports
 from daemon.session import SessionController
 from daemon.store.db import Store
 from daemon.store.records import CandidateInfo
@@ -79,7 +80,7 @@ def replay(
     if objects_off and config.inference.object_model != "off":
         log.warning("object detection off, analysing face-only: %s", objects_off)
     sound = has_audio(video)
-    verify_models(MANIFEST_PATH, config.models_dir, required_models(inference) + ([VAD_MODEL_FILE] if sound else []))
+    verify_models(MANIFEST_PATH, config.models_dir, required_models(inference, config.identity) + ([VAD_MODEL_FILE] if sound else []))
     clock = SystemClock()
     source = VideoFileSource(video, realtime=False, loop=False, start_wall=recorded_at(video))
     track = SoundTrack(
@@ -87,11 +88,13 @@ def replay(
     ) if sound else None
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = StoreWriter(Store(out_dir / "replay.db", kiosk=config.kiosk.name))
+    # Identity references are kept as their embedding only: a replay records no files.
     sessions = SessionController(
         config.rules, writer, Topics.from_config(config), min_analysed_share=config.session.min_analysed_share,
-        not_checked=OBJECT_RULES if objects_off else (),
+        not_checked=OBJECT_RULES if objects_off else (), identity=config.identity,
+        reference_keeper=ReferenceKeeper(config.identity, None, 0),
     )
-    pipeline = FramePipeline(FrameAnalyzer(inference, config.models_dir), sessions)
+    pipeline = FramePipeline(FrameAnalyzer(inference, config.models_dir, identity=config.identity), sessions)
     started = clock.monotonic()
     try:
         first = source.read()
@@ -118,9 +121,7 @@ def replay(
         session = sessions.stop(Instant(end, source.start_wall + end))
         # Read through the writer's own connection: once it closes, the database is one file again (no
         # -wal or -shm beside it).
-        report = writer.submit(lambda store: build_report(
-            session, store.view.events(session.id), config.rules, store.view.metrics(session.id)
-        )).result()
+        report = writer.submit(lambda store: load_report(store.view, session.id, config.rules)).result()
     finally:
         source.close()
         if track:

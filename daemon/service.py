@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 
 from daemon import __version__
@@ -17,16 +17,19 @@ from daemon.capture.grabber import FrameGrabber
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import Config
 from daemon.events.conditions import OBJECT_RULES
+from daemon.events.identity import IdentityReference
 from daemon.events.rules import Instant
 from daemon.gpio import open_panel
 from daemon.health import HealthMonitor, Vitals
 from daemon.host import HostPart
 from daemon.inference.analyzer import FrameAnalyzer, face_only_if_missing
 from daemon.inference.object_status import ObjectDetectionStatus
+from daemon.inference.reference_photo import ReferencePhotos
 from daemon.latest_frame import LatestFrame
 from daemon.notify import SystemdNotifier
 from daemon.parts import DaemonStatus, OffPart, Part, SessionListener
 from daemon.pipeline import FramePipeline
+from daemon.recording.identity_reference import ReferenceKeeper
 from daemon.recording.service import RecordingService
 from daemon.session import SessionController, SessionError, SessionPart
 from daemon.store.db import Store, StoreReader
@@ -66,11 +69,16 @@ class Daemon:
         self.sessions = SessionController(
             config.rules, self.writer, self.topics, on_committed=self.mqtt.outbox_changed,
             recorder=self.recording.recorder, min_analysed_share=config.session.min_analysed_share,
-            not_checked=OBJECT_RULES if objects_off else (),
+            not_checked=OBJECT_RULES if objects_off else (), identity=config.identity,
+            reference_keeper=ReferenceKeeper(
+                config.identity, config.recordings_dir if config.recording.enabled else None,
+                config.recording.snapshot_quality,
+            ),
         )
         # live: object detection runs on its own thread while the analysis part runs
         self.pipeline = FramePipeline(
-            FrameAnalyzer(inference, config.models_dir, live=True), self.sessions, self.recording.recorder,
+            FrameAnalyzer(inference, config.models_dir, live=True, identity=config.identity), self.sessions,
+            self.recording.recorder,
             clock, stale_after_s=config.camera.timeout_s,
         )
         # Opens (and reopens) the camera on its own thread: a camera that is absent does not stop the start.
@@ -130,6 +138,7 @@ class Daemon:
             camera=self.grabber.status,
             data_dir=self.config.data_dir,
             recordings_dir=self.config.recordings_dir,
+            read_reference_photo=self._read_reference_photo(),
         ))
 
     def record_review(self, entries: list[ReviewEntry]) -> list[ReviewEntry]:
@@ -156,10 +165,17 @@ class Daemon:
         s = self.config.session
         self.start_session(CandidateInfo(s.candidate_name, s.candidate_id, s.exam_id))
 
-    def start_session(self, info: CandidateInfo) -> SessionRecord:
-        """Start a session now (the web form, the MQTT command, the panel, auto_start); a camera already
-        lost counts as lost from the session's first moment."""
-        return self.sessions.start(info, self.now(), camera_online=self.grabber.stats.online)
+    def start_session(self, info: CandidateInfo, reference: IdentityReference | None = None) -> SessionRecord:
+        """Start a session now (the web form, the MQTT command, the panel, auto_start), with the identity
+        reference a photo gave, if any; a camera already lost counts as lost from the session's first moment."""
+        return self.sessions.start(info, self.now(), camera_online=self.grabber.stats.online, reference=reference)
+
+    def _read_reference_photo(self) -> Callable[[bytes], IdentityReference] | None:
+        """Identity checks on: reads a reference photo given at a start (None: no photo is taken)."""
+        if not self.config.identity.enabled:
+            return None
+        photos = ReferencePhotos(self.config.inference, self.config.identity, self.config.models_dir)
+        return lambda data: photos.read(data, self.clock.time())
 
     def run(self) -> None:
         self._recover_interrupted_sessions()
@@ -215,6 +231,7 @@ class Daemon:
             status=self.kiosk_status,
             save_snapshot=lambda frame: self.recording.take_snapshot(frame, self.sessions.active),
             requests=StoreRequestLog(self.writer, self.reader, self.config.mqtt.command_ids_kept_s, self.clock),
+            read_reference_photo=self._read_reference_photo(),
         )
 
     def _analyse_until_stopped(self) -> None:

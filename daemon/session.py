@@ -14,14 +14,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 
-from daemon.config import RulesConfig, SessionConfig
+from daemon.config import IdentityConfig, RulesConfig, SessionConfig
+from daemon.events.identity import IdentityReference, SimilaritySample
 from daemon.events.model import Event, EventChange, SessionMetrics
 from daemon.events.rules import Instant, RuleEngine
 from daemon.events.voice import TIMELINE_ONLY
 from daemon.inference.analysis import AudioAnalysis, FrameAnalysis
 from daemon.parts import Figure, PartStatus, SessionListener
+from daemon.recording.identity_reference import ReferenceKeeper
 from daemon.recording.recorder import Recorder
 from daemon.report import build_report
+from daemon.store import identity as identity_store
 from daemon.store.db import Store
 from daemon.store.records import CandidateInfo, OutboxMessage, SessionRecord
 from daemon.store.writer import StoreWriter
@@ -83,8 +86,12 @@ class SessionController:
         recorder: Recorder | None = None,
         min_analysed_share: float = SessionConfig.model_fields["min_analysed_share"].default,
         not_checked: tuple[str, ...] = (),
+        identity: IdentityConfig | None = None,
+        reference_keeper: ReferenceKeeper | None = None,
     ):
         self._rules = rules
+        self._identity = identity if identity is not None and identity.enabled else None
+        self._reference_keeper = reference_keeper  # stores a session's identity reference once taken
         self._min_analysed_share = min_analysed_share
         self._not_checked = not_checked  # event types this kiosk cannot check (face-only: no object model)
         self._recorder = recorder  # records the session and each event's clip and snapshot
@@ -118,8 +125,11 @@ class SessionController:
         """Tell `listener` of every session start and stop from now on."""
         self._listeners.append(listener)
 
-    def start(self, info: CandidateInfo, at: Instant, camera_online: bool = True) -> SessionRecord:
-        """`camera_online` False: the camera is lost already, so the session is without frames from its start."""
+    def start(
+        self, info: CandidateInfo, at: Instant, camera_online: bool = True, reference: IdentityReference | None = None
+    ) -> SessionRecord:
+        """`camera_online` False: the camera is lost already, so the session is without frames from its start.
+        `reference` (a reference photo's embedding) replaces the identity check-in's."""
         with self._lock:
             if self._closed:
                 raise SessionError("the daemon is stopping")
@@ -146,13 +156,16 @@ class SessionController:
             self._session, self._starting = session, False
             if self._recorder:
                 self._recorder.start_session(session.id)
-            self._engine = RuleEngine(self._rules, session.id, lambda: uuid.uuid4().hex)
+            self._engine = RuleEngine(self._rules, session.id, lambda: uuid.uuid4().hex, self._identity,
+                                      reference if self._identity else None)
             self._frames, self._last_progress, self._last_seen = 0, at.mono, at
             self._offline, self._last_offline_progress, self._started = OfflineTime(at), at.mono, at
             if not camera_online:
                 self._offline.observe(False, at)
                 self._commit_changes(self._engine.update_camera(at, False))
             self._lock.notify_all()
+        if reference is not None and self._identity:
+            self._keep_reference(session.id, reference)
         log.info("session %s started (candidate %r, exam %r)", session.id, info.candidate_id, info.exam_id)
         self._on_committed()
         for listener in self._listeners:
@@ -171,7 +184,7 @@ class SessionController:
             for change in closing:
                 log.info("event %s end (%s): %s", change.event.type, change.event.id, reason)
             stop = (self._session.id, closing, at.wall, self._frames, state, self._engine.metrics,
-                    self._offline.until(at.mono))
+                    self._offline.until(at.mono), self._engine.identity.take_similarities())
             recorded = self._recorder.stop_session() if self._recorder else None
             self._session, self._engine = None, None
         if recorded is not None:
@@ -213,9 +226,18 @@ class SessionController:
             self._frames += 1
             self._seen(Instant(analysis.mono, analysis.wall))
             self._commit_changes(self._engine.update(analysis))
+            if (reference := self._engine.identity.take_reference()) is not None:
+                self._keep_reference(self._session.id, reference)
             if analysis.mono - self._last_progress >= PROGRESS_EVERY_S:
                 self._last_progress = analysis.mono
                 self._save_progress()
+
+    def _keep_reference(self, session_id: str, reference: IdentityReference) -> None:
+        if self._reference_keeper is not None:
+            keeper = self._reference_keeper
+            self._writer.submit(lambda store: keeper.keep(store, session_id, reference))
+            log.info("session %s: identity reference taken (%s, %d embeddings)", session_id, reference.source,
+                     reference.samples)
 
     def observe_audio(self, audio: list[AudioAnalysis]) -> None:
         """Feed windows of sound to the running session's rules, in order (no-op without a session)."""
@@ -254,7 +276,8 @@ class SessionController:
 
     def _save_progress(self) -> None:
         assert self._session is not None and self._engine is not None
-        progress = (self._session.id, self._last_seen.wall, self._frames, self._engine.metrics, self._offline.seconds)
+        progress = (self._session.id, self._last_seen.wall, self._frames, self._engine.metrics, self._offline.seconds,
+                    self._engine.identity.take_similarities())
         self._writer.submit(lambda store: self._write_progress(store, *progress))
 
     def _commit_changes(self, changes: list[EventChange]) -> None:
@@ -274,19 +297,27 @@ class SessionController:
         store.record_event(change, self.alert_messages(change))
 
     def _write_progress(
-        self, store: Store, session_id: str, at: float, frames: int, metrics: SessionMetrics, offline_s: float
+        self, store: Store, session_id: str, at: float, frames: int, metrics: SessionMetrics, offline_s: float,
+        similarities: list[SimilaritySample],
     ) -> None:
         store.save_metrics(session_id, metrics)
         store.touch_session(session_id, at, frames, offline_s)
+        self._write_similarities(store, session_id, similarities)
 
     def _write_stop(
         self, store: Store, session_id: str, closing: list[EventChange], at: float, frames: int, state: str,
-        metrics: SessionMetrics, offline_s: float,
+        metrics: SessionMetrics, offline_s: float, similarities: list[SimilaritySample],
     ) -> SessionRecord:
         for change in closing:
             self._write_change(store, change)
         store.save_metrics(session_id, metrics)
+        self._write_similarities(store, session_id, similarities)
         return store.finish_session(session_id, at, frames, state, self.stop_message, offline_s)
+
+    @staticmethod
+    def _write_similarities(store: Store, session_id: str, similarities: list[SimilaritySample]) -> None:
+        if similarities:
+            store.transact(identity_store.add_similarities, session_id, [(s.at, s.similarity) for s in similarities])
 
     def alert_messages(self, change: EventChange) -> list[OutboxMessage]:
         if change.event.type in TIMELINE_ONLY:

@@ -67,7 +67,7 @@ def test_unknown_key_names_the_dotted_key_and_the_allowed_keys():
 def test_unknown_section_lists_the_sections():
     problem = only_problem("[camra]\nfps = 10\n")
     assert problem.startswith("camra: unknown key")
-    assert "camera, gpio, inference, kiosk, mqtt, paths" in problem
+    assert "camera, gpio, identity, inference, kiosk, mqtt" in problem
     assert f"(allowed here: {', '.join(sorted(Config.model_fields))})" in problem
 
 

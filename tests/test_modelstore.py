@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from daemon.compat import tomllib
-from daemon.inference.objects import OPTIONAL_MODEL_FILES
+from daemon.inference.hands import PALM_FILE
+from daemon.inference.objects import OBJECT_MODEL_FILES
 from daemon.modelstore import (
     CACHE_DIR,
     MIRROR_ENV,
@@ -125,10 +126,15 @@ def test_real_manifest_loads() -> None:
         "LICENSE-Apache-2.0.txt",
         "palm_detection_lite.tflite",
         "silero_vad_16k_op15.onnx",
+        "faceres_float16.tflite",
     }
     vad = entries["silero_vad_16k_op15.onnx"]  # voice activity, read out of the pinned silero-vad wheel
     assert vad.wheel is not None and vad.wheel.file == "silero_vad-6.2.3-py3-none-any.whl"
-    assert set(names_with("mirror-only")) == {"yolox_nano_coco_fp16.tflite", "coco80_labels.txt"}
+    assert set(names_with("mirror-only")) == {"yolox_nano_coco_fp16.tflite", "coco80_labels.txt", "faceres_float16.tflite"}
+    # Optional: only a feature uses it, and the daemon runs without that feature (face-only without objects).
+    object_files = {name for files in OBJECT_MODEL_FILES.values() for name in files} | {PALM_FILE}
+    assert {name for name, entry in entries.items() if entry.optional} == \
+        object_files | {"faceres_float16.tflite", "silero_vad_16k_op15.onnx"}
     lic = entries["LICENSE-Apache-2.0.txt"]
     assert lic.wheel is not None and lic.wheel.file.startswith("mediapipe-0.10.14-cp311-cp311-manylinux")
     assert lic.member == "mediapipe-0.10.14.dist-info/LICENSE"
@@ -255,7 +261,8 @@ def test_tampered_mirror_file_is_an_error(tmp_path: Path, mirror: Path) -> None:
 
 
 def test_mirror_only_file_without_mirror(tmp_path: Path) -> None:
-    manifest = sub_manifest(tmp_path / "m.toml", names_with("mirror-only"))
+    required = [name for name in names_with("mirror-only") if not load_manifest(MANIFEST)[name].optional]
+    manifest = sub_manifest(tmp_path / "m.toml", required)
     with pytest.raises(ModelError) as err:
         fetch_models(manifest, tmp_path / "models", None)
     message = str(err.value)
@@ -271,13 +278,22 @@ def test_optional_files_that_cannot_be_installed_are_named_with_the_command_not_
     unreachable = {**raw["coco_labelmap.txt"], "url": f"{http_mirror}/not-there.txt"}
     manifest = write_manifest(tmp_path / "m.toml", {}, {name: raw[name] for name in names_with("mirror-only")}
                               | {"coco_labelmap.txt": unreachable})
-    report = fetch_models(manifest, tmp_path / "models", None, optional=OPTIONAL_MODEL_FILES)
+    report = fetch_models(manifest, tmp_path / "models", None)
     assert report.outcomes == dict.fromkeys([*names_with("mirror-only"), "coco_labelmap.txt"], Outcome.MISSING)
     advice = report.missing_advice
     assert "yolox_nano_coco_fp16.tflite (mirror-only file (no public source) and no mirror given)" in advice
     assert "coco_labelmap.txt (cannot download" in advice and "404" in advice
     assert "proctord models fetch --from DIR" in advice and MIRROR_ENV in advice and "face-only" in advice
     assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_the_optional_identity_model_without_a_mirror_is_missing_not_an_error(tmp_path: Path, caplog) -> None:
+    """The identity embedding model is mirror-only and optional: a kiosk without it still installs the rest."""
+    manifest = sub_manifest(tmp_path / "m.toml", ["faceres_float16.tflite"])
+    report = fetch_models(manifest, tmp_path / "models", None)
+    assert report.names(Outcome.MISSING) == ["faceres_float16.tflite"]
+    assert not (tmp_path / "models" / "faceres_float16.tflite").exists()
+    assert "not installed" in caplog.text and "faceres_float16.tflite" in caplog.text
 
 
 def test_missing_mirror_directory_is_an_error(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from daemon.session import SessionController
 from daemon.store.db import Store, StoreReader
 from daemon.store.verify import verify
 from daemon.store.writer import StoreWriter
-from daemon.sync.commands import CommandActions, CommandProcessor, StoreRequestLog
+from daemon.sync.commands import COMMAND_JSON, CommandActions, CommandProcessor, StoreRequestLog
 from daemon.sync.contract import KioskStatus, Topics
 from daemon.sync.mqtt import MqttPublisher
 
@@ -178,7 +178,8 @@ DEEP = '{"request_id": "r", "command": "ping", "x": ' + "[" * 1100 + "]" * 1100 
         ('{"request_id": "r", "command": "start_session", "candidate_id": 42}', "candidate_id: Input should be a valid string"),
         ('{"request_id": "bad id!", "command": "ping"}', "request_id: use letters, digits and _ . : - only"),
         ('{"command": "ping"}', "request_id: Field required"),
-        ('{"request_id": "r", "command": "ping", "pad": "' + "x" * 20000 + '"}', "more than 16384"),
+        ('{"request_id": "r", "command": "ping", "pad": "' + "x" * COMMAND_JSON.max_bytes + '"}',
+         f"more than {COMMAND_JSON.max_bytes}"),
         # issue 13, item 3: payloads that got no answer at all, or were accepted
         (DEEP, "nested more than 4 deep"),
         ('{"request_id": "r", "command": "ping", "n": ' + "9" * 5000 + "}", "a number of 5000 characters, more than 20"),

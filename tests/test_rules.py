@@ -333,9 +333,11 @@ def rule(request) -> str:
 
 
 def test_every_event_type_has_a_rule_table_and_a_state_machine_test():
-    # talking and repeated_glances need a sequence of frames, not one: they have their own tests; the voice
-    # rules read the sound (tests/test_audio_rules.py).
-    assert set(FRAME_RULES) | {"talking", "repeated_glances", "camera_lost"} | VOICE_EVENTS == set(EVENT_TYPES)
+    # talking and repeated_glances need a sequence of frames, not one, and identity_mismatch a reference
+    # first: they have their own tests (identity_mismatch in test_identity.py); the voice rules read the
+    # sound (tests/test_audio_rules.py).
+    assert set(FRAME_RULES) | {"talking", "repeated_glances", "camera_lost", "identity_mismatch"} | VOICE_EVENTS \
+        == set(EVENT_TYPES)
     assert set(EVENT_TYPES) == {
         name for name in RulesConfig.model_fields if name not in {"screen", "calibration", "severity_factors"}
     }

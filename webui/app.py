@@ -22,19 +22,21 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.compat import UTC
 from daemon.config import RulesConfig, WebConfig
+from daemon.events.identity import IdentityReference
 from daemon.events.model import Event
+from daemon.inference.reference_photo import MAX_REFERENCE_PHOTO_BYTES
 from daemon.latest_frame import AnalysedFrame
 from daemon.parts import DaemonStatus, PartStatus
 from daemon.report import view as report_view
 from daemon.store.db import StoreReader
-from daemon.store.records import CandidateInfo, ReviewEntry, SessionRecord
+from daemon.store.records import ReviewEntry, SessionRecord
 from webui import api, auth, pages, review
 from webui.live import LiveView
 from webui.metrics import DaemonCollector, metrics_registry
 
 log = logging.getLogger(__name__)
 
-MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_BYTES = 64 * 1024  # a form's text fields, together (the start form may add a reference photo)
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
@@ -49,7 +51,7 @@ class WebBackend:
     status: Callable[[], DaemonStatus]  # the daemon's status snapshot
     reader: StoreReader
     rules: RulesConfig
-    start_session: Callable[[CandidateInfo], SessionRecord]  # raises SessionError when one runs
+    start_session: Callable[..., SessionRecord]  # (info) or (info, reference); raises SessionError when one runs
     stop_session: Callable[[], SessionRecord]  # raises SessionError when none runs
     open_events: Callable[[], Sequence[Event]]  # the running session's events that have not ended
     # Commits review entries in one transaction; raises ReviewRefused (daemon/review.py) with the reason.
@@ -58,6 +60,14 @@ class WebBackend:
     camera: Callable[[], PartStatus]  # the capture part's status: whether the camera delivers frames now
     data_dir: Path
     recordings_dir: Path  # segments, clips and snapshots, as the store names them (<session>/<file>)
+    # identity checks on: a reference photo's bytes -> the session's reference (ReferencePhotoError if refused)
+    read_reference_photo: Callable[[bytes], IdentityReference] | None = None
+
+
+def _room_for_a_reference_photo() -> None:
+    """The start form sent with a file may hold a reference photo besides its text fields."""
+    if request.endpoint == "pages.start_session" and request.mimetype == "multipart/form-data":
+        request.max_content_length = MAX_FORM_BYTES + MAX_REFERENCE_PHOTO_BYTES
 
 
 def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK) -> Flask:
@@ -72,6 +82,7 @@ def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK)
         SESSION_REFRESH_EACH_REQUEST=False,  # the lifetime counts from the login, not the last click
         WTF_CSRF_TIME_LIMIT=web.session_lifetime_s,  # a form open as long as the login stays usable
         MAX_CONTENT_LENGTH=MAX_FORM_BYTES,
+        MAX_FORM_MEMORY_SIZE=MAX_FORM_BYTES,  # each text field of a multipart form (the start form)
     )
     if web.proxy_hops:
         hops = web.proxy_hops
@@ -82,6 +93,7 @@ def create_app(backend: WebBackend, web: WebConfig, clock: Clock = SYSTEM_CLOCK)
     app.extensions["proctord_metrics"] = metrics_registry(
         DaemonCollector(backend.status, backend.reader.event_counts)
     )
+    app.before_request(_room_for_a_reference_photo)  # before CSRFProtect's check reads the body
     CSRFProtect(app)
     auth.install(app, auth.Authenticator(backend.reader, auth.load_password_hash(web), web.session_lifetime_s, clock,
                                          backend.data_dir / auth.LOGINS_FILE))

@@ -6,6 +6,7 @@ start_session command alike."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from markupsafe import Markup, escape
 from wtforms import DateField, FloatField, Form, IntegerField, PasswordField, StringField, TextAreaField
 from wtforms.validators import (
@@ -54,6 +55,8 @@ class StartSessionForm(FlaskForm):
     candidate_id = _candidate_field(StringField, "Candidate id", "candidate_id")
     exam_id = _candidate_field(StringField, "Exam", "exam_id")
     notes = _candidate_field(TextAreaField, "Notes", "notes")
+    # identity checks on: checked and embedded by the daemon (daemon/inference/reference_photo.py)
+    reference_photo = FileField("Reference photo (optional: JPEG or PNG of the candidate alone)")
 
 
 def _select(field, **kwargs) -> Markup:

@@ -24,6 +24,8 @@ from flask import (
 )
 
 from daemon.accounts import Role
+from daemon.events.identity import IdentityReference
+from daemon.inference.reference_photo import MAX_REFERENCE_PHOTO_BYTES, ReferencePhotoError
 from daemon.report import (
     events_csv,
     load_report,
@@ -36,6 +38,7 @@ from daemon.report import view as report_view
 from daemon.report.overview import SORTS, SessionQuery, overviews, select
 from daemon.report.thumbnails import load_thumbnails
 from daemon.session import SessionError
+from daemon.store.identity import REFERENCE_PHOTO
 from daemon.store.records import CandidateInfo, MediaRecord
 from webui.auth import requires
 from webui.forms import SessionListForm, StartSessionForm
@@ -140,20 +143,37 @@ def _listed_args(form: SessionListForm) -> dict[str, str]:
 @requires(Role.TECHNICIAN)
 def start_session():
     form = StartSessionForm()
-    camera = camera_state()
     if not form.validate_on_submit():
-        return render_template("start.html", form=form, error=None, camera=camera), 400 if form.errors else 200
+        return _start_form(form, None), 400 if form.errors else 200
     info = CandidateInfo(form.candidate_name.data, form.candidate_id.data, form.exam_id.data, form.notes.data)
+    upload = form.reference_photo.data
     try:
-        started = backend().start_session(info)
+        if upload:
+            reference = _reference(upload.read(MAX_REFERENCE_PHOTO_BYTES + 1))
+            started = backend().start_session(info, reference)
+        else:
+            started = backend().start_session(info)
+    except ReferencePhotoError as exc:
+        return _start_form(form, f"Reference photo refused: {exc}."), 400
     except SessionError as exc:
-        return render_template("start.html", form=form, error=f"{exc}: stop it first.", camera=camera), 409
+        return _start_form(form, f"{exc}: stop it first."), 409
     except (OSError, sqlite3.Error) as exc:  # a full disk, a failing SD card: said, not a 500
         log.error("the session could not be started: %s", exc)
-        message = f"The kiosk could not store the session: {exc}"
-        return render_template("start.html", form=form, error=message, camera=camera), 503
+        return _start_form(form, f"The kiosk could not store the session: {exc}"), 503
     flash(f"Session {started.id} started.")
     return redirect(url_for("pages.session", session_id=started.id))
+
+
+def _start_form(form: StartSessionForm, error: str | None) -> str:
+    identity_checks = backend().read_reference_photo is not None
+    return render_template("start.html", form=form, error=error, identity_checks=identity_checks, camera=camera_state())
+
+
+def _reference(photo: bytes) -> IdentityReference:
+    read = backend().read_reference_photo
+    if read is None:
+        raise ReferencePhotoError("identity checks are off on this kiosk (identity.enabled)")
+    return read(photo)
 
 
 @bp.post("/sessions/stop")
@@ -169,17 +189,20 @@ def stop_session():
 
 @dataclass(frozen=True, slots=True)
 class SessionEvidence:
-    """The session's files still on disk: its recording segments, and each event's clip and snapshot."""
+    """The session's files still on disk: its recording segments, each event's clip and snapshot, and the
+    identity reference photo (when kept)."""
 
     segments: list[MediaRecord]
     clips: dict[str, MediaRecord]  # by event id
     snapshots: dict[str, MediaRecord]
+    reference_photo: MediaRecord | None
 
 
 def evidence_for(session_id: str) -> SessionEvidence:
     on_disk = [m for m in backend().reader.media(session_id) if (backend().recordings_dir / m.name).is_file()]
     by_event = {kind: {m.event_id: m for m in on_disk if m.kind == kind} for kind in ("clip", "snapshot")}
-    return SessionEvidence([m for m in on_disk if m.kind == "segment"], by_event["clip"], by_event["snapshot"])
+    photo = next((m for m in on_disk if m.kind == REFERENCE_PHOTO), None)
+    return SessionEvidence([m for m in on_disk if m.kind == "segment"], by_event["clip"], by_event["snapshot"], photo)
 
 
 @bp.get("/sessions/<session_id>")

@@ -22,7 +22,7 @@ import numpy as np
 
 from daemon.config import CalibrationConfig, RulesConfig, ScreenConfig
 from daemon.events.model import Neutral
-from daemon.inference.analysis import Face, FrameAnalysis
+from daemon.inference.analysis import Face, FrameAnalysis, largest_face
 
 # Sides as the candidate sees them. yaw > 0 points toward image-right, which is the candidate's left in an
 # unmirrored camera picture.
@@ -220,7 +220,7 @@ class Attention:
 
 def candidate_face(analysis: FrameAnalysis) -> Face | None:
     """The candidate is the largest face in view: the one sitting at the kiosk."""
-    return max(analysis.faces, key=lambda face: face.box.w * face.box.h, default=None)
+    return largest_face(analysis.faces)
 
 
 def without_landmarks(face: Face) -> Face:

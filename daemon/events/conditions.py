@@ -320,8 +320,11 @@ def camera_moved(rule: CameraMovedRule, covered: CameraCoveredRule, analysis: Fr
 OBJECT_RULES: tuple[str, ...] = ("phone", "book", "extra_person")
 
 
-def build_conditions(rules: RulesConfig, attention: Attention) -> dict[str, Condition]:
-    """Every frame-based rule by event type (camera_lost comes from capture, not from a frame)."""
+def build_conditions(
+    rules: RulesConfig, attention: Attention, identity_mismatch: Condition = lambda _: CLEAR
+) -> dict[str, Condition]:
+    """Every frame-based rule by event type (camera_lost comes from capture, not from a frame);
+    identity_mismatch is the session's IdentityCheck (events/identity.py) when identity checks are on."""
     return {
         "no_face": no_face,
         "multiple_faces": multiple_faces,
@@ -337,4 +340,5 @@ def build_conditions(rules: RulesConfig, attention: Attention) -> dict[str, Cond
         "camera_blurred": partial(camera_blurred, rules.camera_blurred, rules.camera_covered),
         "camera_frozen": partial(camera_frozen, rules.camera_frozen, rules.camera_covered),
         "camera_moved": partial(camera_moved, rules.camera_moved, rules.camera_covered),
+        "identity_mismatch": identity_mismatch,
     }

@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 
-from daemon.config import RulesConfig, RuleTiming
+from daemon.config import IdentityConfig, RulesConfig, RuleTiming
 from daemon.events.attention import Attention
 from daemon.events.calibration import Calibrator
 from daemon.events.conditions import Condition, Observation, Talking, build_conditions
 from daemon.events.focus import FocusCounter
+from daemon.events.identity import IdentityCheck, IdentityReference
 from daemon.events.model import Event, EventChange, Instant, Neutral, SessionMetrics
 from daemon.events.voice import VoiceFusion
 from daemon.inference.analysis import AudioAnalysis, FrameAnalysis
@@ -142,14 +143,18 @@ class RuleEngine:
     """All rules of one session, fed one FrameAnalysis at a time, in order, plus the camera's
     online/offline state (frames stop arriving, so `camera_lost` cannot come from a FrameAnalysis), and the
     AudioAnalysis stream and the microphone's state when there is sound.
-    It also calibrates the candidate's neutral pose, places and learns the screen's region, and counts the
-    focus figures (`metrics`)."""
+    It also calibrates the candidate's neutral pose, places and learns the screen's region, counts the
+    focus figures (`metrics`) and, with identity checks on, keeps the candidate's reference (`identity`)."""
 
-    def __init__(self, rules: RulesConfig, session_id: str, new_id: Callable[[], str]):
+    def __init__(
+        self, rules: RulesConfig, session_id: str, new_id: Callable[[], str],
+        identity: IdentityConfig | None = None, reference: IdentityReference | None = None,
+    ):
         self._attention = Attention(rules, lambda: self._calibration.neutral)
         self._calibration = Calibrator(rules.calibration, self._attention.learner.geometric.centre)
         self._focus = FocusCounter(self._attention, rules.eyes_closed)
-        conditions = build_conditions(rules, self._attention)
+        self.identity = IdentityCheck(identity or IdentityConfig(), reference)
+        conditions = build_conditions(rules, self._attention, self.identity)
         self._mouth: Talking = conditions.pop("talking")  # type: ignore[assignment]
         self._trackers: list[tuple[Condition, ConditionTracker]] = [
             (condition, ConditionTracker(name, getattr(rules, name), new_id, session_id))

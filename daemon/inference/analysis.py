@@ -70,6 +70,22 @@ class Face:
     iris: np.ndarray | None = None  # (2, 5, 3) float32: eye A then eye B; iris centre, then 4 points on its edge
 
 
+def largest_face(faces: tuple[Face, ...]) -> Face | None:
+    """The candidate is the largest face in view: the one sitting at the kiosk."""
+    return max(faces, key=lambda face: face.box.w * face.box.h, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentitySample:
+    """One embedding of the candidate's face (daemon/inference/face_embedding.py), taken on a face big and
+    frontal enough to judge."""
+
+    embedding: np.ndarray  # float32 unit vector
+    eye_distance_px: float
+    yaw_deg: float
+    crop: np.ndarray  # the aligned face crop it was taken on (BGR uint8), for a reference photo
+
+
 @dataclass(frozen=True, slots=True)
 class DetectedObject:
     label: str  # COCO name: "person", "cell phone", "book", "laptop", ...
@@ -89,6 +105,10 @@ class FrameAnalysis:
     # results, found on the frame taken at `objects_mono` (None until it has run once).
     objects: tuple[DetectedObject, ...] = ()
     objects_mono: float | None = None
+    # Identity checks run every identity.interval_s off the per-frame path: the latest embedding of the
+    # candidate, taken on the frame at `identity_mono` (None until one was taken, or with identity off).
+    identity: IdentitySample | None = None
+    identity_mono: float | None = None
     quality: FrameQuality | None = None  # computed by capture; None when the source does not measure it
     timings_ms: dict[str, float] = field(default_factory=dict)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from daemon.capture.frame import Frame
-from daemon.config import InferenceConfig
+from daemon.config import IdentityConfig, InferenceConfig
 from daemon.inference.analysis import FrameAnalysis
+from daemon.inference.face_embedding import BUNDLED_EMBEDDING_MODEL, CandidateEmbedding, FaceEmbedder
+from daemon.inference.face_landmarks import FaceMeshModel
 from daemon.inference.face_pipeline import (
     FACE_DETECTOR_FILES,
     FACE_MESH_FILE,
@@ -15,14 +17,17 @@ from daemon.inference.face_pipeline import (
     FacePipeline,
 )
 from daemon.inference.object_evidence import ConfirmedObjects, ObjectEvidence
-from daemon.inference.object_worker import BackgroundObjects, InlineObjects
+from daemon.inference.object_worker import BackgroundJob, InlineJob, JobResult
 from daemon.inference.objects import load_object_detector, object_model_files
 
 
-def required_models(config: InferenceConfig) -> list[str]:
-    """The model files this config uses (the daemon checks their hashes at start-up)."""
+def required_models(config: InferenceConfig, identity: IdentityConfig | None = None) -> list[str]:
+    """The model files this config uses (the daemon checks their hashes at start-up). Another identity model
+    than the bundled one is the exam centre's own, not pinned."""
     files = [FACE_DETECTOR_FILES[variant] for variant in FACE_MODEL_VARIANTS[config.face_model]]
     files += [FACE_MESH_FILE, IRIS_FILE]
+    if identity is not None and identity.enabled and identity.model_file == BUNDLED_EMBEDDING_MODEL:
+        files.append(BUNDLED_EMBEDDING_MODEL)
     return files + object_model_files(config)
 
 
@@ -44,43 +49,64 @@ def face_only_if_missing(config: InferenceConfig, models_dir: Path) -> tuple[Inf
     )
 
 
-class FrameAnalyzer:
-    """`analyze(frame)` runs the face path on every frame and the object detector at its own rate.
+def load_identity_stage(identity: IdentityConfig, models_dir: Path, inference: InferenceConfig) -> CandidateEmbedding:
+    embedder = FaceEmbedder(models_dir / identity.model_file, identity.input_format, inference.threads)
+    mesh = FaceMeshModel(models_dir / FACE_MESH_FILE, inference.threads)
+    return CandidateEmbedding(embedder, mesh, identity.min_eye_distance_px, identity.max_yaw_deg,
+                              inference.landmark_min_score)
 
-    With `live=False` (replay, tests) the object detector runs inline on the frames due by frame time, so
-    results depend only on the video. With `live=True` it runs on a worker thread between `start()` and
-    `stop()`, and `analyze` reports its latest results without waiting for it.
+
+class FrameAnalyzer:
+    """`analyze(frame)` runs the face path on every frame, the object detector and the identity stage at their
+    own rates.
+
+    With `live=False` (replay, tests) the object detector and the identity stage (when enabled) run inline on
+    the frames due by frame time, so results depend only on the video. With `live=True` each runs on its own
+    worker thread between `start()` and `stop()`, and `analyze` reports their latest results without waiting.
     """
 
-    def __init__(self, config: InferenceConfig, models_dir: Path, live: bool = False):
+    def __init__(
+        self, config: InferenceConfig, models_dir: Path, live: bool = False, identity: IdentityConfig | None = None
+    ):
         self.face_model = "BlazeFace " + " + ".join(FACE_MODEL_VARIANTS[config.face_model]) + " range"  # for people
         self._faces = FacePipeline(config, models_dir)
         detector = load_object_detector(config, models_dir)
-        runner = BackgroundObjects if live else InlineObjects
+        runner = BackgroundJob if live else InlineJob
         self._objects = None
         if detector is not None:
-            evidence = ObjectEvidence(config.object_confirm_passes, config.object_confirm_window)
-            self._objects = runner(ConfirmedObjects(detector, evidence), config.object_rate_hz)
-        self._objects_reported: float | None = None
+            confirmed = ConfirmedObjects(detector, ObjectEvidence(config.object_confirm_passes,
+                                                                  config.object_confirm_window))
+            self._objects = runner(lambda image, faces: tuple(confirmed.detect(image, faces)),
+                                   config.object_rate_hz, "objects")
+        self._identity_stage = None
+        self._identity = None
+        if identity is not None and identity.enabled:
+            self._identity_stage = load_identity_stage(identity, models_dir, config)
+            self._identity = runner(self._identity_stage, 1 / identity.interval_s, "identity")
+        self._reported: dict[str, float] = {}  # side job -> the frame time of its last run reported
+
+    @property
+    def _side_jobs(self) -> list:
+        return [job for job in (self._objects, self._identity) if job is not None]
 
     def start(self) -> None:
-        if self._objects:
-            self._objects.start()
+        for job in self._side_jobs:
+            job.start()
 
     def stop(self) -> None:
-        if self._objects:
-            self._objects.stop()
+        for job in self._side_jobs:
+            job.stop()
 
     def analyze(self, frame: Frame) -> FrameAnalysis:
         found = self._faces.process(frame.image, frame.mono)
         timings = dict(found.timings_ms)
-        objects, objects_mono = (), None
+        objects = identity = JobResult()
         if self._objects:
-            snapshot = self._objects.update(frame.image, frame.mono, found.faces)
-            objects, objects_mono = snapshot.objects, snapshot.mono
-            if snapshot.mono is not None and snapshot.mono != self._objects_reported:
-                timings["objects"] = snapshot.ms  # once per run, on the first frame that reports it
-                self._objects_reported = snapshot.mono
+            objects = self._report("objects", self._objects.update(frame.image, frame.mono, found.faces), timings)
+        if self._identity and self._identity_stage:
+            wanted = self._identity_stage.wanted(found.faces)
+            identity = self._report("identity", self._identity.update(frame.image, frame.mono, found.faces, wanted),
+                                    timings)
         return FrameAnalysis(
             seq=frame.seq,
             mono=frame.mono,
@@ -88,8 +114,18 @@ class FrameAnalyzer:
             width=frame.width,
             height=frame.height,
             faces=found.faces,
-            objects=objects,
-            objects_mono=objects_mono,
+            objects=objects.value or (),
+            objects_mono=objects.mono,
+            identity=identity.value,
+            identity_mono=identity.mono if identity.value is not None else None,
             quality=frame.quality,
             timings_ms=timings,
         )
+
+    def _report(self, stage: str, result: JobResult, timings: dict[str, float]) -> JobResult:
+        """The side job's latest result; its time goes into `timings` once per run, on the first frame
+        that reports it."""
+        if result.mono is not None and result.mono != self._reported.get(stage):
+            timings[stage] = result.ms
+            self._reported[stage] = result.mono
+        return result

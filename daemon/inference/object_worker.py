@@ -1,9 +1,9 @@
-"""When the object detector runs: at `object_rate_hz` of frame time, never on every frame.
+"""Work that runs at its own rate of frame time, never on every frame: object detection, face embeddings.
 
-Two ways, same schedule. `InlineObjects` runs the detector in the caller's thread on the frames that are
-due (replay: results depend on the file's timeline only, not on the machine's speed). `BackgroundObjects`
-hands due frames to a worker thread and reports its latest results without waiting (live: a 30 ms object
-pass must not hold up the per-frame face path).
+Two ways, same schedule. `InlineJob` runs the work in the caller's thread on the frames that are due
+(replay: results depend on the file's timeline only, not on the machine's speed). `BackgroundJob` hands due
+frames to a worker thread and reports its latest result without waiting (live: a 30 ms object pass or a
+10 ms embedding must not hold up the per-frame face path).
 """
 
 from __future__ import annotations
@@ -12,22 +12,27 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
-from daemon.inference.analysis import DetectedObject, Face
-from daemon.inference.object_evidence import ConfirmedObjects
+from daemon.inference.analysis import Face
 
 log = logging.getLogger(__name__)
 # Niceness of the worker thread: when both want the CPU, the per-frame path wins.
 _WORKER_NICENESS = 10
 
+T = TypeVar("T")
+# The work: a frame and its faces in, a result out.
+Work = Callable[[np.ndarray, tuple[Face, ...]], T]
+
 
 @dataclass(frozen=True, slots=True)
-class ObjectSnapshot:
-    objects: tuple[DetectedObject, ...] = ()
-    mono: float | None = None  # time of the frame they were found on; None until the first run
+class JobResult(Generic[T]):
+    value: T | None = None  # None until the first run
+    mono: float | None = None  # time of the frame it was found on; None until the first run
     ms: float = 0.0  # how long that run took
 
 
@@ -48,21 +53,22 @@ class _Schedule:
         return True
 
 
-def _run(detector: ConfirmedObjects, image: np.ndarray, mono: float, faces: tuple[Face, ...]) -> ObjectSnapshot:
+def _run(work: Work[T], image: np.ndarray, mono: float, faces: tuple[Face, ...]) -> JobResult[T]:
     started = time.perf_counter()
-    objects = tuple(detector.detect(image, faces))
-    return ObjectSnapshot(objects, mono, (time.perf_counter() - started) * 1000)
+    value = work(image, faces)
+    return JobResult(value, mono, (time.perf_counter() - started) * 1000)
 
 
-class InlineObjects:
-    def __init__(self, detector: ConfirmedObjects, rate_hz: float):
-        self._detector = detector
+class InlineJob(Generic[T]):
+    def __init__(self, work: Work[T], rate_hz: float, name: str):
+        self._work = work
         self._schedule = _Schedule(rate_hz)
-        self._latest = ObjectSnapshot()
+        self._latest: JobResult[T] = JobResult()
 
-    def update(self, image: np.ndarray, mono: float, faces: tuple[Face, ...]) -> ObjectSnapshot:
-        if self._schedule.due(mono):
-            self._latest = _run(self._detector, image, mono, faces)
+    def update(self, image: np.ndarray, mono: float, faces: tuple[Face, ...], wanted: bool = True) -> JobResult[T]:
+        """Run the work on this frame if it is `wanted` and due; the latest result either way."""
+        if wanted and self._schedule.due(mono):
+            self._latest = _run(self._work, image, mono, faces)
         return self._latest
 
     def start(self) -> None:
@@ -72,15 +78,16 @@ class InlineObjects:
         pass
 
 
-class BackgroundObjects:
-    def __init__(self, detector: ConfirmedObjects, rate_hz: float):
-        self._detector = detector
+class BackgroundJob(Generic[T]):
+    def __init__(self, work: Work[T], rate_hz: float, name: str):
+        self._work = work
+        self._name = name
         self._schedule = _Schedule(rate_hz)
-        self._latest = ObjectSnapshot()
+        self._latest: JobResult[T] = JobResult()
         self._pending: tuple[np.ndarray, float, tuple[Face, ...]] | None = None
         self._wake = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._work, name="objects", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -92,18 +99,18 @@ class BackgroundObjects:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
-    def update(self, image: np.ndarray, mono: float, faces: tuple[Face, ...]) -> ObjectSnapshot:
-        if self._schedule.due(mono):
+    def update(self, image: np.ndarray, mono: float, faces: tuple[Face, ...], wanted: bool = True) -> JobResult[T]:
+        if wanted and self._schedule.due(mono):
             with self._wake:
                 self._pending = (image, mono, faces)  # a frame still waiting is replaced by the newer one
                 self._wake.notify()
         return self._latest
 
-    def _work(self) -> None:
+    def _loop(self) -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _WORKER_NICENESS)
         except (AttributeError, OSError) as exc:  # not Linux, or not allowed: run at normal priority
-            log.debug("object worker keeps its priority: %s", exc)
+            log.debug("%s worker keeps its priority: %s", self._name, exc)
         while True:
             with self._wake:
                 self._wake.wait_for(lambda: self._pending is not None or self._stopping)
@@ -111,6 +118,6 @@ class BackgroundObjects:
                     return
                 job, self._pending = self._pending, None
             try:
-                self._latest = _run(self._detector, *job)  # replaced whole: readers never see half a result
-            except Exception:  # a bad frame must not end object detection for the rest of the session
-                log.exception("object detection failed on the frame at %.3f s", job[1])
+                self._latest = _run(self._work, *job)  # replaced whole: readers never see half a result
+            except Exception:  # a bad frame must not end the work for the rest of the session
+                log.exception("%s failed on the frame at %.3f s", self._name, job[1])

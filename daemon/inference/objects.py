@@ -27,8 +27,6 @@ OBJECT_MODEL_FILES = {
     "yolox": ("yolox_nano_coco_fp16.tflite", "coco80_labels.txt"),
     "ssd": ("ssd_mobilenet_v1_coco_quant.tflite", "coco_labelmap.txt"),
 }
-# Files only the object pass uses: without them the kiosk proctors face-only (`models fetch` goes on).
-OPTIONAL_MODEL_FILES = frozenset({*(name for files in OBJECT_MODEL_FILES.values() for name in files), PALM_FILE})
 _NMS_IOU = 0.45  # YOLOX's demo value, also used to merge the crop pass into the whole-frame pass
 
 

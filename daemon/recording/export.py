@@ -27,10 +27,11 @@ from daemon.report.files import REPORT_FILES
 from daemon.report.thumbnails import load_thumbnails
 from daemon.store import chain
 from daemon.store.db import StoreReader, connect_reader
+from daemon.store.identity import REFERENCE_PHOTO
 from daemon.store.verify import UnknownSession, verify
 
 FORMAT = "proctord-session-export/1"
-_FOLDERS = {"clip": "clips", "snapshot": "snapshots", "segment": "recordings"}
+_FOLDERS = {"clip": "clips", "snapshot": "snapshots", "segment": "recordings", REFERENCE_PHOTO: "identity"}
 
 
 @dataclass(frozen=True, slots=True)

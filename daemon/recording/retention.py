@@ -11,6 +11,11 @@ the file goes, and logged:
    evidence_max_age_days (0 = no age limit);
 2. by space: while free space is below min_free_mb, plain recordings oldest first, then synced evidence
    oldest first. What cannot be freed stays, and the recorder reports itself degraded.
+
+Identity data (identity checks, biometric: README, "Identity and privacy") goes sooner, synced or not: a
+session's reference embedding, its similarity figures and its reference photo are deleted
+identity.retention_days after the session ended, and with the session's evidence when that goes first. A
+session under review keeps them too.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from daemon.clock import SYSTEM_CLOCK, Clock
 from daemon.config import RetentionConfig
 from daemon.recording.disk import DiskSpace
+from daemon.store import identity as identity_store
 from daemon.store.db import StoreReader, is_storage_failure
 from daemon.store.records import StoredMedia
 
@@ -32,10 +38,18 @@ DAY_S = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityRetention:
+    days: float | None  # identity.retention_days (None: only with the session's evidence)
+    purge: Callable[[str, str], None]  # commits the deletion of a session's embedding and figures, with a reason
+
+
+@dataclass(frozen=True, slots=True)
 class Deletion:
     name: str
     reason: str
     bytes: int
+    session_id: str
+    kind: str
 
 
 class Retention:
@@ -46,8 +60,10 @@ class Retention:
         record_deletion: Callable[[str, str], None],
         disk: DiskSpace,
         clock: Clock = SYSTEM_CLOCK,
+        identity: IdentityRetention | None = None,
     ):
         self._config = config
+        self._identity = identity
         self._reader = reader
         self._record_deletion = record_deletion  # commits the deletion; returns once it is durable
         self._disk = disk
@@ -92,6 +108,26 @@ class Retention:
                 deletions.append(self._delete(item, f"disk space: {self._disk.describe()}"))
         if self._disk.low():
             log.warning("retention: still %s; the rest is unsynced evidence, under review or in use", self._disk.describe())
+        if self._identity:
+            evidence_gone = {d.session_id for d in deletions if d.kind != "segment"}
+            deletions += self._purge_identity(now, evidence_gone, {d.name for d in deletions})
+        return deletions
+
+    def _purge_identity(self, now: float, evidence_gone: set[str], deleted: set[str]) -> list[Deletion]:
+        assert self._identity is not None
+        days = self._identity.days
+        reasons = {session_id: "with the session's evidence" for session_id in evidence_gone}
+        if days:
+            expired = self._reader.read(identity_store.expired_sessions, now - days * DAY_S)
+            reasons |= {session_id: f"identity data kept {days:g} days" for session_id in expired}
+        photos = [
+            item for item in self._reader.live_media()
+            if item.media.kind == identity_store.REFERENCE_PHOTO and item.media.session_id in reasons
+            and item.media.name not in deleted and not item.under_review
+        ]
+        deletions = [self._delete(item, reasons[item.media.session_id]) for item in photos]
+        for session_id, reason in reasons.items():
+            self._identity.purge(session_id, reason)
         return deletions
 
     def _delete(self, item: StoredMedia, reason: str) -> Deletion:
@@ -100,7 +136,7 @@ class Retention:
         (self._disk.root / media.name).unlink(missing_ok=True)
         log.info("retention deleted %s (%s, %d bytes, session %s): %s", media.name, media.kind, media.bytes,
                  media.session_id, reason)
-        return Deletion(media.name, reason, media.bytes)
+        return Deletion(media.name, reason, media.bytes, media.session_id, media.kind)
 
     def check(self) -> None:
         """One check as the thread makes it: a failure is kept in `failure` (the status page shows it) and

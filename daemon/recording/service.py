@@ -14,9 +14,10 @@ from daemon.parts import Figure, PartStatus
 from daemon.recording.disk import DiskSpace
 from daemon.recording.recorder import Recorder, confirmation_delay_s
 from daemon.recording.recovery import recover_session_files
-from daemon.recording.retention import Retention
+from daemon.recording.retention import IdentityRetention, Retention
 from daemon.recording.snapshot import REQUESTED, Snapshot, write_jpeg
 from daemon.session import SessionError
+from daemon.store import identity as identity_store
 from daemon.store.db import Store, StoreReader
 from daemon.store.records import MediaRecord, SessionRecord
 from daemon.store.writer import StoreWriter
@@ -39,7 +40,8 @@ class RecordingService:
         self._topics = topics  # set: each event's snapshot also goes on MQTT, size-bounded
         self.root = config.recordings_dir
         self.disk = disk or DiskSpace(self.root, config.retention.min_free_mb * 1_000_000)
-        self.retention = Retention(config.retention, reader, self._record_deletion, self.disk, clock)
+        self.retention = Retention(config.retention, reader, self._record_deletion, self.disk, clock,
+                                   IdentityRetention(config.identity.retention_days, self._purge_identity))
         self.recorder = (
             Recorder(config.recording, self.root, confirmation_delay_s(config.rules), self._commit_media, self.disk,
                      on_low_space=self.retention.wake, clock=clock, sound=config.audio.enabled and config.audio.record)
@@ -124,6 +126,12 @@ class RecordingService:
         # Not retried: while the database cannot be written, retention waits for its next check instead of
         # holding its thread (the database's reserve, not retention, is what gives it room).
         self._writer.submit(lambda store: store.record_deletion(name, reason), retry=False).result()
+
+    def _purge_identity(self, session_id: str, reason: str) -> None:
+        if self._writer.submit(
+            lambda store: store.transact(identity_store.purge, session_id, reason, time.time()), retry=False
+        ).result():
+            log.info("retention deleted the identity data of session %s: %s", session_id, reason)
 
 
 def _report_failure(name: str):

@@ -1,6 +1,7 @@
 """The session report as data (the JSON format, schema in docs/report.schema.json), built only from the
-store's records: the session, its events, what the rules measured (focus tallies, calibration) and the
-exam board's review (verdicts, notes, remarks, and the score recomputed over the confirmed flags)."""
+store's records: the session, its events, what the rules measured (focus tallies, calibration, and with
+identity checks on the reference and the similarity over time) and the exam board's review (verdicts,
+notes, remarks, and the score recomputed over the confirmed flags)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from daemon.events.rules import EVENT_TYPES
 from daemon.report.score import integrity
 from daemon.report.wording import describe_evidence
 from daemon.review import ReviewState, SessionReview, Verdict
+from daemon.store import identity as identity_store
 from daemon.store.db import StoreReader
+from daemon.store.identity import StoredReference
 from daemon.store.records import ReviewEntry, SessionRecord
 
 REPORT_VERSION = 3
@@ -29,7 +32,9 @@ REVIEWED_BASIS = (
 def build_report(
     session: SessionRecord, events: list[Event], rules: RulesConfig, metrics: SessionMetrics | None = None,
     review: SessionReview | None = None,
+    identity: dict | None = None,
 ) -> dict:
+    """`identity`: the section `identity_section` makes, for a session with identity checks."""
     metrics = metrics or SessionMetrics()
     review = review or SessionReview.of([])
     duration = session.duration
@@ -57,7 +62,7 @@ def build_report(
             for event in events
         ],
         "review": review_section(review, events, rules, session.started_at, duration, assessment.assessable),
-    }
+    } | ({"identity": identity} if identity is not None else {})
 
 
 def review_section(review: SessionReview, events: list[Event], rules: RulesConfig, started_at: float,
@@ -105,9 +110,28 @@ def load_report(reader: StoreReader, session_id: str, rules: RulesConfig) -> dic
     session = reader.session(session_id)
     if session is None:
         return None
-    return build_report(
-        session, reader.events(session_id), rules, reader.metrics(session_id), reader.review(session_id)
+    reference = reader.read(identity_store.reference, session_id)
+    identity = None if reference is None else identity_section(
+        session, reference, reader.read(identity_store.similarities, session_id)
     )
+    return build_report(
+        session, reader.events(session_id), rules, reader.metrics(session_id), reader.review(session_id), identity
+    )
+
+
+def identity_section(
+    session: SessionRecord, reference: StoredReference, similarities: list[tuple[float, float]]
+) -> dict:
+    """Who the session compared against and how close the candidate stayed: the reference (never its vector),
+    and the similarity over time (offsets in seconds from the session's start)."""
+    return {
+        "reference": {
+            "source": reference.source, "model": reference.model, "samples": reference.samples,
+            "taken_at": reference.taken_at, "taken_offset_seconds": round(reference.taken_at - session.started_at, 3),
+            "threshold": reference.threshold, "photo": reference.photo, "deleted_at": reference.deleted_at,
+        },
+        "similarity": [[round(at - session.started_at, 3), round(value, 4)] for at, value in similarities],
+    }
 
 
 def focus_figures(focus: FocusCounts) -> dict:

@@ -248,4 +248,20 @@ def _timeline(doc: _ReportPdf, t: view.Timeline) -> None:
             colour = tuple(round(255 - 0.3 * (255 - c)) for c in colour)
         pdf.set_fill_color(*colour)
         pdf.rect(x0 + bar.x * scale, y0 + bar.y * scale, bar.width * scale, view.BAR_HEIGHT * scale, style="F")
+    if t.similarity:
+        _similarity(doc, t, x0, y0, scale)
     pdf.set_y(y0 + height + 2)
+
+
+def _similarity(doc: _ReportPdf, t: view.Timeline, x0: float, y0: float, scale: float) -> None:
+    pdf, plot = doc.pdf, t.similarity
+    label = doc.text(plot.label)
+    pdf.text(x0 + (t.plot_left - 4) * scale - pdf.get_string_width(label), y0 + (plot.top + plot.height / 2) * scale, label)
+    pdf.set_draw_color(*_hex_rgb("#c0392b"))
+    pdf.set_dash_pattern(dash=1, gap=0.8)
+    pdf.line(x0 + t.plot_left * scale, y0 + plot.threshold_y * scale, x0 + (t.plot_left + t.plot_width) * scale,
+             y0 + plot.threshold_y * scale)
+    pdf.set_dash_pattern()
+    pdf.set_draw_color(*_hex_rgb("#2c3e50"))
+    pdf.polyline([(x0 + x * scale, y0 + y * scale) for x, y in plot.points])
+    pdf.set_draw_color(*LINE)

@@ -28,6 +28,7 @@ EVENT_LABELS = {
     "camera_blurred": "Camera blurred",
     "camera_frozen": "Camera frozen",
     "camera_moved": "Camera moved",
+    "identity_mismatch": "Identity mismatch",
 }
 SEVERITY_COLOURS = {"high": "#c0392b", "medium": "#e67e22", "low": "#d4ac0d"}
 FOCUS_LABELS = {
@@ -44,6 +45,7 @@ RIGHT_MARGIN = 16
 LANE_HEIGHT = 24
 BAR_HEIGHT = 14
 AXIS_HEIGHT = 26
+SIMILARITY_HEIGHT = 48  # the identity similarity band
 MIN_BAR_WIDTH = 2.0  # a short event stays visible
 _TICK_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 
@@ -97,6 +99,19 @@ class Bar:
 
 
 @dataclass(frozen=True, slots=True)
+class SimilarityPlot:
+    """Identity checks: the similarity to the reference over the session, as a line in a band under the lanes
+    (similarity 0 at its bottom, 1 at its top) with the threshold dashed across it."""
+
+    top: float
+    height: float
+    points: list[tuple[float, float]]  # (x, y) per embedding
+    threshold_y: float
+    label: str
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
 class Timeline:
     width: float
     height: float
@@ -106,6 +121,12 @@ class Timeline:
     ticks: list[tuple[float, str]]  # (x, label)
     bars: list[Bar]
     calibration: tuple[float, float] | None  # (x, width) of the calibration window
+    similarity: SimilarityPlot | None = None
+
+    @property
+    def similarity_points(self) -> str:
+        """The similarity line as an SVG polyline's points."""
+        return " ".join(f"{x},{y}" for x, y in self.similarity.points) if self.similarity else ""
 
 
 def timeline(report: dict) -> Timeline:
@@ -137,13 +158,31 @@ def timeline(report: dict) -> Timeline:
     ticks = [(round(x_at(t), 2), clock_offset(t)) for t in range(0, int(duration) + 1, step)]
     calibrated = report.get("calibration", {})
     window = calibrated.get("ended_offset_seconds") if calibrated.get("calibrated") else None
+    lanes_bottom = AXIS_HEIGHT + LANE_HEIGHT * max(len(types), 1)
+    similarity = _similarity_plot(report.get("identity"), lanes_bottom + 4, x_at)
     return Timeline(
         width=TIMELINE_WIDTH,
-        height=AXIS_HEIGHT + LANE_HEIGHT * max(len(types), 1) + 4,
+        height=lanes_bottom + 4 + (SIMILARITY_HEIGHT + 4 if similarity else 0),
         plot_left=plot_left,
         plot_width=plot_width,
         lanes=[(label(t), lane_y[t]) for t in types],
         ticks=ticks,
         bars=bars,
         calibration=None if window is None else (plot_left, round(x_at(window) - plot_left, 2)),
+        similarity=similarity,
+    )
+
+
+def _similarity_plot(identity: dict | None, top: float, x_at) -> SimilarityPlot | None:
+    if not identity or not identity["similarity"]:
+        return None
+
+    def y_at(value: float) -> float:
+        return round(top + SIMILARITY_HEIGHT * (1 - min(max(value, 0.0), 1.0)), 2)
+
+    threshold = identity["reference"]["threshold"]
+    return SimilarityPlot(
+        top=top, height=SIMILARITY_HEIGHT,
+        points=[(round(x_at(offset), 2), y_at(value)) for offset, value in identity["similarity"]],
+        threshold_y=y_at(threshold), label="Identity", threshold=threshold,
     )

@@ -492,9 +492,9 @@ class StoreReader:
         return AnsweredRequest(**rows[0]) if rows else None
 
     def read(self, read: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `read(connection, ...)` on this thread's read-only connection: for a part that keeps its own
-        tables (the uploader)."""
-        conn = getattr(self._local, "conn", None)
+        """Run `read(connection, ...)` on this thread's read-only connection (or the one given at init): for a
+        part that keeps its own tables (the uploader, identity checks)."""
+        conn = self._connection() if self._connection is not None else getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect_reader(self.path)
         try:

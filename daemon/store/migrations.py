@@ -174,7 +174,26 @@ def m009_honest_session_analysed_time(db: sqlite_utils.Database) -> None:
     db["sessions"].add_column("not_checked", str, not_null_default="[]")
 
 
+def m010_identity_checks(db: sqlite_utils.Database) -> None:
+    """Identity checks (daemon/store/identity.py): each session's reference embedding, and the similarity
+    figures of the candidate to it over the session."""
+    db.execute(
+        "CREATE TABLE identity_references (session_id TEXT PRIMARY KEY REFERENCES sessions (id),"
+        " source TEXT NOT NULL, model TEXT NOT NULL, dimensions INTEGER NOT NULL,"
+        " embedding BLOB,"  # float32 little-endian; NULL once deleted (retention)
+        " embedding_sha256 TEXT NOT NULL, threshold REAL NOT NULL, samples INTEGER NOT NULL, taken_at REAL NOT NULL,"
+        " photo TEXT,"  # the reference photo's media name, when kept
+        " deleted_at REAL)"
+    )
+    db.execute(
+        "CREATE TABLE identity_checks (session_id TEXT NOT NULL REFERENCES sessions (id), at REAL NOT NULL,"
+        " similarity REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX identity_checks_by_session ON identity_checks (session_id, at)")
+
+
 MIGRATIONS = [
     m001_sessions_events_outbox, m002_session_metrics, m003_evidence_chain, m004_command_requests,
     m005_upload_queue, m006_users, m007_reviews, m008_audio_focus, m009_honest_session_analysed_time,
+    m010_identity_checks,
 ]

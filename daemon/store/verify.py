@@ -12,6 +12,7 @@ session's stop message carries the chain head to the supervisors (README, "Tampe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass, field
@@ -21,12 +22,16 @@ from daemon.files import PARTIAL_SUFFIX, file_sha256
 from daemon.store import chain, reviews
 from daemon.store.db import DatabaseUnusable, check_integrity, connect_reader
 from daemon.store.evidence import MEDIA_FIELDS, SESSION_START_FIELDS, SESSION_STOP_FIELDS
+from daemon.store.identity import REFERENCE_FIELDS
 
 # Which record a chain entry vouches for; the last entry of a family and ref holds its current content.
 _FAMILY = {
     "session_start": "session_start", "session_stop": "session_stop",
     "event_start": "event", "event_end": "event", "media": "media", "review": "review",
+    "identity_reference": "identity_reference",
 }
+# Entries that record a deletion: the record they are about stays, with its content gone.
+_DELETIONS = {"media_deleted", "identity_deleted"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +121,7 @@ class _SessionCheck:
         latest: dict[tuple[str, str], dict] = {}  # (kind family, ref) -> the last body chained for it
         deleted: set[str] = set()
         for entry in entries:
-            if entry.kind == "media_deleted":
+            if entry.kind in _DELETIONS:
                 deleted.add(entry.ref)
             elif entry.kind in _FAMILY:
                 latest[(_FAMILY[entry.kind], entry.ref)] = json.loads(entry.body)
@@ -129,6 +134,10 @@ class _SessionCheck:
             self._check_session(session, entries, head, latest)
         events = self._rows("SELECT * FROM events WHERE session_id = ?")
         self._check_rows("event", events, "id", {ref: body for (fam, ref), body in latest.items() if fam == "event"})
+        references = {ref: body for (fam, ref), body in latest.items() if fam == "identity_reference"}
+        self._check_rows("identity reference", self._rows("SELECT * FROM identity_references WHERE session_id = ?"),
+                         "session_id", references, REFERENCE_FIELDS)
+        self._check_embedding(deleted)
         media = {ref: body for (fam, ref), body in latest.items() if fam == "media"}
         self._check_rows("media row", self._rows("SELECT * FROM media WHERE session_id = ?"), "name", media, MEDIA_FIELDS)
         chained = {ref: body | {"id": ref} for (fam, ref), body in latest.items() if fam == "review"}
@@ -137,6 +146,16 @@ class _SessionCheck:
         self._check_rows("review entry", rows, "id", chained)
         files = self._check_files(media, deleted, running=session is not None and session["state"] == "running")
         self._result.sessions.append(SessionSummary(self._id, len(entries), head, len(events), files))
+
+    def _check_embedding(self, deleted: set[str]) -> None:
+        row = self._row("SELECT embedding, embedding_sha256 FROM identity_references WHERE session_id = ?")
+        if row is None:
+            return
+        if row["embedding"] is None:
+            if self._id not in deleted:
+                self._problem("identity reference", "its embedding is gone but no deletion was recorded")
+        elif hashlib.sha256(row["embedding"]).hexdigest() != row["embedding_sha256"]:
+            self._problem("identity reference", "altered: its embedding's sha256 differs from the one recorded")
 
     def _check_links(self, entries: list[chain.ChainEntry]) -> str | None:
         prev = chain.GENESIS

@@ -12,6 +12,8 @@ first error. Payloads are parsed within bounds (daemon/untrusted.py), and every 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -27,15 +29,19 @@ from pydantic import ValidationError
 from daemon.candidate import problem_text
 from daemon.capture.frame import Frame
 from daemon.clock import SYSTEM_CLOCK, Clock
+from daemon.events.identity import IdentityReference
+from daemon.inference.reference_photo import ReferencePhotoError
 from daemon.recording.snapshot import Snapshot
 from daemon.session import SessionError
 from daemon.store.command_ids import AnsweredRequest
 from daemon.store.db import StoreReader
-from daemon.store.records import CandidateInfo, SessionRecord
+from daemon.store.records import SessionRecord
 from daemon.store.writer import StoreWriter
 from daemon.sync.contract import (
+    BASE64_MAX_CHARS,
     COMMAND_NAMES,
     CONTRACT_VERSION,
+    MAX_MQTT_REFERENCE_PHOTO_BYTES,
     REQUEST,
     CommandRequest,
     KioskStatus,
@@ -50,8 +56,9 @@ from daemon.untrusted import JsonBounds, UntrustedJsonError, loads_bounded, prin
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A command is a flat object of short strings: these bounds leave room for nothing else.
-COMMAND_JSON = JsonBounds(max_bytes=16 * 1024, max_depth=4, max_number_chars=20)
+# A command is a flat object of short strings (and start_session's optional base64 reference photo): these
+# bounds leave room for nothing else.
+COMMAND_JSON = JsonBounds(max_bytes=16 * 1024 + BASE64_MAX_CHARS, max_depth=4, max_number_chars=20)
 # Answered request ids kept at most, whatever the window (mqtt.command_ids_kept_s): bounded disk use.
 REMEMBERED_AT_MOST = 10_000
 # How long an answer waits for its request id to be stored before it goes out regardless.
@@ -90,12 +97,14 @@ class StoreRequestLog:
 class CommandActions:
     """What commands may do to the daemon; service.py provides them."""
 
-    start_session: Callable[[CandidateInfo], SessionRecord]
+    start_session: Callable[..., SessionRecord]  # (info) or (info, IdentityReference from a photo)
     stop_session: Callable[[], SessionRecord]
     latest_frame: Callable[[], Frame | None]
     status: Callable[[], KioskStatus]
     save_snapshot: Callable[[Frame], Snapshot]  # the frame as the running session's evidence
     requests: RequestLog
+    # identity checks on: a reference photo's bytes -> the session's reference (ReferencePhotoError if refused)
+    read_reference_photo: Callable[[bytes], IdentityReference] | None = None
 
 
 class Rejected(Exception):
@@ -197,7 +206,10 @@ class CommandProcessor:
                     raise Rejected("failed", f"the snapshot could not be saved: {exc}") from exc
             case StartSession():
                 info = request.info()
-                return {"session": asdict(self._session_call(lambda: self._actions.start_session(info)))}
+                if request.reference_photo is None:
+                    return {"session": asdict(self._session_call(lambda: self._actions.start_session(info)))}
+                reference = self._reference(request.reference_photo)
+                return {"session": asdict(self._session_call(lambda: self._actions.start_session(info, reference)))}
             case StopSession():
                 running = self._actions.status().session
                 if request.session_id is not None and (running is None or running.id != request.session_id):
@@ -205,6 +217,20 @@ class CommandProcessor:
                     raise Rejected("refused", f"session {request.session_id} is not running (running: {current})")
                 return {"session": asdict(self._session_call(self._actions.stop_session))}
         raise AssertionError(f"unhandled command {request!r}")
+
+    def _reference(self, photo: str) -> IdentityReference:
+        if self._actions.read_reference_photo is None:
+            raise Rejected("refused", "reference_photo: identity checks are off on this kiosk (identity.enabled)")
+        try:
+            data = base64.b64decode(photo, validate=True)
+        except binascii.Error as exc:
+            raise Rejected("invalid", f"reference_photo: not base64 ({exc})") from exc
+        if len(data) > MAX_MQTT_REFERENCE_PHOTO_BYTES:
+            raise Rejected("invalid", f"reference_photo: {len(data)} bytes; at most {MAX_MQTT_REFERENCE_PHOTO_BYTES}")
+        try:
+            return self._actions.read_reference_photo(data)
+        except ReferencePhotoError as exc:
+            raise Rejected("invalid", f"reference_photo: {exc}") from exc
 
     @staticmethod
     def _session_call(call: Callable[[], T]) -> T:

@@ -224,8 +224,19 @@ class TakeSnapshot(CommandRequest):
     command: Literal["snapshot"]
 
 
+# A reference photo in start_session: base64 of a JPEG or PNG of at most this many bytes (a face crop or a
+# webcam still; the web form takes bigger ones). Carried in the command itself, not fetched from a URL: the
+# kiosk makes no request an MQTT sender could aim elsewhere, and the size is bounded before it is read.
+MAX_MQTT_REFERENCE_PHOTO_BYTES = 64 * 1024
+BASE64_MAX_CHARS = (MAX_MQTT_REFERENCE_PHOTO_BYTES + 2) // 3 * 4
+
+
 class StartSession(CommandRequest, CandidateDetails):
     command: Literal["start_session"]
+    # identity checks on: the candidate's reference photo, base64 (RFC 4648, with padding)
+    reference_photo: Annotated[
+        str, Field(min_length=4, max_length=BASE64_MAX_CHARS, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
+    ] | None = Field(default=None, repr=False)
 
 
 class StopSession(CommandRequest):
