@@ -44,12 +44,12 @@ def add_user_commands(commands, config_option) -> None:
     add.set_defaults(handler=_add)
 
     remove = actions.add_parser("remove", help="remove a user: their logins end at once")
-    remove.add_argument("name")
+    remove.add_argument("name", help="the user to remove")
     config_option(remove)
     remove.set_defaults(handler=_remove)
 
     passwd = actions.add_parser("passwd", help="set a user's new password: their logins end at once")
-    passwd.add_argument("name")
+    passwd.add_argument("name", help="the user whose password changes")
     config_option(passwd)
     passwd.set_defaults(handler=_passwd)
 

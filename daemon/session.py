@@ -126,7 +126,7 @@ class SessionController:
         self._listeners.append(listener)
 
     def start(
-        self, info: CandidateInfo, at: Instant, camera_online: bool = True, reference: IdentityReference | None = None
+        self, info: CandidateInfo, at: Instant, camera_online: bool = True, *, reference: IdentityReference | None = None
     ) -> SessionRecord:
         """`camera_online` False: the camera is lost already, so the session is without frames from its start.
         `reference` (a reference photo's embedding) replaces the identity check-in's."""

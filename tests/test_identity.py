@@ -416,7 +416,7 @@ def test_the_start_form_takes_a_reference_photo_and_refuses_a_bad_one(tmp_path, 
     kiosk.sessions = SessionController(config.rules, kiosk.writer, Topics.from_config(config), identity=ON,
                                        reference_keeper=ReferenceKeeper(ON, None, 90))
     backend = replace(kiosk.backend, read_reference_photo=lambda data: photos.read(data, kiosk.clock.time()),
-                      start_session=lambda info, reference=None: kiosk.sessions.start(info, kiosk.now(), reference))
+                      start_session=lambda info, reference=None: kiosk.sessions.start(info, kiosk.now(), reference=reference))
     client = create_app(backend, WebConfig(password_hash=PASSWORD_HASH), clock=kiosk.clock).test_client()
     try:
         login(client)
@@ -444,7 +444,7 @@ def test_start_session_over_mqtt_takes_a_base64_reference_photo(tmp_path, photos
                                            reference_keeper=ReferenceKeeper(ON, None, 90))
     actions = replace(commanded.actions, read_reference_photo=lambda data: photos.read(data, 0.0),
                       start_session=lambda info, reference=None: commanded.sessions.start(info, Instant(0.0, 1.0),
-                                                                                          reference))
+                                                                                          reference=reference))
     processor = CommandProcessor(TOPICS, actions, ["start_session"])
 
     def start(request_id: str, photo: bytes | str) -> dict:
