@@ -19,6 +19,7 @@ from werkzeug.security import generate_password_hash
 from daemon.capture.frame import Frame
 from daemon.config import Config, WebConfig
 from daemon.events.rules import Instant
+from daemon.parts import PartStatus
 from daemon.recording.service import RecordingService
 from daemon.session import SessionController
 from daemon.store.db import Store, StoreReader
@@ -83,7 +84,8 @@ def review_kiosk(tmp_path: Path, port: int) -> ReviewKiosk:
         open_events=lambda: sessions.open_events,
         record_review=lambda entries: writer.submit(
             lambda store: [store.add_review(entry) for entry in entries], retry=False).result(),
-        latest_frame=lambda: None, data_dir=config.data_dir, recordings_dir=config.recordings_dir,
+        latest_frame=lambda: None, camera=lambda: PartStatus("capture", "off", "a review kiosk has no camera"),
+        data_dir=config.data_dir, recordings_dir=config.recordings_dir,
     )
     server = WebServer("127.0.0.1", port, create_app(backend, WebConfig(password_hash=generate_password_hash(
         PASSWORD, method="pbkdf2:sha256:1000"))))

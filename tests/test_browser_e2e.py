@@ -65,12 +65,19 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def browser():
+@contextmanager
+def launched_chromium() -> Iterator:
+    """Debian's Chromium, headless, driven by Playwright (never a browser Playwright downloads)."""
     with playwright.sync_playwright() as driver:
         chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def browser():
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 def test_technician_logs_in_runs_a_session_and_reads_the_report(daemon, browser, tmp_path):

@@ -49,7 +49,7 @@ def test_a_session_without_a_camera_is_not_assessable_in_the_browser(cameraless_
 
         # The camera never delivers: the session runs on the clock until the technician stops it.
         page.goto(f"{cameraless_daemon}/sessions")
-        page.locator("main table a").first.click()
+        page.locator("main table tbody a").first.click()
         page.wait_for_url("**/sessions/2*")
         session_url = page.url
         def shows_the_loss() -> bool:

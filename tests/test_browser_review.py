@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 from review_kiosk import PASSWORD, SEGMENT_S, review_kiosk
-from test_browser_e2e import CHROMIUM, CHROMIUM_ARGS
+from test_browser_e2e import CHROMIUM, launched_chromium  # skips here too without playwright
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (./run test does)")
 
 DESKTOP = {"width": 1280, "height": 900}
@@ -36,10 +35,8 @@ def kiosk(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 class Shots:

@@ -15,12 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import daemon_config, free_port, run_proctord, start_proctord, wait_until
-from test_browser_e2e import (  # skips here too without playwright
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    _answers,
-    playwright,
-)
+from test_browser_e2e import CHROMIUM, _answers, launched_chromium  # skips here too without playwright
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (./run test does)")
 
@@ -56,10 +51,8 @@ def offline_kiosk(tmp_path_factory, models_dir):
 
 @pytest.fixture(scope="module")
 def chromium():
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -617,6 +617,10 @@ def test_a_session_the_camera_missed_is_not_assessable_on_its_page(kiosk, logged
     assert report["integrity"]["score"] is None and report["session"]["duration_seconds"] == 21.0
     [listed] = logged_in.get("/api/sessions").json
     assert (listed["assessment"]["assessable"], listed["assessment"]["analysed_share"]) == (False, 0.0)
+    # The exam board's list and review page say it too, and rank it first (it needs a person's eyes).
+    row = re.search(r'<tr id="row-[^"]+">.*?</tr>', logged_in.get("/sessions").text, re.DOTALL).group(0)
+    assert session.id in row and "not assessable" in row
+    assert "not assessable" in logged_in.get(f"/sessions/{session.id}/review").text
 
 
 def test_the_printable_reports_carry_the_snapshots(kiosk, logged_in, desk):

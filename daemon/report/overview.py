@@ -23,7 +23,7 @@ from daemon.store.records import SessionRecord
 @dataclass(frozen=True, slots=True)
 class SessionOverview:
     session: SessionRecord
-    score: float  # the automatic integrity score (so far, while running)
+    score: float | None  # the automatic integrity score (so far, while running); None: not assessable
     events: int
     high: int  # high-severity flags
     review: ReviewState
@@ -42,7 +42,8 @@ def overviews(reader: StoreReader, rules: RulesConfig) -> list[SessionOverview]:
     for session in reader.sessions(limit=None):
         flags = events.get(session.id, [])
         rows.append(SessionOverview(
-            session, integrity(flags, rules, session.started_at, max(session.duration, 0.0))["score"], len(flags),
+            session, integrity(flags, rules, session.started_at, max(session.duration, 0.0),
+                               scored=session.assessment.assessable)["score"], len(flags),
             sum(e.severity == "high" for e in flags), states.get(session.id, ReviewState.NOT_REVIEWED),
         ))
     return rows
@@ -53,7 +54,12 @@ _REVIEW_RANK = {ReviewState.NOT_REVIEWED: 0, ReviewState.IN_REVIEW: 1, ReviewSta
 
 def priority(row: SessionOverview) -> tuple:
     rank = 2 if row.session.state == "running" else _REVIEW_RANK[row.review]
-    return rank, row.score, -row.high, -row.session.started_at
+    return rank, _score_key(row), -row.high, -row.session.started_at
+
+
+def _score_key(row: SessionOverview) -> float:
+    """A session with no score (not assessable) sorts as the lowest: it needs a reviewer's eyes most."""
+    return -1.0 if row.score is None else row.score
 
 
 class Sort(NamedTuple):
@@ -65,7 +71,7 @@ class Sort(NamedTuple):
 SORTS: dict[str, Sort] = {
     "priority": Sort("Review priority", priority),
     "date": Sort("Date", lambda r: r.session.started_at),
-    "score": Sort("Score", lambda r: r.score),
+    "score": Sort("Score", _score_key),
     "high": Sort("High-severity flags", lambda r: r.high),
     "events": Sort("Flags", lambda r: r.events),
     "state": Sort("State", lambda r: r.session.state),
@@ -100,7 +106,7 @@ class SessionQuery:
             and self.exam.casefold() in s.exam_id.casefold()
             and (self.since is None or row.day >= self.since)
             and (self.until is None or row.day <= self.until)
-            and (self.max_score is None or row.score <= self.max_score)
+            and (self.max_score is None or (row.score is not None and row.score <= self.max_score))
             and (self.min_high is None or row.high >= self.min_high)
         )
 
