@@ -11,10 +11,11 @@ from synthetic import FPS, at, face, scene, seen
 from daemon.capture.frame import FrameQuality
 from daemon.config import RulesConfig
 from daemon.events.attention import Attention
-from daemon.events.conditions import build_conditions
+from daemon.events.conditions import Observation, build_conditions
 from daemon.events.model import Event, Neutral
 from daemon.events.rules import EVENT_TYPES, RuleEngine
-from daemon.inference.analysis import FrameAnalysis
+from daemon.events.voice import VoiceFusion
+from daemon.inference.analysis import AudioAnalysis, FrameAnalysis
 from daemon.report.wording import WORDINGS, describe_evidence
 
 RULES = RulesConfig()
@@ -58,12 +59,27 @@ SCENES: dict[str, list[FrameAnalysis]] = {
 }
 
 
+# The rules that do not read frames: what they record, from the real code where a scene can drive it.
+def voice_evidence(mouth_moved: bool) -> dict:
+    fusion = VoiceFusion(RULES.talking, RULES.other_voice)
+    if mouth_moved:
+        fusion.mouth(0.0, Observation(True, 1.0, {"mouth_std": 0.12}))
+    heard = fusion.observe(AudioAnalysis(1.0, 1.0, 0.032, -31.0, 0.93, True))
+    return (heard.speech if mouth_moved else heard.other_voice).evidence
+
+
 def recorded_evidence(event_type: str) -> dict:
     """The evidence the rule really records for its scene."""
-    if event_type == "camera_lost":
+    if event_type in ("camera_lost", "microphone_lost"):
         engine = RuleEngine(RULES, "s-1", lambda: "ev")
-        [change] = engine.update_camera(at(0), online=False)
-        return change.event.evidence
+        update = engine.update_camera if event_type == "camera_lost" else engine.update_microphone
+        changes = [change for i in range(60) for change in update(at(i), False)]
+        return changes[0].event.evidence
+    if event_type in ("speech", "other_voice"):
+        return voice_evidence(mouth_moved=event_type == "speech")
+    if event_type == "identity_mismatch":  # IdentityCheck's evidence (it needs embeddings: tests/test_identity.py)
+        return {"similarity": 0.412, "reference": "check-in", "eye_distance_px": 31.5, "yaw_deg": 4.0,
+                "limit": 0.7, "threshold": "similarity to the reference < 0.7"}
     attention = Attention(RULES, lambda: NEUTRAL)
     attention.learner.calibrated(NEUTRAL)
     condition = build_conditions(RULES, attention)[event_type]
@@ -78,7 +94,8 @@ def event(event_type: str, evidence: dict, lasted: float | None = 5.2) -> Event:
 
 def test_every_rule_type_has_a_wording_and_a_scene():
     assert set(WORDINGS) == set(EVENT_TYPES)
-    assert set(SCENES) | {"camera_lost"} == set(EVENT_TYPES)
+    assert set(SCENES) | {"camera_lost", "microphone_lost", "speech", "other_voice", "identity_mismatch"} \
+        == set(EVENT_TYPES)
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)

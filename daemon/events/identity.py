@@ -68,7 +68,7 @@ class IdentityCheck:
         return Observation(True, past_lower(latest.similarity, self._config.threshold), {
             "similarity": round(latest.similarity, 3), "reference": self.reference.source,
             "eye_distance_px": round(self._sample.eye_distance_px, 1), "yaw_deg": round(self._sample.yaw_deg, 1),
-            "threshold": f"similarity to the reference < {self._config.threshold:g}",
+            "limit": self._config.threshold, "threshold": f"similarity to the reference < {self._config.threshold:g}",
         })
 
     def _read(self, sample: IdentitySample, at: float) -> None:

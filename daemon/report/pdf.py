@@ -115,7 +115,7 @@ def render_report_pdf(report: dict, thumbnails: Thumbnails | None = None) -> byt
         f"analysed {view.percent(report['assessment']['analysed_share'])}). Flagged {score['flagged_seconds']:.1f} s ({view.percent(score['share_flagged'])})."
     )
 
-    _review(doc, review)
+    _review(doc, report["review"])
 
     doc.heading("Timeline")
     _timeline(doc, view.timeline(report))

@@ -124,6 +124,29 @@ def _camera_moved(evidence: dict) -> tuple[str, str]:
             "0 same, 1 nothing in common)"), _limit(evidence))
 
 
+def _heard(evidence: dict) -> str:
+    return (f"voice probability {evidence.get('speech_probability', 0):.2f}, "
+            f"level {evidence.get('level_dbfs', 0):.0f} dBFS")
+
+
+def _speech(evidence: dict) -> tuple[str, str]:
+    return f"speech heard ({_heard(evidence)})", ""
+
+
+def _other_voice(evidence: dict) -> tuple[str, str]:
+    mouth = evidence.get("mouth", "not seen moving")
+    return f"a voice while the candidate's mouth was {mouth} ({_heard(evidence)})", ""
+
+
+def _microphone_lost(evidence: dict) -> tuple[str, str]:
+    return "no sound from the microphone", ""
+
+
+def _identity_mismatch(evidence: dict) -> tuple[str, str]:
+    return ((f"the face in view unlike the candidate's {evidence.get('reference', 'check-in')} reference "
+             f"(similarity {evidence.get('similarity', 0):.2f})"), _limit(evidence))
+
+
 # One wording per event type the rules raise; tests/test_wording.py walks the rule types against it.
 WORDINGS: dict[str, Wording] = {
     "no_face": _no_face,
@@ -141,6 +164,10 @@ WORDINGS: dict[str, Wording] = {
     "camera_blurred": _camera_blurred,
     "camera_frozen": _camera_frozen,
     "camera_moved": _camera_moved,
+    "speech": _speech,
+    "other_voice": _other_voice,
+    "microphone_lost": _microphone_lost,
+    "identity_mismatch": _identity_mismatch,
 }
 
 
