@@ -81,6 +81,11 @@ def _decoded(data: bytes) -> np.ndarray:
         raise ReferencePhotoError(f"a {kind} picture; a JPEG or PNG is needed")
     if max(width, height) > MAX_SIDE:
         raise ReferencePhotoError(f"the photo is {width}x{height}; at most {MAX_SIDE} px a side")
+    try:  # Pillow refuses a truncated file; OpenCV before 5 decodes one into grey rows without a word
+        with Image.open(io.BytesIO(data)) as whole:
+            whole.load()
+    except OSError as exc:
+        raise ReferencePhotoError(f"the {kind} file is damaged and cannot be decoded") from exc
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ReferencePhotoError(f"the {kind} file is damaged and cannot be decoded")
