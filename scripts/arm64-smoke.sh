@@ -80,10 +80,13 @@ cp "$clip" "$guest/opt/smoke/clip${clip##*/}"
 for name in yolox_nano_coco_fp16.tflite coco80_labels.txt; do  # the mirror-only ones
   cp "$mirror/$name" "$guest/opt/smoke/mirror/"
 done
+# The host's trust store: where HTTPS goes through an inspecting proxy, the guest's own CA list refuses PyPI.
+cp /etc/ssl/certs/ca-certificates.crt "$guest/opt/smoke/host-ca.crt"
 
 say "in the guest: venv, pip install -c $constraints, models fetch, replay (slow under emulation)"
 chroot "$guest" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
   STATE_DIRECTORY=/var/lib/proctord PROCTORD_MODELS_MIRROR=/opt/smoke/mirror \
+  PIP_CERT=/opt/smoke/host-ca.crt SSL_CERT_FILE=/opt/smoke/host-ca.crt \
   CONSTRAINTS="$constraints" CLIP="/opt/smoke/clip${clip##*/}" /bin/bash -euo pipefail -c '
     cd /opt/proctord
     echo "guest: $(uname -m), $(python3 --version), $(. /etc/os-release && echo "$PRETTY_NAME")"
