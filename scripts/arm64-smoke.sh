@@ -90,10 +90,11 @@ chroot "$guest" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LA
   CONSTRAINTS="$constraints" CLIP="/opt/smoke/clip${clip##*/}" /bin/bash -euo pipefail -c '
     cd /opt/proctord
     echo "guest: $(uname -m), $(python3 --version), $(. /etc/os-release && echo "$PRETTY_NAME")"
-    [ -x .venv/bin/python ] || python3 -m venv .venv
-    .venv/bin/python -m pip install -q --disable-pip-version-check --only-binary=:all: -c "$CONSTRAINTS" -e .
-    .venv/bin/python -c "import numpy, cv2, ai_edge_litert, av; print(\"numpy\", numpy.__version__, \"cv2\", cv2.__version__, \"av\", av.__version__)"
-    .venv/bin/proctord models fetch
-    time .venv/bin/proctord replay "$CLIP" --out /opt/smoke/report-out
+    # The venv lives outside the copied checkout so that a second run keeps it (pip under qemu is slow).
+    [ -x /opt/venv/bin/python ] || python3 -m venv /opt/venv
+    /opt/venv/bin/python -m pip install -q --disable-pip-version-check --only-binary=:all: -c "$CONSTRAINTS" -e .
+    /opt/venv/bin/python -c "import numpy, cv2, ai_edge_litert, av; print(\"numpy\", numpy.__version__, \"cv2\", cv2.__version__, \"av\", av.__version__)"
+    /opt/venv/bin/proctord models fetch
+    time /opt/venv/bin/proctord replay "$CLIP" --out /opt/smoke/report-out
   '
 say "done"
