@@ -19,9 +19,11 @@ import logging
 import queue
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 import webbrowser
@@ -354,11 +356,12 @@ class Console:
         self._client.on_message = lambda client, userdata, message: self._received.put(
             (message.topic, message.payload, time.time()))
 
-    def run(self) -> None:
+    def run(self, stop: threading.Event) -> None:
+        """Print until `stop` is set (Ctrl-C or SIGTERM set it between two lines, never in the middle of one)."""
         connect_async(self._client, self._settings)
         next_draw = 0.0
         try:
-            while True:
+            while not stop.is_set():
                 try:
                     topic, payload, received_at = self._received.get(timeout=REDRAW_EVERY_S)
                 except queue.Empty:
@@ -369,8 +372,6 @@ class Console:
                 if self._live and time.monotonic() >= next_draw:
                     next_draw = time.monotonic() + REDRAW_EVERY_S
                     self._draw()
-        except KeyboardInterrupt:
-            pass
         finally:
             self._client.disconnect()
             self._client.loop_stop()
@@ -489,5 +490,10 @@ def _watch(args) -> int:
     except (UserError, OSError) as exc:
         print(f"proctord watch: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    console.run()
+    # A flag, not KeyboardInterrupt: an exception raised inside a write to a full terminal left the
+    # interpreter blocked flushing it at exit.
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    console.run(stop)
     return 0
