@@ -84,7 +84,11 @@ done
 cp /etc/ssl/certs/ca-certificates.crt "$guest/opt/smoke/host-ca.crt"
 
 say "in the guest: venv, pip install -c $constraints, models fetch, replay (slow under emulation)"
-chroot "$guest" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+# QEMU_CPU: emulate the Pi 5's core, not qemu's default "max" CPU. On "max" (SVE) numpy's OpenBLAS picks an
+# SVE kernel whose small matrix products came out wrong under qemu 7.2 (348 of 468 rows of a (468, 2) @
+# (2, 2) product): the face landmarks went to the wrong places and every frame was "looking away".
+# A Cortex-A76 has no SVE and gets the kernel a Pi 5 (and a Jetson Orin's A78) gets.
+chroot "$guest" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 QEMU_CPU=cortex-a76 \
   STATE_DIRECTORY=/var/lib/proctord PROCTORD_MODELS_MIRROR=/opt/smoke/mirror \
   PIP_CERT=/opt/smoke/host-ca.crt SSL_CERT_FILE=/opt/smoke/host-ca.crt \
   CONSTRAINTS="$constraints" CLIP="/opt/smoke/clip${clip##*/}" /bin/bash -euo pipefail -c '
