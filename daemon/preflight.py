@@ -32,7 +32,7 @@ def load_checked_config(path: Path | None, *, for_run: bool = False, web_port: i
 
 
 def startup_problems(config: Config, *, for_run: bool = False) -> list[str]:
-    checks = [_data_dir, _models, _camera, _web_password, _mqtt_files]
+    checks = [_data_dir, _models, _arithmetic, _camera, _web_password, _mqtt_files]
     if for_run:
         checks.append(_web_port)
     problems = []
@@ -82,6 +82,17 @@ def _models(config: Config, _: bool) -> None:
     own_model = config.models_dir / config.identity.model_file
     if config.identity.enabled and not own_model.is_file():
         raise Refused(f"identity.model_file: {own_model} not found")
+
+
+def _arithmetic(config: Config, _: bool) -> None:
+    from daemon.inference.roi import to_frame_is_exact
+
+    if not to_frame_is_exact():
+        raise Refused(
+            "this CPU's BLAS (numpy's OpenBLAS) computes small matrix products wrong, so every face's landmarks "
+            "would be misplaced; run proctord with OPENBLAS_CORETYPE=ARMV8 (the generic kernel) in its "
+            "environment: `systemctl edit proctord`, then Environment=OPENBLAS_CORETYPE=ARMV8"
+        )
 
 
 def _camera(config: Config, _: bool) -> None:

@@ -494,3 +494,26 @@ def test_run_refuses_a_busy_web_port_in_one_line(good_config):
         config = good_config(web={"enabled": True, "port": port})
         assert_one_clean_line(run_briefly(config), f"web.port: cannot listen on 127.0.0.1:{port}",
                               "another program listens there")
+
+
+# --- the CPU's arithmetic (found by the emulated arm64 run) -----------------------------------------------
+
+
+def test_a_blas_that_gets_the_landmark_products_wrong_is_refused_with_the_fix(monkeypatch):
+    from daemon.inference import roi
+    from daemon.preflight import startup_problems
+
+    def arithmetic_problems() -> list[str]:
+        return [p for p in startup_problems(Config()) if "matrix products" in p]
+
+    assert roi.to_frame_is_exact() and arithmetic_problems() == []
+    exact = roi.to_frame
+
+    def misplacing(points, crop_to_frame):  # as numpy's OpenBLAS did under qemu's SVE CPU: most rows wrong
+        mapped = exact(points, crop_to_frame)
+        mapped[4:, :2] = mapped[4:, :2][::-1]
+        return mapped
+
+    monkeypatch.setattr(roi, "to_frame", misplacing)
+    [problem] = arithmetic_problems()
+    assert "OPENBLAS_CORETYPE=ARMV8" in problem and "systemctl edit proctord" in problem
